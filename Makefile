@@ -1,0 +1,44 @@
+# StoreSCP for AWS HealthImaging. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := dcmtk
+
+.PHONY: help deps system-deps test lint release run demo bench
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps: ## Install Debian packages the tests use (dcmtk) when missing
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+deps: $(STAMP) system-deps ## Create .venv and install Python and system dependencies
+
+test: deps ## Run every test (installs what it needs first)
+	$(PY) -m ruff check scp lambdas generator tests bench
+	$(PY) -m pytest
+
+lint: deps ## ruff over the code
+	$(PY) -m ruff check scp lambdas generator tests bench
+	$(PY) -m ruff format --check scp lambdas generator tests bench
+
+release: deps ## Build the Marketplace bundle into dist/<version>/ with every gate
+	$(PY) -m generator.release
+
+run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
+	$(PY) -m scp --storage ./received --bind 127.0.0.1

@@ -1,0 +1,19 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.aws import FAKE_AWS_ENV, MotoServer, moto_server
+
+os.environ.update(FAKE_AWS_ENV)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto server for the session. Tests use their own bucket/table names to stay apart."""
+    with moto_server() as server:
+        yield server
