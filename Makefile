@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dcmtk
 
-.PHONY: help deps system-deps test lint release run demo bench
+.PHONY: help deps system-deps test lint release run demo bench reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,3 +42,10 @@ release: deps ## Build the Marketplace bundle into dist/<version>/ with every ga
 
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 	$(PY) -m scp --storage ./received --bind 127.0.0.1
+
+bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom (BENCH_ARGS="--help" lists options)
+	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc"
+	$(PY) -m bench $(BENCH_ARGS)
+
+reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, faults
+	RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -q -o timeout=1200

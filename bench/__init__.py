@@ -1,0 +1,1 @@
+"""Benchmarks of our Store SCP against dcmtk storescp, Orthanc and pynetdicom's storescp."""

@@ -1,0 +1,117 @@
+"""`python -m bench`: run the Store SCP benchmark and write bench/results/latest.md.
+
+Every server x dataset x parallelism runs `--repeat` times, interleaved so that noise from other
+load on the machine falls on every server alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from importlib.metadata import version
+from pathlib import Path
+
+import psutil
+
+from bench.datasets import SPECS, generate
+from bench.errors import BenchError
+from bench.report import render
+from bench.runner import Measurement, measure
+from bench.servers import SERVERS, MotoS3, OursS3
+from tests.support.net import free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+def _csv(kind, choices=None):
+    def parse(text: str) -> list:
+        values = [kind(v) for v in text.split(",") if v]
+        bad = [v for v in values if choices and v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices or [])}")
+        return values
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--datasets", type=_csv(str, SPECS), default=list(SPECS))
+    p.add_argument("--servers", type=_csv(str, SERVERS), default=list(SERVERS))
+    p.add_argument("--parallel", type=_csv(int), default=[1, 4, 16])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--cache", type=Path, default=HERE / ".cache", help="generated datasets")
+    p.add_argument("--output", type=Path, default=HERE / "results" / "latest.md")
+    p.add_argument("--ours-args", default="", help="extra flags for `python -m scp`, quoted")
+    return p.parse_args(argv)
+
+
+def _tool_version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "not installed"
+    return out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def about(args: argparse.Namespace) -> dict[str, str]:
+    """The context a reader needs to compare this report with another."""
+    return {
+        "Date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "Machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "Peers": f"{_tool_version(['storescp', '--version'])}; "
+        f"{_tool_version(['Orthanc', '--version'])}; pynetdicom {version('pynetdicom')}",
+        "Run": f"repeat {args.repeat}, parallel {args.parallel}, ours with "
+        f"`{args.ours_args or 'default flags'}`; storescu with TCP_NODELAY=1; output on tmpfs",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmpfs = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    datasets = {name: generate(name, args.cache) for name in args.datasets}
+    extra = {name: args.ours_args.split() for name in ("ours", "ours-s3")}
+    results: list[Measurement] = []
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmpfs, prefix="bench-")))
+        if "ours-s3" in args.servers:
+            moto = MotoS3(root, free_port())
+            stack.callback(moto.stop)
+            OursS3.endpoint = moto.endpoint
+        for data in datasets.values():
+            for parallel in args.parallel:
+                for repeat in range(1, args.repeat + 1):
+                    for name in args.servers:
+                        m = measure(SERVERS[name], data, parallel, repeat, root, extra.get(name))
+                        results.append(m)
+                        status = m.error or f"{m.mb_per_s:.1f} MB/s"
+                        print(
+                            f"{name:>10} {data.name:>5} x{parallel:<2} #{repeat}: {status}",
+                            flush=True,
+                        )
+        logs = args.output.parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for log in root.glob("*.log"):
+            shutil.copy(log, logs / log.name)
+    report = render(results, about(args), datasets)
+    args.output.write_text(report)
+    args.output.with_suffix(".json").write_text(
+        json.dumps([m.to_json() for m in results], indent=1)
+    )
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        sys.exit(f"bench: {e}")

@@ -1,0 +1,160 @@
+"""One measurement: start a server, send a dataset with N storescu processes, verify, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from bench.datasets import Generated
+from bench.servers import AE_TITLE, NODELAY_ENV, Server
+from tests.support.net import free_port
+
+SEND_TIMEOUT = 900.0  # seconds for one dataset at one parallelism; a hung peer fails the run
+
+
+@dataclass
+class Measurement:
+    """What one run of one server on one dataset at one parallelism gave."""
+
+    server: str
+    dataset: str
+    parallel: int
+    repeat: int
+    seconds: float
+    instances: int
+    bytes: int
+    peak_rss: int
+    error: str = ""
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds
+
+    @property
+    def instances_per_s(self) -> float:
+        return self.instances / self.seconds
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class RssSampler(threading.Thread):
+    """Samples the resident memory of a process and all its descendants; keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._done = threading.Event()
+
+    def sample(self) -> int:
+        total = 0
+        try:
+            processes = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        return total
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._done.wait(self.interval)
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
+
+
+def split(files: list[Path], parallel: int) -> list[list[Path]]:
+    """Deal `files` round-robin to at most `parallel` non-empty lists."""
+    return [chunk for chunk in (files[i::parallel] for i in range(parallel)) if chunk]
+
+
+def send(files: list[Path], port: int, parallel: int, log: Path) -> list[str]:
+    """Send `files` over `parallel` concurrent dcmtk storescu associations; return the errors."""
+    env = {**os.environ, **NODELAY_ENV}
+    with log.open("ab") as out:
+        senders = [
+            subprocess.Popen(
+                [
+                    "storescu",
+                    "-R",
+                    "-aet",
+                    "BENCH",
+                    "-aec",
+                    AE_TITLE,
+                    "127.0.0.1",
+                    str(port),
+                    *map(str, chunk),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for chunk in split(files, parallel)
+        ]
+    deadline = time.monotonic() + SEND_TIMEOUT
+    errors = []
+    for sender in senders:
+        try:
+            code = sender.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            sender.kill()
+            code = sender.wait()
+            errors.append(f"storescu timed out after {SEND_TIMEOUT:.0f}s")
+        if code:
+            errors.append(f"storescu exited with {code}")
+    return errors
+
+
+def measure(
+    server_cls: type[Server],
+    data: Generated,
+    parallel: int,
+    repeat: int,
+    root: Path,
+    extra_args: list[str] | None = None,
+) -> Measurement:
+    """Run `data` through a fresh `server_cls` with an empty output folder under `root`."""
+    workdir = root / f"{server_cls.name}-{data.name}-{parallel}-{repeat}"
+    server = server_cls(workdir, free_port(), extra_args)
+    server.start()
+    try:
+        sampler = RssSampler(server.process.pid)
+        sampler.start()
+        started = time.perf_counter()
+        errors = send(data.files, server.port, parallel, root / "storescu.log")
+        seconds = time.perf_counter() - started
+        peak = sampler.stop()
+        count, stored_bytes = server.stored()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if count != data.count:
+        errors.append(f"{count} of {data.count} instances stored")
+    elif stored_bytes < data.dataset_bytes:
+        errors.append(f"stored {stored_bytes} bytes, datasets alone are {data.dataset_bytes}")
+    return Measurement(
+        server=server_cls.name,
+        dataset=data.name,
+        parallel=parallel,
+        repeat=repeat,
+        seconds=seconds,
+        instances=data.count,
+        bytes=data.file_bytes,
+        peak_rss=peak,
+        error="; ".join(errors),
+    )

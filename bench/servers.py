@@ -1,0 +1,298 @@
+"""The Store SCPs under test: how to start each on a loopback port and count what it stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import boto3
+
+from bench.errors import BenchError
+from tests.support.net import free_port
+
+AE_TITLE = "STORESCP"
+# dcmtk (also inside Orthanc) waits ~44 ms per PDU on Nagle's algorithm without this.
+NODELAY_ENV = {"TCP_NODELAY": "1"}
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def wait_until(ready, what: str, timeout: float = 30.0, process=None) -> None:
+    """Poll `ready()` until true; fail early if `process` exits, or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise BenchError(f"{what} exited with {process.returncode} before it was ready")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise BenchError(f"{what} was not ready after {timeout}s; run it by hand to see why")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def files_under(folder: Path, pattern: str = "*") -> tuple[int, int]:
+    """(count, total bytes) of the files below `folder` whose names match `pattern`."""
+    sizes = [p.stat().st_size for p in folder.rglob(pattern) if p.is_file()]
+    return len(sizes), sum(sizes)
+
+
+class Server(ABC):
+    """A Store SCP process started in `workdir`, listening on `port`, AE title AE_TITLE."""
+
+    name: str
+
+    def __init__(self, workdir: Path, port: int, extra_args: list[str] | None = None) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen | None = None
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+
+    @abstractmethod
+    def stored(self) -> tuple[int, int]:
+        """(instances, bytes) the server has stored so far."""
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **NODELAY_ENV}
+
+    def ready(self) -> bool:
+        return port_open(self.port)
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir.parent / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        wait_until(self.ready, f"{self.name} on port {self.port}", process=self.process)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Dcmtk(Server):
+    """dcmtk storescp, one forked child per association so associations run in parallel."""
+
+    name = "dcmtk"
+
+    def command(self) -> list[str]:
+        out = self.workdir / "out"
+        out.mkdir(exist_ok=True)
+        return [
+            "storescp",
+            "--fork",
+            "+xa",
+            "-aet",
+            AE_TITLE,
+            "-od",
+            str(out),
+            *self.extra_args,
+            str(self.port),
+        ]
+
+    def stored(self) -> tuple[int, int]:
+        return files_under(self.workdir / "out")
+
+
+class Orthanc(Server):
+    """Orthanc with its index kept apart from its storage folder, HTTP off, any SCU accepted."""
+
+    name = "orthanc"
+
+    def command(self) -> list[str]:
+        config = {
+            "Name": "bench",
+            "StorageDirectory": str(self.workdir / "storage"),
+            "IndexDirectory": str(self.workdir / "index"),
+            "DicomAet": AE_TITLE,
+            "DicomPort": self.port,
+            "DicomCheckCalledAet": False,
+            "DicomAlwaysAllowStore": True,
+            "UnknownSopClassAccepted": True,
+            "HttpServerEnabled": False,
+            "AuthenticationEnabled": False,
+            "RemoteAccessAllowed": False,
+            "Plugins": [],
+        }
+        path = self.workdir / "orthanc.json"
+        path.write_text(json.dumps(config, indent=2))
+        return ["Orthanc", *self.extra_args, str(path)]
+
+    def stored(self) -> tuple[int, int]:
+        return files_under(self.workdir / "storage")
+
+
+class Pynetdicom(Server):
+    """pynetdicom's storescp application (its default limit is 10 associations)."""
+
+    name = "pynetdicom"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pynetdicom",
+            "storescp",
+            "--bind-address",
+            "127.0.0.1",
+            "-aet",
+            AE_TITLE,
+            "-od",
+            str(self.workdir / "out"),
+            "-q",
+            *self.extra_args,
+            str(self.port),
+        ]
+
+    def stored(self) -> tuple[int, int]:
+        return files_under(self.workdir / "out")
+
+
+class Ours(Server):
+    """Our SCP (`python -m scp`) with the folder store; ready when /health answers 200."""
+
+    name = "ours"
+
+    def __init__(self, workdir: Path, port: int, extra_args: list[str] | None = None) -> None:
+        super().__init__(workdir, port, extra_args)
+        self.health_port = free_port()
+
+    def storage(self) -> str:
+        return str(self.workdir / "store")
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "scp",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ae-title",
+            AE_TITLE,
+            "--storage",
+            self.storage(),
+            "--health-port",
+            str(self.health_port),
+            "--maximum-associations",
+            "64",
+            "--log-level",
+            "WARNING",
+            *self.extra_args,
+        ]
+
+    def ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.health_port}/health"
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+
+    def env(self) -> dict[str, str]:
+        repo = str(Path(__file__).resolve().parent.parent)
+        return {**super().env(), "PYTHONPATH": repo}
+
+    def stored(self) -> tuple[int, int]:
+        return files_under(Path(self.storage()) / "incoming", "*.dcm")
+
+
+class OursS3(Ours):
+    """Our SCP with the S3 store, on a moto server shared by the whole benchmark run."""
+
+    name = "ours-s3"
+    endpoint: str = ""  # set by the runner once its moto server is up
+    bucket = "bench"
+
+    def storage(self) -> str:
+        return f"s3://{self.bucket}/{self.workdir.name}/"
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--s3-endpoint-url", self.endpoint]
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **FAKE_AWS_ENV}
+
+    def _objects(self):
+        s3 = boto3.client("s3", endpoint_url=self.endpoint, **_credentials())
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.workdir.name}/"
+        )
+        return s3, [obj for page in pages for obj in page.get("Contents", [])]
+
+    def stored(self) -> tuple[int, int]:
+        _, objects = self._objects()
+        sizes = [
+            o["Size"] for o in objects if "/incoming/" in o["Key"] and o["Key"].endswith(".dcm")
+        ]
+        return len(sizes), sum(sizes)
+
+    def stop(self) -> None:
+        super().stop()
+        s3, objects = self._objects()  # free the moto server's memory for the next run
+        for i in range(0, len(objects), 1000):
+            chunk = [{"Key": o["Key"]} for o in objects[i : i + 1000]]
+            s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk})
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        "region_name": FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
+    }
+
+
+class MotoS3:
+    """A moto server in its own process (so it does not share the runner's GIL), with a bucket."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        log = (workdir / "moto.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, **FAKE_AWS_ENV},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(lambda: port_open(port), "moto server", process=self.process)
+        boto3.client("s3", endpoint_url=self.endpoint, **_credentials()).create_bucket(
+            Bucket=OursS3.bucket
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+SERVERS: dict[str, type[Server]] = {
+    cls.name: cls for cls in (Ours, OursS3, Dcmtk, Orthanc, Pynetdicom)
+}
