@@ -1,0 +1,115 @@
+"""Sweeper core: close batches left open by an SCP that died, from what it stored in S3.
+
+A batch is swept when its open marker and its newest instance are both older than the threshold:
+a live association writes far more often (DIMSE and network timeouts are minutes at most), so a
+batch still being received is never closed under its SCP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timedelta
+
+from lambdas.job_table import now_iso
+from lambdas.log import log
+from lambdas.manifest import open_marker_errors, validate_manifest
+
+UID = r"[0-9]+(?:\.[0-9]+)*"
+INSTANCE_KEY = re.compile(rf"(?P<study>{UID})/(?P<series>{UID})/(?P<sop>{UID})\.dcm")
+
+
+def sweep(s3, bucket: str, store_prefix: str, older_than: timedelta, now: datetime) -> list[str]:
+    """Close every stale open batch (write its manifest, delete its marker); return their ids."""
+    closed = []
+    for marker in _objects(s3, bucket, f"{store_prefix}open/"):
+        batch_id = marker["Key"].rsplit("/", 1)[-1].removesuffix(".json")
+        manifest_key = f"{store_prefix}batches/{batch_id}.json"
+        if _objects(s3, bucket, manifest_key):
+            s3.delete_object(Bucket=bucket, Key=marker["Key"])
+            log("marker-deleted", batchId=batch_id, reason="manifest exists")
+            continue
+        input_prefix = f"{store_prefix}incoming/{batch_id}/"
+        stored = _objects(s3, bucket, input_prefix)
+        newest = max(item["LastModified"] for item in [marker, *stored])
+        if now - newest < older_than:
+            continue
+        instances = [_instance(item, input_prefix) for item in stored]
+        instances = [instance for instance in instances if instance]
+        if instances:
+            opened = _marker(s3, bucket, marker)
+            manifest = swept_manifest(batch_id, input_prefix, opened, instances)
+            validate_manifest(manifest, f"swept batch {batch_id}")
+            s3.put_object(
+                Bucket=bucket,
+                Key=manifest_key,
+                Body=json.dumps(manifest).encode(),
+                ContentType="application/json",
+            )
+            closed.append(batch_id)
+        s3.delete_object(Bucket=bucket, Key=marker["Key"])
+        log("batch-swept", batchId=batch_id, instanceCount=len(instances))
+    return closed
+
+
+def swept_manifest(batch_id: str, input_prefix: str, opened: dict, instances: list[dict]) -> dict:
+    """A manifest for a batch closed by the sweeper; AE titles and times come from its marker."""
+    study = opened.get("studyInstanceUID") or instances[0]["study"]
+    instances = [{k: v for k, v in instance.items() if k != "study"} for instance in instances]
+    series: list[str] = []
+    for instance in instances:
+        if instance["seriesInstanceUID"] not in series:
+            series.append(instance["seriesInstanceUID"])
+    manifest = {
+        "schemaVersion": 1,
+        "batchId": batch_id,
+        "inputPrefix": input_prefix,
+        "instanceCount": len(instances),
+        "totalBytes": sum(instance["bytes"] for instance in instances),
+        "callingAETitle": opened.get("callingAETitle", ""),
+        "calledAETitle": opened.get("calledAETitle", ""),
+        "studyInstanceUID": study,
+        "seriesInstanceUIDs": series,
+        "instances": instances,
+        "openedAt": opened["openedAt"],
+        "closedAt": now_iso(),
+        "closeReason": "swept",
+        "producer": "lambdas/sweeper",
+    }
+    if re.fullmatch(r"[0-9]{8}", opened.get("studyDate", "")):
+        manifest["studyDate"] = opened["studyDate"]
+    return manifest
+
+
+def _instance(item: dict, input_prefix: str) -> dict | None:
+    match = INSTANCE_KEY.fullmatch(item["Key"].removeprefix(input_prefix))
+    if not match or item["Size"] < 1:
+        return None
+    return {
+        "key": item["Key"],
+        "sopInstanceUID": match["sop"],
+        "seriesInstanceUID": match["series"],
+        "bytes": item["Size"],
+        "study": match["study"],
+    }
+
+
+def _marker(s3, bucket: str, marker: dict) -> dict:
+    """The open marker's content, or just its time when it cannot be trusted."""
+    fallback = {"openedAt": marker["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")}
+    try:
+        content = json.loads(s3.get_object(Bucket=bucket, Key=marker["Key"])["Body"].read())
+    except ValueError:
+        content = None
+    if open_marker_errors(content):
+        log("marker-invalid", logging.WARNING, key=marker["Key"])
+        return fallback
+    return content
+
+
+def _objects(s3, bucket: str, prefix: str) -> list[dict]:
+    """Every object under `prefix` (Key, Size, LastModified), oldest first."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    items = [item for page in pages for item in page.get("Contents", [])]
+    return sorted(items, key=lambda item: (item["LastModified"], item["Key"]))

@@ -1,0 +1,259 @@
+"""The deployed import workflow, stood up locally: moto (S3 -> SQS, DynamoDB, Step Functions running
+the real ASL), our handlers in-process, and the HealthImaging fake. Used by tests and `make demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+import lambdas
+from lambdas import (
+    check_status,
+    clients,
+    record_failure,
+    record_results,
+    start_import,
+    sweeper,
+    trigger,
+)
+from tests.fakes.healthimaging import DATASTORE_ID, FakeHealthImaging
+from tests.fakes.lambda_runtime import in_process_lambdas
+from tests.support.aws import MotoServer
+
+ACCOUNT = "123456789012"
+ASL_PATH = Path(lambdas.__file__).parent / "statemachine" / "import_workflow.asl.json"
+FUNCTIONS = {
+    "StartImportFunctionArn": ("start-import", start_import.handler),
+    "CheckStatusFunctionArn": ("check-status", check_status.handler),
+    "RecordResultsFunctionArn": ("record-results", record_results.handler),
+    "RecordFailureFunctionArn": ("record-failure", record_failure.handler),
+}
+EXECUTING = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+NOT_EXECUTING = {"stepfunctions": {"execute_state_machine": False}, "lambda": {"use_docker": True}}
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+
+
+def state_machine_definition() -> str:
+    """The ASL file with its placeholders filled, as the template's DefinitionSubstitutions do."""
+    text = ASL_PATH.read_text()
+    for placeholder, (name, _) in FUNCTIONS.items():
+        text = text.replace("${" + placeholder + "}", function_arn(name))
+    return text
+
+
+@dataclass
+class Pipeline:
+    """Names and clients of one local pipeline."""
+
+    moto: MotoServer
+    fake: FakeHealthImaging
+    bucket: str
+    table_name: str
+    queue_url: str
+    state_machine_arn: str
+    invocations: list[tuple[str, dict]]
+
+    def deliver(self, wait_seconds: int = 0) -> int:
+        """Receive the queued S3 events and hand them to the trigger as Lambda's SQS poller does.
+
+        Messages the trigger reports as failed stay on the queue; returns the messages handled.
+        """
+        sqs = self.moto.client("sqs")
+        messages = sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "eventSource": "aws:sqs",
+                }
+                for m in messages
+            ]
+        }
+        failed = {f["itemIdentifier"] for f in trigger.handler(event)["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def sweep(self) -> list[str]:
+        return sweeper.handler({})["closedBatchIds"]
+
+    def executions(self) -> list[dict]:
+        sfn = self.moto.client("stepfunctions")
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn
+        )
+        return [e for page in pages for e in page["executions"]]
+
+    def wait_for_executions(self, count: int, timeout: float = 60) -> list[dict]:
+        """Block until `count` executions exist and none is running; return them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            executions = self.executions()
+            if len(executions) >= count and all(e["status"] != "RUNNING" for e in executions):
+                return executions
+            time.sleep(0.2)
+        raise TimeoutError(f"expected {count} finished executions, have {self.executions()}")
+
+    def history(self, execution_arn: str) -> list[dict]:
+        sfn = self.moto.client("stepfunctions")
+        return sfn.get_execution_history(executionArn=execution_arn)["events"]
+
+    def query(self, index: str, attribute: str, value: str) -> list[dict]:
+        """Every item of the job table whose `attribute` (the hash key of `index`) is `value`."""
+        table = boto3.resource("dynamodb", endpoint_url=self.moto.endpoint).Table(self.table_name)
+        kwargs = {"IndexName": index, "KeyConditionExpression": Key(attribute).eq(value)}
+        page = table.query(**kwargs)
+        items = page["Items"]
+        while "LastEvaluatedKey" in page:
+            page = table.query(ExclusiveStartKey=page["LastEvaluatedKey"], **kwargs)
+            items += page["Items"]
+        return items
+
+    def records_for_sop(self, sop_uid: str) -> list[dict]:
+        return self.query("sopInstanceUID-index", "sopInstanceUID", sop_uid)
+
+    def records_for_study(self, study_uid: str) -> list[dict]:
+        return self.query("studyInstanceUID-index", "studyInstanceUID", study_uid)
+
+    def job_items(self) -> list[dict]:
+        table = self.moto.client("dynamodb")
+        pages = table.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            FilterExpression="recordId = :job",
+            ExpressionAttributeValues={":job": {"S": "JOB"}},
+        )
+        return [item for page in pages for item in page["Items"]]
+
+
+def create_job_table(dynamodb, name: str) -> None:
+    """DicomImportJobTable as docs/CONTRACTS.md defines it."""
+    strings = ["jobId", "recordId", "sopInstanceUID", "studyInstanceUID"]
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in strings],
+        KeySchema=[
+            {"AttributeName": "jobId", "KeyType": "HASH"},
+            {"AttributeName": "recordId", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "sopInstanceUID-index",
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [{"AttributeName": "sopInstanceUID", "KeyType": "HASH"}],
+            },
+            {
+                "IndexName": "studyInstanceUID-index",
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": "studyInstanceUID", "KeyType": "HASH"},
+                    {"AttributeName": "recordId", "KeyType": "RANGE"},
+                ],
+            },
+        ],
+    )
+
+
+def set_moto_config(moto: MotoServer, config: dict) -> None:
+    request = urllib.request.Request(
+        f"{moto.endpoint}/moto-api/config", data=json.dumps(config).encode(), method="POST"
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (the Lambda environment, endpoints) and restore them after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    clients.client.cache_clear()
+    clients.table.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        clients.client.cache_clear()
+        clients.table.cache_clear()
+
+
+@contextmanager
+def local_pipeline(moto: MotoServer, name: str, poll_seconds: int = 1) -> Iterator[Pipeline]:
+    """Stand up the workflow under names starting with `name` (lowercase, unique per test)."""
+    bucket, results, table_name = f"{name}-dicom", f"{name}-results", f"{name}-jobs"
+    s3, sqs, sfn = moto.client("s3"), moto.client("sqs"), moto.client("stepfunctions")
+    set_moto_config(moto, EXECUTING)
+    try:
+        with FakeHealthImaging(moto.endpoint) as fake:
+            for b in (bucket, results):
+                s3.create_bucket(Bucket=b)
+            queue_url = sqs.create_queue(QueueName=f"{name}-batches")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket,
+                NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {
+                            "QueueArn": queue_arn,
+                            "Events": ["s3:ObjectCreated:*"],
+                            "Filter": {
+                                "Key": {
+                                    "FilterRules": [
+                                        {"Name": "prefix", "Value": "batches/"},
+                                        {"Name": "suffix", "Value": ".json"},
+                                    ]
+                                }
+                            },
+                        }
+                    ]
+                },
+            )
+            create_job_table(moto.client("dynamodb"), table_name)
+            arn = sfn.create_state_machine(
+                name=f"{name}-import",
+                definition=state_machine_definition(),
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}-workflow",
+            )["stateMachineArn"]
+            env = {
+                "MOTO_PORT": str(moto.port),
+                "AWS_ENDPOINT_URL": moto.endpoint,
+                "AWS_ENDPOINT_URL_MEDICAL_IMAGING": fake.endpoint,
+                "STATE_MACHINE_ARN": arn,
+                "JOB_TABLE_NAME": table_name,
+                "DATASTORE_ID": DATASTORE_ID,
+                "DATA_ACCESS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{name}-import",
+                "OUTPUT_S3_URI": f"s3://{results}/",
+                "DICOM_BUCKET": bucket,
+                "STORE_PREFIX": "",
+                "STATUS_POLL_SECONDS": str(poll_seconds),
+            }
+            handlers = dict(FUNCTIONS.values())
+            with environment(env), in_process_lambdas(handlers) as invocations:
+                yield Pipeline(moto, fake, bucket, table_name, queue_url, arn, invocations)
+    finally:
+        set_moto_config(moto, NOT_EXECUTING)
