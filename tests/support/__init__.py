@@ -1,1 +1,1 @@
-"""Test-only helpers: free ports, a moto server, processes under test. Never imported by the product."""
+"""Test-only helpers: ports, a moto server, processes under test. Never used by the product."""

@@ -1,0 +1,7 @@
+"""DICOM Store SCP that stores every received instance durably (S3 or a local folder)."""
+
+__version__ = "0.1.0"
+
+
+class ScpError(Exception):
+    """Base class of every error the SCP raises on purpose."""

@@ -1,0 +1,227 @@
+"""Assemble and run the SCP: the pynetdicom AE, its listening server, health, metrics, drain."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
+from pynetdicom.transport import ThreadedAssociationServer
+
+from scp import __version__
+from scp.service import StoreService
+from scp.settings import Settings
+from scp.storage import StorageError, open_store
+from scp.telemetry import Metrics
+
+LOG = logging.getLogger("scp")
+METRICS_INTERVAL = 60.0
+PENDING_CONNECTIONS = 100  # connections not yet associated, beyond MaximumAssociations
+
+# Stored as received, never transcoded: the uncompressed syntaxes and every compressed one
+# HealthImaging imports.
+TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old modalities)
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, First-Order Prediction (Process 14 SV1)
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+]
+
+
+class ScpServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, hardened: TCP_NODELAY, TLS handshakes off the accept loop
+    with a deadline, and a cap on connections that have not associated yet."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        client, address = self.socket.accept()
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context:
+            client = self.ssl_context.wrap_socket(client, server_side=True,
+                                                  do_handshake_on_connect=False)
+        return client, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        limit = self.ae.maximum_associations + PENDING_CONNECTIONS
+        if len(self.active_associations) >= limit:
+            LOG.warning("connection dropped: too many connections", extra={"fields": {
+                "event": "connection-dropped", "peer": client_address[0], "limit": limit}})
+            return False
+        return True
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(self.ae.acse_timeout)
+                request.do_handshake()
+                request.settimeout(None)
+            except (OSError, ssl.SSLError) as exc:
+                LOG.warning("TLS handshake failed", extra={"fields": {
+                    "event": "tls-refused", "peer": client_address[0], "error": str(exc)}})
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+
+class HealthServer(ThreadingHTTPServer):
+    """GET /health: 200 while serving, 503 while starting or draining."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: StoreService) -> None:
+        self.service = service
+        self.ready = False
+        super().__init__(address, _HealthHandler)
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    server: HealthServer
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] != "/health":
+            self._reply(404, {"error": "not found; try /health"})
+            return
+        service = self.server.service
+        ok = self.server.ready and not service.draining
+        self._reply(200 if ok else 503, {
+            "status": "ok" if ok else ("draining" if service.draining else "starting"),
+            "activeAssociations": service.active_count(), "version": __version__})
+
+    def _reply(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # health checks every few seconds would drown the log
+
+
+def build_ae(settings: Settings) -> AE:
+    """The application entity with its presentation contexts and timeouts."""
+    _config.STORE_RECV_CHUNKED_DATASET = True  # stream datasets to a file, never hold them
+    _config.LOG_HANDLER_LEVEL = "none"  # pynetdicom's PDU dumps could carry PHI
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_pdu_size = settings.max_pdu_size
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    # The limit is enforced by StoreService on associations; this only caps threads.
+    ae.maximum_associations = settings.maximum_associations + PENDING_CONNECTIONS
+    ae.add_supported_context(Verification)
+    sop_classes = settings.supported_sop_class_uids or sorted(set(_STORAGE_CLASSES.values()))
+    for uid in sop_classes:
+        ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+    return ae
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.tls_enabled:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.tls_ca:
+        ctx.load_verify_locations(settings.tls_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
+    store = open_store(settings.storage, endpoint_url=settings.s3_endpoint_url,
+                       temp_dir=settings.temp_dir,
+                       multipart_threshold=settings.s3_multipart_threshold)
+    try:
+        store.prepare()
+    except StorageError as exc:
+        LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
+        return 1
+    tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
+
+    metrics = Metrics(settings.metrics_namespace)
+    service = StoreService(settings, store, metrics)
+    ae = build_ae(settings)
+    try:
+        server = _start_dicom_server(ae, settings, service)
+    except OSError as exc:
+        LOG.error("cannot listen", extra={"fields": {"port": settings.port,
+                                                     "error": str(exc)}})
+        return 1
+    health = _start_health(settings, service)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    LOG.info("SCP listening", extra={"fields": {
+        "event": "started", "version": __version__, "storage": str(store),
+        "settings": settings.describe()}})
+    if health:
+        health.ready = True
+    while not stop.wait(METRICS_INTERVAL):
+        metrics.flush(service.active_count())
+
+    _drain(settings, service, server)
+    metrics.flush(service.active_count())
+    if health:
+        health.shutdown()
+    LOG.info("SCP stopped", extra={"fields": {"event": "stopped"}})
+    return 0
+
+
+def _start_dicom_server(ae: AE, settings: Settings, service: StoreService) -> ScpServer:
+    server = ae.make_server((settings.bind, settings.port), evt_handlers=service.handlers(),
+                            ssl_context=tls_context(settings), server_class=ScpServer)
+    ae._servers.append(server)
+    threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
+    return server
+
+
+def _start_health(settings: Settings, service: StoreService) -> HealthServer | None:
+    if not settings.health_port:
+        return None
+    health = HealthServer((settings.bind, settings.health_port), service)
+    threading.Thread(target=health.serve_forever, name="Health", daemon=True).start()
+    return health
+
+
+def _drain(settings: Settings, service: StoreService, server: ThreadedAssociationServer) -> None:
+    """Stop accepting, let associations finish until the deadline, then abort the rest."""
+    service.draining = True
+    server.shutdown()  # closes the listening socket: new connections are refused
+    LOG.info("draining", extra={"fields": {
+        "event": "draining", "activeAssociations": service.active_count(),
+        "drainTimeout": settings.drain_timeout}})
+    deadline = time.monotonic() + settings.drain_timeout
+    while service.active_count() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if service.active_count():
+        LOG.warning("drain deadline passed; aborting associations", extra={"fields": {
+            "event": "drain-timeout", "activeAssociations": service.active_count()}})
+        service.abort_all()
+    service.finish_all(timeout=30)

@@ -1,0 +1,114 @@
+"""Local-folder store: atomic rename into place, fsync of the file and its folder."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from scp.storage import StorageError
+
+TEMP_SUBDIR = ".tmp"
+
+
+class LocalStore:
+    """Instances under a folder, laid out like the S3 bucket. The default for laptops."""
+
+    def __init__(self, root: str, temp_dir: str = "") -> None:
+        self.root = os.path.abspath(root)
+        # Staging lives inside the root (same filesystem, so a rename puts a file in place
+        # atomically) but outside incoming/, and is emptied at start-up. Instances are received
+        # there too unless TEMP_DIR says otherwise; then they are copied through staging.
+        self._staging = os.path.join(self.root, TEMP_SUBDIR)
+        self._temp_dir = temp_dir or self._staging
+
+    @property
+    def prefix(self) -> str:
+        return ""
+
+    @property
+    def temp_dir(self) -> str:
+        return self._temp_dir
+
+    def __str__(self) -> str:
+        return self.root
+
+    def prepare(self) -> None:
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            for folder in {self._staging, self._temp_dir}:
+                shutil.rmtree(folder, ignore_errors=True)
+                os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use folder {self.root!r}: {exc.strerror}") from None
+
+    def put_file(self, key: str, path: str, size: int) -> None:
+        dest = self._path(key)
+        try:
+            _fsync_path(path)
+            self._makedirs(os.path.dirname(dest))
+            try:
+                os.replace(path, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_into_place(path, dest)
+            _fsync_path(os.path.dirname(dest))
+        except OSError as exc:
+            raise StorageError(f"cannot store {key}: {exc.strerror}") from None
+
+    def put_json(self, key: str, document: dict[str, Any]) -> None:
+        dest = self._path(key)
+        try:
+            self._makedirs(os.path.dirname(dest))
+            fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".json")
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(json.dumps(document, indent=1).encode())
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.replace(tmp, dest)
+            _fsync_path(os.path.dirname(dest))
+        except OSError as exc:
+            raise StorageError(f"cannot store {key}: {exc.strerror}") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            os.remove(self._path(key))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key}: {exc.strerror}") from None
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def _makedirs(self, folder: str) -> None:
+        """Create folder and fsync the parents of what was created, so entries survive a crash."""
+        missing = []
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        for created in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(created)
+            _fsync_path(os.path.dirname(created))
+
+    def _copy_into_place(self, path: str, dest: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".dcm")
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
