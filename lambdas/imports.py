@@ -26,13 +26,14 @@ def start_import(
 ) -> dict:
     """StartDICOMImportJob for a batch (the execution input); the batch id makes it idempotent."""
     batch_id = batch["batchId"]
+    output_uri = job_output_uri(output_s3_uri, batch_id)
     response = imaging.start_dicom_import_job(
         jobName=batch_id,
         clientToken=batch_id,
         datastoreId=datastore_id,
         dataAccessRoleArn=role_arn,
         inputS3Uri=batch["inputS3Uri"],
-        outputS3Uri=job_output_uri(output_s3_uri, batch_id),
+        outputS3Uri=output_uri,
     )
     log(
         "import-started", batchId=batch_id, jobId=response["jobId"], jobStatus=response["jobStatus"]
