@@ -1,0 +1,109 @@
+"""The sweeper against moto S3: stale open batches are closed from what is stored."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lambdas import clients, sweeper
+from lambdas.manifest import read_manifest
+from lambdas.sweep import sweep
+from tests.fakes.pipeline import environment
+from tests.lambdas.batches import (
+    OPENED_AT,
+    batch_id,
+    store_instances,
+    write_batch,
+    write_open_marker,
+)
+
+LATER = datetime.now(UTC) + timedelta(hours=1)
+THRESHOLD = timedelta(minutes=15)
+
+
+@pytest.fixture
+def bucket(moto):
+    name = f"sw-{uuid.uuid4().hex[:8]}"
+    moto.client("s3").create_bucket(Bucket=name)
+    with environment(
+        {
+            "AWS_ENDPOINT_URL": moto.endpoint,
+            "DICOM_BUCKET": name,
+            "STORE_PREFIX": "site/",
+            "SWEEP_AFTER_SECONDS": "0",
+        }
+    ):
+        yield name
+
+
+def keys(bucket: str, prefix: str) -> list[str]:
+    listed = clients.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def test_stale_open_batch_is_closed_with_a_valid_manifest(bucket):
+    s3 = clients.client("s3")
+    bid = batch_id()
+    study, instances = store_instances(s3, bucket, bid, 3, series_count=2, prefix="site/")
+    write_open_marker(s3, bucket, bid, study, prefix="site/")
+
+    assert sweeper.handler({}) == {"closedBatchIds": [bid]}
+
+    manifest = read_manifest(s3, bucket, f"site/batches/{bid}.json")
+    assert manifest["closeReason"] == "swept"
+    assert manifest["openedAt"] == OPENED_AT and manifest["callingAETitle"] == "MODALITY"
+    assert manifest["studyInstanceUID"] == study and manifest["studyDate"] == "20260102"
+    assert sorted(i["sopInstanceUID"] for i in manifest["instances"]) == sorted(
+        i["sopInstanceUID"] for i in instances
+    )
+    assert manifest["totalBytes"] == sum(i["bytes"] for i in instances)
+    assert keys(bucket, "site/open/") == []
+
+
+def test_batch_still_receiving_is_left_alone(bucket):
+    s3 = clients.client("s3")
+    bid = batch_id()
+    study, _ = store_instances(s3, bucket, bid, 1, prefix="site/")
+    write_open_marker(s3, bucket, bid, study, prefix="site/")
+
+    assert sweep(s3, bucket, "site/", THRESHOLD, datetime.now(UTC)) == []
+    assert keys(bucket, "site/open/") == [f"site/open/{bid}.json"]
+    assert sweep(s3, bucket, "site/", THRESHOLD, LATER) == [bid]
+
+
+def test_marker_whose_manifest_exists_is_only_deleted(bucket):
+    s3 = clients.client("s3")
+    manifest = write_batch(s3, bucket, prefix="site/")
+    write_open_marker(s3, bucket, manifest["batchId"], manifest["studyInstanceUID"], prefix="site/")
+    before = s3.get_object(Bucket=bucket, Key=f"site/batches/{manifest['batchId']}.json")[
+        "Body"
+    ].read()
+
+    assert sweep(s3, bucket, "site/", THRESHOLD, datetime.now(UTC)) == []
+
+    assert keys(bucket, "site/open/") == []
+    after = s3.get_object(Bucket=bucket, Key=f"site/batches/{manifest['batchId']}.json")[
+        "Body"
+    ].read()
+    assert after == before
+
+
+def test_empty_or_unreadable_batches(bucket):
+    s3 = clients.client("s3")
+    empty = batch_id()
+    write_open_marker(s3, bucket, empty, "1.2.3", prefix="site/")
+    garbled = batch_id()
+    store_instances(s3, bucket, garbled, 2, prefix="site/")
+    s3.put_object(Bucket=bucket, Key=f"site/open/{garbled}.json", Body=b"{not json")
+
+    assert sweep(s3, bucket, "site/", THRESHOLD, LATER) == [garbled]
+
+    assert keys(bucket, "site/open/") == []
+    assert keys(bucket, "site/batches/") == [f"site/batches/{garbled}.json"]
+    manifest = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"site/batches/{garbled}.json")["Body"].read()
+    )
+    assert manifest["callingAETitle"] == "" and manifest["instanceCount"] == 2
