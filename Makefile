@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dcmtk
 
-.PHONY: help deps system-deps test lint release run demo bench reliability
+.PHONY: help deps system-deps test lint release snapshot run demo bench reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,8 +37,11 @@ lint: deps ## ruff over the code
 	$(PY) -m ruff check scp lambdas generator tests bench
 	$(PY) -m ruff format --check scp lambdas generator tests bench
 
-release: deps ## Build the Marketplace bundle into dist/<version>/ with every gate
+release: deps ## Build the Marketplace bundle into dist/<version>/ with every gate (installs checkov into .venv/checkov)
 	$(PY) -m generator.release
+
+snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
+	$(PY) -m generator.snapshot
 
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 	$(PY) -m scp --storage ./received --bind 127.0.0.1

@@ -1,0 +1,1 @@
+"""Emits the CloudFormation template from config/product.yaml and builds the release bundle."""

@@ -1,0 +1,68 @@
+"""IAM building blocks: policy documents and roles scoped to the stack's own resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import GetAtt, Sub, Template, iam
+
+Statement = dict[str, Any]
+
+
+def var(logical_id: str, attribute: str = "") -> str:
+    """'${X}' or '${X.Attr}' for an Fn::Sub string."""
+    return "${" + logical_id + (f".{attribute}" if attribute else "") + "}"
+
+
+def arn(logical_id: str, suffix: str = "", attribute: str = "Arn") -> Sub:
+    """A resource's ARN plus a suffix, e.g. arn("DicomBucket", "/incoming/*")."""
+    return Sub(var(logical_id, attribute) + suffix)
+
+
+def allow(actions: list[str], resources: list[Any], condition: dict | None = None) -> Statement:
+    """One Allow statement."""
+    statement: Statement = {"Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def policy_document(statements: list[Statement]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def role(
+    t: Template,
+    name: str,
+    service: str,
+    statements: list[Statement],
+    trust_condition: dict | None = None,
+) -> iam.Role:
+    """A role the given service principal may assume, with one inline policy."""
+    trust: Statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if trust_condition:
+        trust["Condition"] = trust_condition
+    return t.add_resource(
+        iam.Role(
+            name,
+            AssumeRolePolicyDocument=policy_document([trust]),
+            Policies=[iam.Policy(PolicyName=name, PolicyDocument=policy_document(statements))],
+        )
+    )
+
+
+def same_account() -> dict[str, Any]:
+    """Condition: the calling service acts for this stack's account (confused-deputy guard)."""
+    return {"StringEquals": {"aws:SourceAccount": Sub("${AWS::AccountId}")}}
+
+
+def log_writer(log_group_logical_id: str) -> Statement:
+    """Write log streams of one log group."""
+    return allow(
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [GetAtt(log_group_logical_id, "Arn")],
+    )

@@ -1,0 +1,237 @@
+"""Alarms (DLQ depth, Lambda error rate, failed imports, ECS CPU and memory) and a dashboard."""
+
+from __future__ import annotations
+
+import json
+
+from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
+
+from generator.iam import var
+from generator.network import Network
+from generator.spec import Spec
+from generator.workflow import Queues, Workflow, logical_name
+
+PERIOD = 300
+
+
+def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props) -> None:
+    t.add_resource(
+        cloudwatch.Alarm(
+            name,
+            AlarmDescription=description,
+            AlarmActions=[Ref(topic)],
+            OKActions=[Ref(topic)],
+            EvaluationPeriods=1,
+            TreatMissingData="notBreaching",
+            **props,
+        )
+    )
+
+
+def _lambda_error_rate(function: str, threshold: float) -> list[cloudwatch.MetricDataQuery]:
+    def metric(metric_id: str, name: str) -> cloudwatch.MetricDataQuery:
+        return cloudwatch.MetricDataQuery(
+            Id=metric_id,
+            ReturnData=False,
+            MetricStat=cloudwatch.MetricStat(
+                Metric=cloudwatch.Metric(
+                    Namespace="AWS/Lambda",
+                    MetricName=name,
+                    Dimensions=[
+                        cloudwatch.MetricDimension(Name="FunctionName", Value=Ref(function))
+                    ],
+                ),
+                Period=PERIOD,
+                Stat="Sum",
+            ),
+        )
+
+    return [
+        metric("errors", "Errors"),
+        metric("invocations", "Invocations"),
+        cloudwatch.MetricDataQuery(
+            Id="rate",
+            Expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+            Label="Error rate (%)",
+            ReturnData=True,
+        ),
+    ]
+
+
+def add_monitoring(
+    t: Template, spec: Spec, network: Network, queues: Queues, workflow: Workflow
+) -> None:
+    limits = spec.resources["alarms"]
+    topic = t.add_resource(sns.Topic("AlarmTopic", KmsMasterKeyId="alias/aws/sns"))
+    _alarm(
+        t,
+        "DeadLetterQueueAlarm",
+        "Batch manifest events reached the dead-letter queue: their batches were not imported.",
+        topic,
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[
+            cloudwatch.MetricDimension(
+                Name="QueueName", Value=GetAtt(queues.dead_letter_queue, "QueueName")
+            )
+        ],
+        Statistic="Maximum",
+        Period=PERIOD,
+        Threshold=limits["dlqDepth"],
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    _alarm(
+        t,
+        "FailedImportsAlarm",
+        "HealthImaging import workflow executions failed, timed out or were aborted.",
+        topic,
+        Metrics=[
+            cloudwatch.MetricDataQuery(
+                Id=f"m{i}",
+                ReturnData=False,
+                MetricStat=cloudwatch.MetricStat(
+                    Metric=cloudwatch.Metric(
+                        Namespace="AWS/States",
+                        MetricName=name,
+                        Dimensions=[
+                            cloudwatch.MetricDimension(
+                                Name="StateMachineArn", Value=Ref(workflow.state_machine)
+                            )
+                        ],
+                    ),
+                    Period=PERIOD,
+                    Stat="Sum",
+                ),
+            )
+            for i, name in enumerate(
+                ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
+            )
+        ]
+        + [
+            cloudwatch.MetricDataQuery(
+                Id="failed", Expression="m0 + m1 + m2", Label="Failed imports", ReturnData=True
+            )
+        ],
+        Threshold=limits["failedImports"],
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    for name, function in workflow.functions.items():
+        _alarm(
+            t,
+            f"{logical_name(name)}ErrorRateAlarm",
+            f"Error rate of the {name} function is above {limits['lambdaErrorRatePercent']} %.",
+            topic,
+            Metrics=_lambda_error_rate(function.title, limits["lambdaErrorRatePercent"]),
+            Threshold=limits["lambdaErrorRatePercent"],
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    for metric, key in (("CPUUtilization", "cpuPercent"), ("MemoryUtilization", "memoryPercent")):
+        _alarm(
+            t,
+            f"Service{metric}Alarm",
+            f"Average {metric} of the SCP service is above {limits[key]} %.",
+            topic,
+            Namespace="AWS/ECS",
+            MetricName=metric,
+            Dimensions=[
+                cloudwatch.MetricDimension(Name="ClusterName", Value=Ref("Cluster")),
+                cloudwatch.MetricDimension(Name="ServiceName", Value=GetAtt("Service", "Name")),
+            ],
+            Statistic="Average",
+            Period=PERIOD,
+            Threshold=limits[key],
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    t.add_resource(
+        cloudwatch.Dashboard(
+            "Dashboard", DashboardBody=Sub(_dashboard_body(network, queues, workflow))
+        )
+    )
+
+
+def _widget(title: str, metrics: list[list], y: int, x: int, stat: str = "Sum") -> dict:
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 12,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": "${AWS::Region}",
+            "stat": stat,
+            "period": PERIOD,
+            "metrics": metrics,
+        },
+    }
+
+
+def _dashboard_body(network: Network, queues: Queues, workflow: Workflow) -> str:
+    """Dashboard JSON as an Fn::Sub string (resource names resolved by CloudFormation)."""
+    service = ["ClusterName", "${Cluster}", "ServiceName", "${Service.Name}"]
+    scp = "StoreSCP/${AWS::StackName}"
+    functions = [f.title for f in workflow.functions.values()]
+    widgets = [
+        _widget(
+            "SCP service CPU and memory (%)",
+            [["AWS/ECS", "CPUUtilization", *service], ["AWS/ECS", "MemoryUtilization", *service]],
+            0,
+            0,
+            "Average",
+        ),
+        _widget(
+            "Load balancer active connections",
+            [
+                [
+                    "AWS/NetworkELB",
+                    "ActiveFlowCount",
+                    "LoadBalancer",
+                    var(network.load_balancer.title, "LoadBalancerFullName"),
+                ]
+            ],
+            0,
+            12,
+            "Average",
+        ),
+        _widget(
+            "Instances stored and failures (SCP)",
+            [[scp, "InstancesStored"], [scp, "StoreFailures"], [scp, "RejectedAssociations"]],
+            6,
+            0,
+        ),
+        _widget(
+            "Import workflow executions",
+            [
+                ["AWS/States", m, "StateMachineArn", var(workflow.state_machine.title)]
+                for m in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed")
+            ],
+            6,
+            12,
+        ),
+        _widget(
+            "Lambda invocations and errors",
+            [
+                ["AWS/Lambda", m, "FunctionName", var(f)]
+                for f in functions
+                for m in ("Invocations", "Errors")
+            ],
+            12,
+            0,
+        ),
+        _widget(
+            "Import queues",
+            [
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    var(q.title, "QueueName"),
+                ]
+                for q in (queues.queue, queues.dead_letter_queue)
+            ],
+            12,
+            12,
+            "Maximum",
+        ),
+    ]
+    return json.dumps({"widgets": widgets}, sort_keys=True)

@@ -1,0 +1,341 @@
+"""The import workflow: queues, Lambda functions, the state machine, the sweeper schedule and
+the HealthImaging data access role."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from troposphere import GetAtt, Ref, Sub, Template, awslambda, events, iam, logs, sqs
+from troposphere import stepfunctions as sfn
+
+from generator.errors import SpecError
+from generator.iam import allow, arn, log_writer, policy_document, role, same_account, var
+from generator.spec import Spec
+from generator.storage import BATCHES_PREFIX, INCOMING_PREFIX, Storage
+
+IMAGING_SERVICE = "medical-imaging.amazonaws.com"
+VISIBILITY_FACTOR = 6  # AWS guidance: queue visibility timeout at least 6x the function timeout.
+
+
+@dataclass(frozen=True)
+class Queues:
+    queue: sqs.Queue
+    dead_letter_queue: sqs.Queue
+    policy: sqs.QueuePolicy
+
+
+@dataclass(frozen=True)
+class Workflow:
+    functions: dict[str, awslambda.Function]
+    state_machine: sfn.StateMachine
+
+
+def logical_name(function: str) -> str:
+    """'start_import' -> 'StartImport'."""
+    return "".join(part.capitalize() for part in function.split("_"))
+
+
+def add_queues(t: Template, spec: Spec) -> Queues:
+    """Encrypted import queue (S3 events for batch manifests) with its dead-letter queue."""
+    res = spec.resources
+    dlq = t.add_resource(
+        sqs.Queue(
+            "ImportDeadLetterQueue", SqsManagedSseEnabled=True, MessageRetentionPeriod=1209600
+        )
+    )
+    queue = t.add_resource(
+        sqs.Queue(
+            "ImportQueue",
+            SqsManagedSseEnabled=True,
+            MessageRetentionPeriod=1209600,
+            VisibilityTimeout=VISIBILITY_FACTOR * res["lambdaTimeoutSeconds"],
+            RedrivePolicy=sqs.RedrivePolicy(
+                deadLetterTargetArn=GetAtt(dlq, "Arn"),
+                maxReceiveCount=res["importQueueMaxReceiveCount"],
+            ),
+        )
+    )
+    policy = t.add_resource(
+        sqs.QueuePolicy(
+            "ImportQueuePolicy",
+            Queues=[Ref(queue)],
+            PolicyDocument=policy_document(
+                [
+                    {
+                        "Sid": "BatchManifestEvents",
+                        "Principal": {"Service": "s3.amazonaws.com"},
+                        **allow(["sqs:SendMessage"], [GetAtt(queue, "Arn")], same_account()),
+                    },
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "sqs:*",
+                        "Resource": [GetAtt(queue, "Arn")],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                ]
+            ),
+        )
+    )
+    return Queues(queue, dlq, policy)
+
+
+def _data_access_role(t: Template, storage: Storage) -> iam.Role:
+    """HealthImaging reads the received objects and writes job results with this role."""
+    dicom, results = storage.dicom_bucket.title, storage.results_bucket.title
+    return role(
+        t,
+        "DataAccessRole",
+        IMAGING_SERVICE,
+        [
+            allow(
+                ["s3:ListBucket"],
+                [GetAtt(dicom, "Arn")],
+                {"StringLike": {"s3:prefix": f"{INCOMING_PREFIX}*"}},
+            ),
+            allow(["s3:GetObject"], [arn(dicom, f"/{INCOMING_PREFIX}*")]),
+            allow(["s3:ListBucket"], [GetAtt(results, "Arn")]),
+            allow(["s3:PutObject"], [arn(results, "/*")]),
+        ],
+        trust_condition=same_account(),
+    )
+
+
+def _function_statements(
+    storage: Storage, data_access_role: iam.Role, queues: Queues
+) -> dict[str, list[dict[str, Any]]]:
+    """What each function may do beyond writing its own logs."""
+    dicom, results = storage.dicom_bucket.title, storage.results_bucket.title
+    table = storage.table.title
+    table_access = allow(
+        [
+            "dynamodb:BatchWriteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
+        [GetAtt(table, "Arn"), arn(table, "/index/*")],
+    )
+    read_manifests = allow(["s3:GetObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")])
+    datastore_arns = [
+        GetAtt(storage.datastore, "DatastoreArn"),
+        arn(storage.datastore.title, "/*", "DatastoreArn"),
+    ]
+    return {
+        "trigger": [
+            read_manifests,
+            allow(
+                [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ],
+                [GetAtt(queues.queue, "Arn")],
+            ),
+            allow(["states:StartExecution"], [Ref("ImportStateMachine")]),
+        ],
+        "start_import": [
+            read_manifests,
+            table_access,
+            allow(["medical-imaging:StartDICOMImportJob"], datastore_arns),
+            allow(
+                ["iam:PassRole"],
+                [GetAtt(data_access_role, "Arn")],
+                {"StringEquals": {"iam:PassedToService": IMAGING_SERVICE}},
+            ),
+        ],
+        "check_status": [
+            table_access,
+            allow(["medical-imaging:GetDICOMImportJob"], datastore_arns),
+        ],
+        "record_results": [
+            read_manifests,
+            table_access,
+            allow(["s3:GetObject"], [arn(results, "/*")]),
+            allow(["s3:ListBucket"], [GetAtt(results, "Arn")]),
+        ],
+        "record_failure": [read_manifests, table_access],
+        "sweeper": [
+            allow(["s3:ListBucket"], [GetAtt(dicom, "Arn")]),
+            allow(["s3:GetObject"], [arn(dicom, "/*")]),
+            allow(["s3:PutObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")]),
+            allow(["s3:DeleteObject"], [arn(dicom, "/open/*")]),
+        ],
+    }
+
+
+def _environment(
+    spec: Spec, function: str, storage: Storage, data_access_role: iam.Role
+) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "JOB_TABLE_NAME": Ref(storage.table),
+        "DATASTORE_ID": GetAtt(storage.datastore, "DatastoreId"),
+        "DATA_ACCESS_ROLE_ARN": GetAtt(data_access_role, "Arn"),
+        "OUTPUT_S3_URI": Sub(f"s3://{var(storage.results_bucket.title)}/"),
+        "DICOM_BUCKET": Ref(storage.dicom_bucket),
+        "STORE_PREFIX": "",
+        "LOG_LEVEL": "INFO",
+    }
+    if function == "trigger":
+        env["STATE_MACHINE_ARN"] = Ref("ImportStateMachine")
+    if function == "sweeper":
+        env["SWEEP_AFTER_SECONDS"] = str(spec.resources["sweepAfterSeconds"])
+    return dict(sorted(env.items()))
+
+
+def artifact_key(spec: Spec, function: str) -> str:
+    """S3 key of a function's zip in the artifact bucket."""
+    return f"{spec.data['artifacts']['keyPrefix']}{spec.version}/lambda/{function}.zip"
+
+
+def definition_substitutions(
+    spec: Spec, functions: dict[str, awslambda.Function]
+) -> dict[str, GetAtt]:
+    """Fill every ${XFunctionArn} placeholder of the ASL; refuse unknown placeholders."""
+    by_key = {f"{logical_name(name)}FunctionArn": fn for name, fn in functions.items()}
+    placeholders = sorted(set(re.findall(r"\$\{([A-Za-z0-9]+)\}", str(spec.definition))))
+    unknown = [p for p in placeholders if p not in by_key]
+    if unknown:
+        raise SpecError(
+            f"{spec.data['workflow']['definitionFile']}: placeholders {unknown} match no function "
+            f"in $.workflow.functions (known: {sorted(by_key)}); fix the definition or the spec"
+        )
+    return {p: GetAtt(by_key[p], "Arn") for p in placeholders}
+
+
+def add_workflow(t: Template, spec: Spec, storage: Storage, queues: Queues) -> Workflow:
+    res = spec.resources
+    data_access_role = _data_access_role(t, storage)
+    statements = _function_statements(storage, data_access_role, queues)
+    functions: dict[str, awslambda.Function] = {}
+    for name in spec.data["workflow"]["functions"]:
+        base = logical_name(name)
+        log_group = t.add_resource(
+            logs.LogGroup(f"{base}LogGroup", RetentionInDays=res["logRetentionDays"])
+        )
+        function_role = role(
+            t,
+            f"{base}FunctionRole",
+            "lambda.amazonaws.com",
+            [
+                log_writer(log_group.title),
+                # X-Ray has no resource-level permissions: "*" is the only choice.
+                allow(["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+                *statements.get(name, []),
+            ],
+        )
+        functions[name] = t.add_resource(
+            awslambda.Function(
+                f"{base}Function",
+                Runtime="python3.12",
+                Handler=f"lambdas.{name}.handler",
+                Code=awslambda.Code(
+                    S3Bucket=Sub(f"{spec.data['artifacts']['bucketPrefix']}-${{AWS::Region}}"),
+                    S3Key=artifact_key(spec, name),
+                ),
+                Role=GetAtt(function_role, "Arn"),
+                Timeout=res["lambdaTimeoutSeconds"],
+                MemorySize=res["lambdaMemoryMiB"],
+                Architectures=["arm64"],
+                TracingConfig=awslambda.TracingConfig(Mode="Active"),
+                LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(log_group)),
+                Environment=awslambda.Environment(
+                    Variables=_environment(spec, name, storage, data_access_role)
+                ),
+            )
+        )
+
+    state_machine = _add_state_machine(t, spec, functions)
+
+    if "trigger" in functions:
+        t.add_resource(
+            awslambda.EventSourceMapping(
+                "ImportQueueEventSource",
+                EventSourceArn=GetAtt(queues.queue, "Arn"),
+                FunctionName=Ref(functions["trigger"]),
+                BatchSize=10,
+                FunctionResponseTypes=["ReportBatchItemFailures"],
+            )
+        )
+    if "sweeper" in functions:
+        schedule = t.add_resource(
+            events.Rule(
+                "SweeperSchedule",
+                ScheduleExpression=res["sweepSchedule"],
+                State="ENABLED",
+                Targets=[events.Target(Id="sweeper", Arn=GetAtt(functions["sweeper"], "Arn"))],
+            )
+        )
+        t.add_resource(
+            awslambda.Permission(
+                "SweeperSchedulePermission",
+                Action="lambda:InvokeFunction",
+                FunctionName=Ref(functions["sweeper"]),
+                Principal="events.amazonaws.com",
+                SourceArn=GetAtt(schedule, "Arn"),
+            )
+        )
+    return Workflow(functions, state_machine)
+
+
+def _add_state_machine(
+    t: Template, spec: Spec, functions: dict[str, awslambda.Function]
+) -> sfn.StateMachine:
+    substitutions = definition_substitutions(spec, functions)
+    invoked = [substitutions[k] for k in sorted(substitutions)]
+    log_group = t.add_resource(
+        logs.LogGroup("StateMachineLogGroup", RetentionInDays=spec.resources["logRetentionDays"])
+    )
+    machine_role = role(
+        t,
+        "StateMachineRole",
+        "states.amazonaws.com",
+        [
+            allow(["lambda:InvokeFunction"], invoked),
+            # CloudWatch Logs delivery and X-Ray actions have no resource-level permissions.
+            allow(
+                [
+                    "logs:CreateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeResourcePolicies",
+                    "logs:GetLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:UpdateLogDelivery",
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                    "xray:PutTelemetryRecords",
+                    "xray:PutTraceSegments",
+                ],
+                ["*"],
+            ),
+        ],
+        trust_condition=same_account(),
+    )
+    return t.add_resource(
+        sfn.StateMachine(
+            "ImportStateMachine",
+            StateMachineType="STANDARD",
+            Definition=spec.definition,
+            DefinitionSubstitutions=substitutions,
+            RoleArn=GetAtt(machine_role, "Arn"),
+            TracingConfiguration=sfn.TracingConfiguration(Enabled=True),
+            LoggingConfiguration=sfn.LoggingConfiguration(
+                Level="ERROR",
+                IncludeExecutionData=False,
+                Destinations=[
+                    sfn.LogDestination(
+                        CloudWatchLogsLogGroup=sfn.CloudWatchLogsLogGroup(
+                            LogGroupArn=GetAtt(log_group, "Arn")
+                        )
+                    )
+                ],
+            ),
+        )
+    )
