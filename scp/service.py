@@ -35,6 +35,8 @@ REJECT_CALLED_AE = (0x01, 0x01, 0x07)
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 REJECT_LIMIT = (0x02, 0x03, 0x02)
 REJECT_DRAINING = (0x02, 0x03, 0x01)
+CONTEXT_RESULTS = {0x01: "user rejection", 0x02: "no reason", 0x03: "SOP class not supported",
+                   0x04: "transfer syntaxes not supported"}
 
 
 class Refused(Exception):
@@ -80,6 +82,7 @@ class StoreService:
     def handlers(self) -> list[tuple[Any, Any]]:
         return [
             (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_ESTABLISHED, self.on_established),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_CONN_CLOSE, self.on_conn_close),
@@ -121,6 +124,18 @@ class StoreService:
                 "result": rsd[0], "source": rsd[1], "diagnostic": rsd[2]}})
             assoc.acse.send_reject(*rsd)
             assoc.kill()
+
+    def on_established(self, event: evt.Event) -> None:
+        """Log, once per association, the presentation contexts it was refused."""
+        refused = event.assoc.rejected_contexts
+        if refused:
+            state = self._states.get(event.assoc)
+            LOG.warning("presentation contexts rejected", extra={"fields": {
+                "event": "contexts-rejected",
+                "callingAETitle": state.calling_ae if state else "",
+                "contexts": [{"abstractSyntax": str(cx.abstract_syntax),
+                              "reason": CONTEXT_RESULTS.get(cx.result, str(cx.result))}
+                             for cx in refused]}})
 
     # -- DIMSE -----------------------------------------------------------------------------
     def on_echo(self, event: evt.Event) -> int:

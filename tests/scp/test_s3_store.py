@@ -1,0 +1,117 @@
+"""The S3 store against moto in server mode: layout, multipart, and S3 outages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from botocore.exceptions import ClientError
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage
+
+from scp.storage import StorageError
+from scp.storage.s3 import S3Store
+from tests.scp.conftest import MANIFEST_SCHEMA
+from tests.scp.test_transfer import storescu
+from tests.support.aws import moto_server
+from tests.support.dicom_files import dataset_bytes, make_dataset, uid, write_part10
+
+
+def make_bucket(moto, name: str):
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=name)
+    return s3
+
+
+def objects(s3, bucket: str, prefix: str = "") -> dict[str, int]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+
+def test_instances_and_manifest_land_where_the_contract_says(start_scp, moto, instances):
+    s3 = make_bucket(moto, "layout")
+    scp = start_scp(storage="s3://layout/site-a/", s3_endpoint_url=moto.endpoint)
+    names = ["explicit", "jpeg-lossless", "sc"]
+    assert storescu(scp.port, *(str(instances[n]) for n in names),
+                    flags=("-xs",)).returncode == 0
+    scp.terminate()
+    keys = objects(s3, "layout")
+    (manifest_key,) = [k for k in keys if k.startswith("site-a/batches/")]
+    doc = json.loads(s3.get_object(Bucket="layout", Key=manifest_key)["Body"].read())
+    jsonschema.validate(doc, MANIFEST_SCHEMA)
+    assert doc["inputPrefix"] == f"site-a/incoming/{doc['batchId']}/"
+    assert manifest_key == f"site-a/batches/{doc['batchId']}.json"
+    instance_keys = {k for k in keys if k.startswith(doc["inputPrefix"])}
+    assert instance_keys == {i["key"] for i in doc["instances"]}
+    assert len(instance_keys) == doc["instanceCount"] == len(names)
+    assert not [k for k in keys if k.startswith("site-a/open/")], "open marker left behind"
+    for entry in doc["instances"]:
+        body = s3.get_object(Bucket="layout", Key=entry["key"])["Body"].read()
+        assert body[128:132] == b"DICM" and len(body) == entry["bytes"]
+
+
+def test_large_instance_is_uploaded_in_parts(start_scp, moto, tmp_path):
+    s3 = make_bucket(moto, "large")
+    ds = make_dataset(study=uid("big"), series=uid("big", 1), sop=uid("big", 2),
+                      rows=2048, columns=3072)  # 12 MiB of pixels
+    path = write_part10(ds, tmp_path / "large.dcm")
+    scp = start_scp(storage="s3://large", s3_endpoint_url=moto.endpoint,
+                    s3_multipart_threshold=5 * 2**20)
+    assert storescu(scp.port, str(path)).returncode == 0
+    scp.terminate()
+    (key,) = [k for k in objects(s3, "large") if k.endswith(".dcm")]
+    head = s3.head_object(Bucket="large", Key=key)
+    assert head["ETag"].strip('"').endswith("-2"), "not a multipart upload"
+    body = s3.get_object(Bucket="large", Key=key)["Body"].read()
+    stored = tmp_path / "stored.dcm"
+    stored.write_bytes(body)
+    assert dataset_bytes(stored) == dataset_bytes(path)
+
+
+def test_failed_multipart_upload_is_aborted(moto, tmp_path):
+    s3 = make_bucket(moto, "abort")
+    store = S3Store("abort", endpoint_url=moto.endpoint, multipart_threshold=5 * 2**20)
+    calls = {"n": 0}
+
+    def fail_second_part(**_: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}},
+                              "UploadPart")
+
+    store.client.meta.events.register("before-call.s3.UploadPart", fail_second_part)
+    src = tmp_path / "blob"
+    src.write_bytes(b"\0" * (20 * 2**20))
+    with pytest.raises(StorageError, match="injected"):
+        store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
+    assert s3.list_multipart_uploads(Bucket="abort").get("Uploads", []) == []
+    assert objects(s3, "abort") == {}
+
+
+def test_s3_outage_gives_failure_status_and_every_acknowledged_instance_is_stored(
+        start_scp, tmp_path, monkeypatch):
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    files = [write_part10(make_dataset(study=uid("out"), series=uid("out", 1),
+                                       sop=uid("out", i), seed=i), tmp_path / f"{i}.dcm")
+             for i in range(6)]
+    with moto_server() as moto:
+        s3 = make_bucket(moto, "outage")
+        scp = start_scp(storage="s3://outage", s3_endpoint_url=moto.endpoint)
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", scp.port, ae_title="STORESCP")
+        statuses = [assoc.send_c_store(str(f)).Status for f in files[:3]]
+        moto.stop()  # S3 unreachable
+        statuses += [assoc.send_c_store(str(f)).Status for f in files[3:]]
+        assoc.release()
+        assert statuses[:3] == [0x0000] * 3
+        assert all(0xA700 <= s <= 0xA7FF or 0xC000 <= s <= 0xCFFF for s in statuses[3:]), \
+            [hex(s) for s in statuses]
+        moto.server.start()  # S3 back; the in-process backend kept its objects
+        stored = {Path(k).stem for k in objects(s3, "outage", "incoming/")}
+        acked = {uid("out", i) for i, s in enumerate(statuses) if s == 0}
+        assert acked <= stored, "an acknowledged instance is missing"
+        refused = [line for line in scp.log_lines() if line.get("event") == "store-failed"]
+        assert len(refused) == 3 and all(r["status"] == "0xA700" for r in refused)
