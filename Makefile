@@ -46,6 +46,9 @@ snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) a
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 	$(PY) -m scp --storage ./received --bind 127.0.0.1
 
+demo: deps ## Run the whole pipeline locally (moto, SCP, import workflow, HealthImaging fake); Ctrl-C stops
+	$(PY) -m tests.e2e.demo
+
 bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom (BENCH_ARGS="--help" lists options)
 	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc"
 	$(PY) -m bench $(BENCH_ARGS)
