@@ -45,7 +45,9 @@ def make_dataset(*, study: str, series: str, sop: str, sop_class: str = CTImageS
     ds.BitsStored = bits
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    ds.PixelData = random.Random(seed).randbytes(rows * columns * bits // 8)
+    size = rows * columns * bits // 8
+    block = random.Random(seed).randbytes(min(size, 2**20))  # large images repeat a block
+    ds.PixelData = (block * -(-size // len(block)))[:size]
     return ds
 
 
