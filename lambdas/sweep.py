@@ -12,6 +12,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
+from lambdas.errors import WorkflowError
 from lambdas.job_table import now_iso
 from lambdas.log import log
 from lambdas.manifest import open_marker_errors, validate_manifest
@@ -21,36 +22,46 @@ INSTANCE_KEY = re.compile(rf"(?P<study>{UID})/(?P<series>{UID})/(?P<sop>{UID})\.
 
 
 def sweep(s3, bucket: str, store_prefix: str, older_than: timedelta, now: datetime) -> list[str]:
-    """Close every stale open batch (write its manifest, delete its marker); return their ids."""
-    closed = []
+    """Close every stale open batch (write its manifest, delete its marker); return their ids.
+
+    A batch that cannot be closed does not stop the others; the sweep then raises at the end.
+    """
+    closed, failed = [], []
     for marker in _objects(s3, bucket, f"{store_prefix}open/"):
         batch_id = marker["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-        manifest_key = f"{store_prefix}batches/{batch_id}.json"
-        if _objects(s3, bucket, manifest_key):
-            s3.delete_object(Bucket=bucket, Key=marker["Key"])
-            log("marker-deleted", batchId=batch_id, reason="manifest exists")
-            continue
-        input_prefix = f"{store_prefix}incoming/{batch_id}/"
-        stored = _objects(s3, bucket, input_prefix)
-        newest = max(item["LastModified"] for item in [marker, *stored])
-        if now - newest < older_than:
-            continue
-        instances = [_instance(item, input_prefix) for item in stored]
-        instances = [instance for instance in instances if instance]
-        if instances:
-            opened = _marker(s3, bucket, marker)
-            manifest = swept_manifest(batch_id, input_prefix, opened, instances)
-            validate_manifest(manifest, f"swept batch {batch_id}")
-            s3.put_object(
-                Bucket=bucket,
-                Key=manifest_key,
-                Body=json.dumps(manifest).encode(),
-                ContentType="application/json",
-            )
-            closed.append(batch_id)
-        s3.delete_object(Bucket=bucket, Key=marker["Key"])
-        log("batch-swept", batchId=batch_id, instanceCount=len(instances))
+        try:
+            if _close(s3, bucket, store_prefix, marker, batch_id, now - older_than):
+                closed.append(batch_id)
+        except Exception as exc:  # one bad batch must not keep the others open
+            log("sweep-failed", logging.ERROR, batchId=batch_id, error=str(exc))
+            failed.append(batch_id)
+    if failed:
+        raise WorkflowError(f"could not sweep batches {failed}; see the log lines 'sweep-failed'")
     return closed
+
+
+def _close(
+    s3, bucket: str, store_prefix: str, marker: dict, batch_id: str, cutoff: datetime
+) -> bool:
+    """Close one batch if it is stale; True when a manifest was written."""
+    manifest_key = f"{store_prefix}batches/{batch_id}.json"
+    if _objects(s3, bucket, manifest_key):
+        s3.delete_object(Bucket=bucket, Key=marker["Key"])
+        log("marker-deleted", batchId=batch_id, reason="manifest exists")
+        return False
+    input_prefix = f"{store_prefix}incoming/{batch_id}/"
+    stored = _objects(s3, bucket, input_prefix)
+    if max(item["LastModified"] for item in [marker, *stored]) > cutoff:
+        return False
+    instances = [i for i in (_instance(item, input_prefix) for item in stored) if i]
+    if instances:
+        manifest = swept_manifest(batch_id, input_prefix, _marker(s3, bucket, marker), instances)
+        validate_manifest(manifest, f"swept batch {batch_id}")
+        body = json.dumps(manifest).encode()
+        s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json")
+    s3.delete_object(Bucket=bucket, Key=marker["Key"])
+    log("batch-swept", batchId=batch_id, instanceCount=len(instances))
+    return bool(instances)
 
 
 def swept_manifest(batch_id: str, input_prefix: str, opened: dict, instances: list[dict]) -> dict:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lambdas import clients, sweeper
+from lambdas.errors import WorkflowError
 from lambdas.manifest import read_manifest
 from lambdas.sweep import sweep
 from tests.fakes.pipeline import environment
@@ -107,3 +108,18 @@ def test_empty_or_unreadable_batches(bucket):
         s3.get_object(Bucket=bucket, Key=f"site/batches/{garbled}.json")["Body"].read()
     )
     assert manifest["callingAETitle"] == "" and manifest["instanceCount"] == 2
+
+
+def test_a_batch_that_cannot_be_closed_does_not_block_the_others(bucket):
+    s3 = clients.client("s3")
+    good = batch_id()
+    study, _ = store_instances(s3, bucket, good, 1, prefix="site/")
+    write_open_marker(s3, bucket, good, study, prefix="site/")
+    store_instances(s3, bucket, "bad id", 1, prefix="site/")  # not a valid batch id
+    write_open_marker(s3, bucket, "bad id", study, prefix="site/")
+
+    with pytest.raises(WorkflowError, match="bad id"):
+        sweep(s3, bucket, "site/", THRESHOLD, LATER)
+
+    assert keys(bucket, "site/batches/") == [f"site/batches/{good}.json"]
+    assert keys(bucket, "site/open/") == ["site/open/bad id.json"]

@@ -51,6 +51,7 @@ def test_throttled_start_is_retried_by_the_state_machine(pipeline):
 
     assert execution["status"] == "SUCCEEDED"
     assert len(starts(pipeline)) == 3
+    assert [name for name, _ in pipeline.invocations].count("start-import") == 3
     assert len(pipeline.fake.jobs) == 1
     history = pipeline.history(execution["executionArn"])
     failures = [e for e in history if e["type"] == "LambdaFunctionFailed"]
