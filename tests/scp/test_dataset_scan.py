@@ -1,0 +1,105 @@
+"""The dataset walker: what parses is accepted with its identifiers; what lies is refused."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from scp.dataset_scan import DatasetError, scan_part10
+from tests.scp.conftest import SERIES, STUDY
+from tests.support.dicom_files import make_dataset, uid, write_part10
+
+
+@pytest.mark.parametrize("name", ["explicit", "implicit", "big", "deflated", "j2k", "htj2k",
+                                  "jpeg-lossless", "jpeg-baseline", "jpeg-ls", "rle", "sc"])
+def test_every_transfer_syntax_parses_with_its_identifiers(instances, name) -> None:
+    info = scan_part10(str(instances[name]))
+    sent = dcmread(instances[name], stop_before_pixels=True)
+    assert (info.study_instance_uid, info.series_instance_uid) == (STUDY, SERIES)
+    assert info.sop_instance_uid == sent.SOPInstanceUID
+    assert info.sop_class_uid == sent.SOPClassUID
+    assert info.transfer_syntax_uid == sent.file_meta.TransferSyntaxUID
+    assert info.study_date == "20260101"
+
+
+def _file(tmp_path: Path, ds: Dataset | None = None, ts: str = "1.2.840.10008.1.2.1") -> Path:
+    ds = ds or make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"))
+    return write_part10(ds, tmp_path / "x.dcm", ts)
+
+
+def test_nested_sequences_parse_in_explicit_and_implicit_vr(tmp_path: Path) -> None:
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"))
+    inner = Dataset()
+    inner.CodeValue = "123"
+    item = Dataset()
+    item.ConceptNameCodeSequence = Sequence([inner, inner])
+    ds.ContentSequence = Sequence([item, Dataset()])
+    for ts in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2"):
+        assert scan_part10(str(_file(tmp_path, ds, ts))).sop_instance_uid == uid("c")
+
+
+@pytest.mark.parametrize("cut", [1, 100, 4000])
+def test_truncated_dataset_is_refused(tmp_path: Path, cut: int) -> None:
+    path = _file(tmp_path)
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(DatasetError):
+        scan_part10(str(path))
+
+
+def test_element_length_that_lies_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\x08\x00\x18\x00UI")  # SOP Instance UID element header
+    data[at + 6:at + 8] = struct.pack("<H", 60000)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError):
+        scan_part10(str(path))
+
+
+def test_pixel_data_shorter_than_rows_times_columns_is_refused(tmp_path: Path) -> None:
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=64, columns=64)
+    ds.Rows = 65
+    with pytest.raises(DatasetError, match="pixel data"):
+        scan_part10(str(_file(tmp_path, ds)))
+
+
+@pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
+def test_dataset_without_identifiers_is_refused(tmp_path: Path, missing: str) -> None:
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"))
+    delattr(ds, missing)
+    with pytest.raises(DatasetError, match="has no"):
+        scan_part10(str(_file(tmp_path, ds)))
+
+
+def test_encapsulated_pixel_data_without_its_delimiter_is_refused(instances, tmp_path) -> None:
+    data = instances["j2k"].read_bytes()
+    assert data.endswith(b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    path = tmp_path / "x.dcm"
+    path.write_bytes(data[:-8])
+    with pytest.raises(DatasetError):
+        scan_part10(str(path))
+
+
+def test_corrupt_deflate_stream_is_refused(instances, tmp_path) -> None:
+    data = bytearray(instances["deflated"].read_bytes())
+    header_len = 144 + int.from_bytes(data[140:144], "little")
+    data[header_len + 10:header_len + 40] = b"\xff" * 30
+    path = tmp_path / "x.dcm"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError):
+        scan_part10(str(path))
+
+
+@pytest.mark.parametrize("data", [b"", b"\0" * 131, b"\0" * 128 + b"DICX" + b"\0" * 20,
+                                  b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xff\xff"
+                                  b"\x00\x00"])
+def test_not_a_part10_file_is_refused(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "x.dcm"
+    path.write_bytes(data)
+    with pytest.raises(DatasetError):
+        scan_part10(str(path))
