@@ -46,6 +46,19 @@ class Measurement:
         return asdict(self)
 
 
+def tree_rss(root: psutil.Process) -> int:
+    """Resident bytes of `root` and all its descendants (0 once it has exited)."""
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
 class RssSampler(threading.Thread):
     """Samples the resident memory of a process and all its descendants; keeps the peak."""
 
@@ -56,20 +69,9 @@ class RssSampler(threading.Thread):
         self.peak = 0
         self._done = threading.Event()
 
-    def sample(self) -> int:
-        total = 0
-        try:
-            processes = [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += process.memory_info().rss
-        return total
-
     def run(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, self.sample())
+            self.peak = max(self.peak, tree_rss(self.root))
             self._done.wait(self.interval)
 
     def stop(self) -> int:
