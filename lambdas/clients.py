@@ -9,7 +9,7 @@ from botocore.config import Config
 
 # The state machine retries HealthImaging throttling with its own backoff (and the Lambda is not
 # billed while it waits), so the client itself does not retry.
-IMAGING_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1})
+IMAGING_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @cache
