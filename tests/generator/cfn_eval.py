@@ -1,0 +1,76 @@
+"""A small evaluator of CloudFormation intrinsic functions for given parameter values.
+
+Enough for this template's Conditions, Fn::If branches and Rules: Ref (parameters), Fn::If,
+Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains, Condition and AWS::NoValue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NO_VALUE = object()
+
+
+class Evaluator:
+    def __init__(self, template: dict[str, Any], parameters: dict[str, Any]):
+        self.template = template
+        declared = template["Parameters"]
+        unknown = set(parameters) - set(declared)
+        assert not unknown, f"not template parameters: {unknown}"
+        self.parameters = {
+            name: str(parameters.get(name, p.get("Default", ""))) for name, p in declared.items()
+        }
+
+    def condition(self, name: str) -> bool:
+        return bool(self.value(self.template["Conditions"][name]))
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (self.value(n) for n in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Ref":
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
+                if arg in self.parameters:
+                    return self.parameters[arg]
+                return {"Ref": arg}
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.value(when_true if self.condition(name) else when_false)
+            if key == "Fn::Equals":
+                left, right = (str(self.value(a)) for a in arg)
+                return left == right
+            if key == "Fn::Not":
+                return not self.value(arg[0])
+            if key == "Fn::And":
+                return all(self.value(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.value(a) for a in arg)
+            if key == "Fn::Contains":
+                values, item = self.value(arg[0]), self.value(arg[1])
+                return str(item) in [str(v) for v in values]
+            if key == "Condition":
+                return self.condition(arg)
+        out = {k: self.value(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
+
+    def resources(self) -> dict[str, Any]:
+        """Resources that exist for these parameters, with Fn::If resolved."""
+        return {
+            name: self.value(r)
+            for name, r in self.template["Resources"].items()
+            if "Condition" not in r or self.condition(r["Condition"])
+        }
+
+    def failed_rules(self) -> list[str]:
+        """Names of Rules whose assertion fails (only pure parameter logic is evaluable)."""
+        failed = []
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.value(rule["RuleCondition"]):
+                continue
+            if not all(self.value(a["Assert"]) for a in rule["Assertions"]):
+                failed.append(name)
+        return failed

@@ -1,0 +1,41 @@
+"""Fixtures for the generator tests: the spec, the template as a dict, one checkov run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from generator import gates
+from generator.release import render_template
+from generator.snapshot import PLACEHOLDER_DEFINITION
+from generator.spec import Spec, load
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    """The real spec with the placeholder state machine (the snapshot's inputs)."""
+    return load(definition_path=PLACEHOLDER_DEFINITION)
+
+
+@pytest.fixture(scope="session")
+def rendered(spec: Spec) -> tuple[str, str]:
+    return render_template(spec)
+
+
+@pytest.fixture(scope="session")
+def template(rendered: tuple[str, str]) -> dict[str, Any]:
+    """The template as CloudFormation sees it (parsed from the emitted JSON)."""
+    return json.loads(rendered[1])
+
+
+@pytest.fixture(scope="session")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+@pytest.fixture(scope="session")
+def checkov_findings(rendered: tuple[str, str], spec: Spec) -> list[str]:
+    """checkov is slow (seconds): one run per session."""
+    return gates.checkov(rendered[0], spec)

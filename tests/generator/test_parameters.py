@@ -1,0 +1,206 @@
+"""Every parameter of the deployment guide, with its documented default, type, group and
+constraints (the tables in ../shared/seeds, Step 3), plus the Rules that refuse bad input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.generator.cfn_eval import Evaluator
+
+NETWORK, DICOM, PERF, SECURITY, ADVANCED = (
+    "Network Configuration",
+    "DICOM Configuration",
+    "Performance Configuration",
+    "Security Configuration",
+    "Advanced DICOM Configuration",
+)
+REQUIRED = None
+# name: (type, default, console group), as the deployment guide documents them.
+DOCUMENTED = {
+    "VpcID": ("AWS::EC2::VPC::Id", REQUIRED, NETWORK),
+    "PublicSubnetIDs": ("List<AWS::EC2::Subnet::Id>", REQUIRED, NETWORK),
+    "PrivateSubnetIDs": ("List<AWS::EC2::Subnet::Id>", REQUIRED, NETWORK),
+    "AvailabilityZones": ("List<AWS::EC2::AvailabilityZone::Name>", REQUIRED, NETWORK),
+    "SecurityGroupID": ("AWS::EC2::SecurityGroup::Id", REQUIRED, NETWORK),
+    "VpcCIDR": ("String", REQUIRED, NETWORK),
+    "SCPAETitle": ("String", "STORESCP", DICOM),
+    "SCPPort": ("Number", 11112, DICOM),
+    "PeerCIDR1": ("String", REQUIRED, DICOM),
+    "PeerCIDR2": ("String", "", DICOM),
+    "PeerCIDR3": ("String", "", DICOM),
+    "RequireCalledAETitle": ("String", "false", DICOM),
+    "RequireCallingAETitle": ("String", "", DICOM),
+    "TaskCPU": ("String", "1024", PERF),
+    "TaskMemoryLimit": ("String", "2048", PERF),
+    "TaskDesiredCount": ("Number", 1, PERF),
+    "AutoscaleMaxCapacity": ("Number", 3, PERF),
+    "TLSCertificateARN": ("String", "", SECURITY),
+    "DIMSETimeout": ("Number", 60, ADVANCED),
+    "MaximumAssociations": ("Number", 300, ADVANCED),
+    "NetworkTimeout": ("Number", 90, ADVANCED),
+    "SupportedSOPClassUIDs": ("String", "", ADVANCED),
+}
+
+# AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
+FARGATE = {
+    "256": [512, 1024, 2048],
+    "512": list(range(1024, 4097, 1024)),
+    "1024": list(range(2048, 8193, 1024)),
+    "2048": list(range(4096, 16385, 1024)),
+    "4096": list(range(8192, 30721, 1024)),
+    "8192": list(range(16384, 61441, 4096)),
+    "16384": list(range(32768, 122881, 8192)),
+}
+
+
+def test_exactly_the_documented_parameters(template):
+    assert set(template["Parameters"]) == set(DOCUMENTED)
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_type_default_and_group(template, name):
+    kind, default, group = DOCUMENTED[name]
+    parameter = template["Parameters"][name]
+    assert parameter["Type"] == kind
+    if default is REQUIRED:
+        assert "Default" not in parameter
+    else:
+        assert parameter["Default"] == default
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert [g["Label"]["default"] for g in groups if name in g["Parameters"]] == [group]
+
+
+def test_groups_in_the_guides_order(template):
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert [g["Label"]["default"] for g in groups] == [NETWORK, DICOM, PERF, SECURITY, ADVANCED]
+    order = [p for g in groups for p in g["Parameters"]]
+    assert order == list(DOCUMENTED)
+
+
+def _matches(template, name: str, value: str) -> bool:
+    p = template["Parameters"][name]
+    pattern_ok = re.fullmatch(p["AllowedPattern"], value) is not None
+    length_ok = p.get("MinLength", 0) <= len(value) <= p.get("MaxLength", 10**6)
+    return pattern_ok and length_ok
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [
+        (
+            "SCPAETitle",
+            ["STORESCP", "MYHOSPITAL", "A", "SIXTEEN_CHARS_16", "CT 01"],
+            ["", "SEVENTEEN_CHARS_X", "A\\B", "A\x01B", "TAB\tX"],
+        ),
+        (
+            "VpcCIDR",
+            ["10.0.0.0/16", "0.0.0.0/0", "255.255.255.255/32"],
+            ["", "10.0.0.0", "256.0.0.0/8", "10.0.0.0/33", "10.0.0/16", "vpc"],
+        ),
+        ("PeerCIDR1", ["203.0.113.0/24"], ["", "203.0.113.0/24,10.0.0.0/8"]),
+        ("PeerCIDR2", ["", "198.51.100.0/24"], ["198.51.100.0", " "]),
+        ("PeerCIDR3", ["", "192.0.2.0/24"], ["192.0.2.0/40"]),
+        (
+            "RequireCallingAETitle",
+            ["", "WORKSTATION1", "CT01,MR01,US 2"],
+            [",", "CT01,", "A\\B", "SEVENTEEN_CHARS_X"],
+        ),
+        (
+            "TLSCertificateARN",
+            ["", "arn:aws:acm:us-east-1:123456789012:certificate/xxxxxxxx"],
+            [
+                "arn:aws:iam::123456789012:role/x",
+                "certificate",
+                "arn:aws:acm:us-east-1:1:certificate/x",
+            ],
+        ),
+        (
+            "SupportedSOPClassUIDs",
+            [
+                "",
+                "1.2.840.10008.5.1.4.1.1.2",
+                "1.2.840.10008.5.1.4.1.1.2,1.2.840.10008.5.1.4.1.1.4",
+            ],
+            ["1.2.", "CT", "1.2,,3", "1.2, 3"],
+        ),
+        ("TaskMemoryLimit", ["512", "2048", "122880"], ["", "2GB", "0512"]),
+    ],
+)
+def test_patterns(template, name, good, bad):
+    for value in good:
+        assert _matches(template, name, value), f"{name} refused {value!r}"
+    for value in bad:
+        assert not _matches(template, name, value), f"{name} accepted {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [
+        ("SCPPort", 1, 65535),
+        ("DIMSETimeout", 1, 3600),
+        ("NetworkTimeout", 1, 3600),
+        ("MaximumAssociations", 1, 1000),
+        ("TaskDesiredCount", 1, 50),
+        ("AutoscaleMaxCapacity", 1, 50),
+    ],
+)
+def test_number_ranges(template, name, low, high):
+    p = template["Parameters"][name]
+    assert (p["MinValue"], p["MaxValue"]) == (low, high)
+    assert low <= p["Default"] <= high
+
+
+def test_allowed_values(template):
+    assert template["Parameters"]["RequireCalledAETitle"]["AllowedValues"] == ["true", "false"]
+    assert template["Parameters"]["TaskCPU"]["AllowedValues"] == list(FARGATE)
+
+
+def test_every_documented_fargate_pair_passes_the_rules(template):
+    for cpu, memories in FARGATE.items():
+        for memory in memories:
+            rules = Evaluator(template, {"TaskCPU": cpu, "TaskMemoryLimit": str(memory)})
+            assert rules.failed_rules() == [], (cpu, memory)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [
+        ("256", "4096"),
+        ("1024", "1024"),
+        ("1024", "9216"),
+        ("2048", "2048"),
+        ("4096", "4000"),
+        ("8192", "18432"),
+        ("16384", "16384"),
+        ("512", "512"),
+    ],
+)
+def test_invalid_fargate_pair_is_refused(template, cpu, memory):
+    rules = Evaluator(template, {"TaskCPU": cpu, "TaskMemoryLimit": memory})
+    assert rules.failed_rules() == [f"FargateMemoryForCpu{cpu}"]
+
+
+def test_dicom_port_may_not_be_the_health_port(template):
+    assert Evaluator(template, {"SCPPort": "8080"}).failed_rules() == ["HealthPortIsNotDicomPort"]
+    assert Evaluator(template, {"SCPPort": "104"}).failed_rules() == []
+
+
+def test_subnet_rules_check_vpc_and_zones(template):
+    """Fn::ValueOfAll needs the EC2 API, so the structure is what can be checked here."""
+    rules = template["Rules"]
+    vpc = rules["SubnetsInVpc"]["Assertions"][0]["Assert"]["Fn::EachMemberEquals"]
+    assert vpc == [{"Fn::ValueOfAll": ["AWS::EC2::Subnet::Id", "VpcId"]}, {"Ref": "VpcID"}]
+    zones = rules["SubnetsInAvailabilityZones"]["Assertions"][0]["Assert"]["Fn::EachMemberIn"]
+    assert zones == [
+        {"Fn::ValueOfAll": ["AWS::EC2::Subnet::Id", "AvailabilityZone"]},
+        {"Ref": "AvailabilityZones"},
+    ]
+
+
+def test_labels_and_descriptions(template):
+    labels = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterLabels"]
+    for name, parameter in template["Parameters"].items():
+        assert labels[name]["default"]
+        assert len(parameter["Description"]) >= 10

@@ -1,0 +1,351 @@
+"""The template's resources against DESIGN section 6, issue 4's wiring and docs/CONTRACTS.md."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from generator.spec import ROOT
+from tests.generator.contract import CONTRACTS, FUNCTIONS, scp_environment
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def statements(resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for p in resources[role]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+    ]
+
+
+def actions_of(resources: dict[str, Any], role: str) -> set[str]:
+    return {a for s in statements(resources, role) for a in s["Action"]}
+
+
+# --- SCP service -------------------------------------------------------------------------------
+
+
+def container(resources: dict[str, Any]) -> dict[str, Any]:
+    (definition,) = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"]
+    return definition
+
+
+def test_container_environment_follows_the_contract(resources):
+    env = {e["Name"]: e["Value"] for e in container(resources)["Environment"]}
+    mapping = scp_environment()
+    assert len(mapping) >= 8
+    for name, parameter in mapping.items():
+        assert env[name] == {"Ref": parameter}, name
+    assert env["STORAGE"] == {"Fn::Sub": "s3://${DicomBucket}/"}
+    assert env["HEALTH_PORT"] == "8080"
+    assert env["DRAIN_TIMEOUT"] == "110"
+    assert env["METRICS_NAMESPACE"] == {"Fn::Sub": "StoreSCP/${AWS::StackName}"}
+    assert env["BATCH_MAX_FILES"] == "5000" and env["BATCH_MAX_BYTES"] == "10000000000"
+
+
+def test_container_stops_after_drain_and_checks_health(resources, spec):
+    c = container(resources)
+    assert c["StopTimeout"] == 120
+    assert c["Image"] == spec.image_uri
+    assert c["ReadonlyRootFilesystem"] is True
+    assert "http://127.0.0.1:8080/health" in " ".join(c["HealthCheck"]["Command"])
+    group = resources["TargetGroup"]["Properties"]
+    assert (
+        group["Protocol"],
+        group["HealthCheckProtocol"],
+        group["HealthCheckPort"],
+        group["HealthCheckPath"],
+    ) == ("TCP", "HTTP", "8080", "/health")
+
+
+def test_service_in_private_subnets_behind_the_load_balancer(resources):
+    service = resources["Service"]["Properties"]
+    vpc = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert vpc["Subnets"] == {"Ref": "PrivateSubnetIDs"}
+    assert vpc["AssignPublicIp"] == "DISABLED"
+    assert {"Ref": "SecurityGroupID"} in vpc["SecurityGroups"]
+    assert resources["NetworkLoadBalancer"]["Properties"]["Subnets"] == {"Ref": "PublicSubnetIDs"}
+    task_sg = resources["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert all(r["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"} for r in task_sg)
+
+
+def test_cpu_target_tracking_50_percent_60s_cooldowns(resources):
+    target = resources["ScalableTarget"]["Properties"]
+    assert target["MaxCapacity"] == {"Ref": "AutoscaleMaxCapacity"}
+    policy = resources["CpuTargetTracking"]["Properties"][
+        "TargetTrackingScalingPolicyConfiguration"
+    ]
+    assert (policy["TargetValue"], policy["ScaleInCooldown"], policy["ScaleOutCooldown"]) == (
+        50.0,
+        60,
+        60,
+    )
+    assert (
+        policy["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "ECSServiceAverageCPUUtilization"
+    )
+
+
+def test_guides_log_group_name(resources):
+    """The guide tells operators to look for StackName-PacsServerTaskDefPacsContainerLogGroup*."""
+    assert resources["PacsServerTaskDefPacsContainerLogGroup"]["Type"] == "AWS::Logs::LogGroup"
+    assert "LogGroupName" not in resources["PacsServerTaskDefPacsContainerLogGroup"]["Properties"]
+
+
+def test_marketplace_metering_switch(spec):
+    from generator.template import build_template
+
+    def task_actions(register: bool) -> set[str]:
+        data = {**spec.data, "marketplace": {"registerUsage": register}}
+        resources = build_template(type(spec)(data, spec.definition)).to_dict()["Resources"]
+        return actions_of(resources, "TaskRole")
+
+    assert "aws-marketplace:RegisterUsage" in task_actions(True)
+    assert "aws-marketplace:RegisterUsage" not in task_actions(False)
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bucket", ["DicomBucket", "ResultsBucket", "AccessLogsBucket"])
+def test_buckets_encrypted_private_tls_only(resources, bucket):
+    props = resources[bucket]["Properties"]
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert resources[bucket]["DeletionPolicy"] == "Retain"
+    deny = resources[f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_notification_for_batch_manifests_only(resources):
+    (config,) = resources["DicomBucket"]["Properties"]["NotificationConfiguration"][
+        "QueueConfigurations"
+    ]
+    rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": "batches/", "suffix": ".json"}
+    assert config["Queue"] == {"Fn::GetAtt": ["ImportQueue", "Arn"]}
+    assert "ImportQueuePolicy" in resources["DicomBucket"]["DependsOn"]
+
+
+def test_job_table_as_the_contract_says(resources):
+    table = resources["DicomImportJobTable"]["Properties"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "jobId", "KeyType": "HASH"},
+        {"AttributeName": "recordId", "KeyType": "RANGE"},
+    ]
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert indexes["sopInstanceUID-index"]["KeySchema"] == [
+        {"AttributeName": "sopInstanceUID", "KeyType": "HASH"}
+    ]
+    assert indexes["studyInstanceUID-index"]["KeySchema"] == [
+        {"AttributeName": "studyInstanceUID", "KeyType": "HASH"},
+        {"AttributeName": "recordId", "KeyType": "RANGE"},
+    ]
+    assert all(i["Projection"] == {"ProjectionType": "ALL"} for i in indexes.values())
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    for name in ("sopInstanceUID-index", "studyInstanceUID-index", "`jobId`", "`recordId`"):
+        assert name in CONTRACTS
+
+
+# --- workflow ----------------------------------------------------------------------------------
+
+
+def test_queue_encrypted_with_dlq_and_long_visibility(resources, spec):
+    queue = resources["ImportQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert resources["ImportDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["ImportDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    timeouts = {
+        f["Properties"]["Timeout"] for f in of_type(resources, "AWS::Lambda::Function").values()
+    }
+    assert queue["VisibilityTimeout"] > max(timeouts)
+
+
+def test_event_source_mapping_reports_partial_failures(resources):
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["ImportQueue", "Arn"]}
+    assert props["FunctionName"] == {"Ref": "TriggerFunction"}
+
+
+def test_functions_with_contract_handlers(resources, spec):
+    functions = of_type(resources, "AWS::Lambda::Function")
+    assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
+        f"lambdas.{name}.handler" for name in FUNCTIONS
+    )
+    for name in FUNCTIONS:
+        assert f"`lambdas.{name}.handler`" in CONTRACTS
+    for f in functions.values():
+        props = f["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Code"]["S3Bucket"] == {
+            "Fn::Sub": "storescp-healthimaging-artifacts-${AWS::Region}"
+        }
+        name = props["Handler"].split(".")[1]
+        assert props["Code"]["S3Key"] == f"storescp-healthimaging/{spec.version}/lambda/{name}.zip"
+    trigger_env = functions["TriggerFunction"]["Properties"]["Environment"]["Variables"]
+    assert trigger_env["STATE_MACHINE_ARN"] == {"Ref": "ImportStateMachine"}
+    sweeper_env = functions["SweeperFunction"]["Properties"]["Environment"]["Variables"]
+    assert sweeper_env["SWEEP_AFTER_SECONDS"] == "900"
+    assert sweeper_env["OUTPUT_S3_URI"] == {"Fn::Sub": "s3://${ResultsBucket}/"}
+
+
+def test_state_machine_fills_every_placeholder(resources, spec):
+    machine = resources["ImportStateMachine"]["Properties"]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", str(spec.definition)))
+    assert set(machine["DefinitionSubstitutions"]) == placeholders
+    for key, value in machine["DefinitionSubstitutions"].items():
+        assert value == {"Fn::GetAtt": [key.removesuffix("Arn"), "Arn"]}
+    assert machine["Definition"] == spec.definition
+    invoke = [
+        s
+        for s in statements(resources, "StateMachineRole")
+        if s["Action"] == ["lambda:InvokeFunction"]
+    ]
+    assert sorted(map(str, invoke[0]["Resource"])) == sorted(
+        map(str, machine["DefinitionSubstitutions"].values())
+    )
+
+
+def test_real_state_machine_definition_builds():
+    """The lambdas' ASL file (when present) has only placeholders the template fills."""
+    from generator.spec import load
+    from generator.template import build_template
+
+    path = ROOT / "lambdas" / "statemachine" / "import_workflow.asl.json"
+    if not path.exists():
+        pytest.skip("lambdas/statemachine/import_workflow.asl.json not written yet")
+    machine = build_template(load()).to_dict()["Resources"]["ImportStateMachine"]["Properties"]
+    assert set(machine["DefinitionSubstitutions"]) == {
+        "StartImportFunctionArn",
+        "CheckStatusFunctionArn",
+        "RecordResultsFunctionArn",
+        "RecordFailureFunctionArn",
+    }
+
+
+def test_sweeper_schedule(resources):
+    (rule,) = of_type(resources, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SweeperFunction", "Arn"]}
+    permission = resources["SweeperSchedulePermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+
+
+# --- IAM ---------------------------------------------------------------------------------------
+
+
+def test_data_access_role_trusts_healthimaging_and_reads_incoming_only(resources):
+    role = resources["DataAccessRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "medical-imaging.amazonaws.com"}
+    assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+    by_action = {a: s for s in statements(resources, "DataAccessRole") for a in s["Action"]}
+    assert by_action["s3:GetObject"]["Resource"] == [{"Fn::Sub": "${DicomBucket.Arn}/incoming/*"}]
+    assert by_action["s3:PutObject"]["Resource"] == [{"Fn::Sub": "${ResultsBucket.Arn}/*"}]
+
+
+def test_pass_role_only_for_the_data_access_role_to_healthimaging(resources):
+    passing = [
+        (name, s)
+        for name, r in of_type(resources, "AWS::IAM::Role").items()
+        for s in statements(resources, name)
+        if any(a.startswith("iam:") for a in s["Action"])
+    ]
+    assert [name for name, _ in passing] == ["StartImportFunctionRole"]
+    ((_, statement),) = passing
+    assert statement["Action"] == ["iam:PassRole"]
+    assert statement["Resource"] == [{"Fn::GetAtt": ["DataAccessRole", "Arn"]}]
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "medical-imaging.amazonaws.com"}
+    }
+
+
+# Actions AWS offers no resource-level permission for: "*" is the only possible Resource.
+WILDCARD_ONLY = {
+    "ecr:GetAuthorizationToken",
+    "aws-marketplace:RegisterUsage",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+}
+
+
+def test_wildcard_resources_only_where_aws_allows_nothing_else(resources):
+    for name in of_type(resources, "AWS::IAM::Role"):
+        for s in statements(resources, name):
+            if "*" in s["Resource"]:
+                assert set(s["Action"]) <= WILDCARD_ONLY, (name, s["Action"])
+            assert all(not a.endswith(":*") for a in s["Action"]), (name, s["Action"])
+
+
+# --- monitoring and outputs --------------------------------------------------------------------
+
+
+def test_alarms(resources):
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm")
+    assert {
+        "DeadLetterQueueAlarm",
+        "FailedImportsAlarm",
+        "ServiceCPUUtilizationAlarm",
+        "ServiceMemoryUtilizationAlarm",
+    } <= set(alarms)
+    assert {
+        f"{''.join(p.capitalize() for p in n.split('_'))}ErrorRateAlarm" for n in FUNCTIONS
+    } <= set(alarms)
+    dlq = alarms["DeadLetterQueueAlarm"]["Properties"]
+    assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ImportDeadLetterQueue", "QueueName"]}
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms.values())
+    assert "Dashboard" in resources
+
+
+def test_outputs(template):
+    required = {
+        "NetworkLoadBalancerDNS",
+        "DICOMPort",
+        "DICOMAETitle",
+        "DatastoreId",
+        "DicomBucketName",
+        "ResultsBucketName",
+        "JobTableName",
+        "StateMachineArn",
+        "SCPLogGroupName",
+        "DashboardURL",
+    }
+    assert required <= set(template["Outputs"])
+    assert template["Outputs"]["DICOMPort"]["Value"] == {"Ref": "SCPPort"}
+    assert template["Outputs"]["NetworkLoadBalancerDNS"]["Value"] == {
+        "Fn::GetAtt": ["NetworkLoadBalancer", "DNSName"]
+    }
+
+
+def test_yaml_and_json_are_the_same_template(rendered):
+    from cfn_flip import to_json
+
+    from generator.release import YAML_HEADER
+
+    assert rendered[0].startswith(YAML_HEADER)
+    assert json.loads(to_json(rendered[0])) == json.loads(rendered[1])
