@@ -64,11 +64,8 @@ def instance_item(
     return {name: value for name, value in item.items() if value not in (None, "")}
 
 
-def write_items(table, items: Iterable[dict]) -> int:
-    """Write items with BatchWriteItem (25 a call, unprocessed ones retried); return the count."""
-    count = 0
+def write_items(table, items: Iterable[dict]) -> None:
+    """Write items with BatchWriteItem (25 a call, unprocessed ones retried)."""
     with table.batch_writer(overwrite_by_pkeys=["jobId", "recordId"]) as batch:
         for item in items:
             batch.put_item(Item=item)
-            count += 1
-    return count
