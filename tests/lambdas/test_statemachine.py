@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from tests.fakes.pipeline import ASL_PATH
+from cfnlint.api import lint
 
+from tests.fakes.pipeline import ACCOUNT, ASL_PATH, FUNCTIONS
+
+PLACEHOLDERS = set(FUNCTIONS)
 RETRIED = {"ThrottlingException", "ServiceQuotaExceededException", "InternalServerException"}
 
 
@@ -43,3 +46,28 @@ def test_healthimaging_calls_back_off_on_throttling_and_everything_else_is_caugh
             assert state["Catch"] == [
                 {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
             ]
+
+
+def lint_errors(asl: dict) -> list[str]:
+    """cfn-lint findings for a template that embeds `asl` as the generator does."""
+    arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"
+    properties = {
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/workflow",
+        "Definition": asl,
+        "DefinitionSubstitutions": {name: arn for name in PLACEHOLDERS},
+    }
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Workflow": {"Type": "AWS::StepFunctions::StateMachine", "Properties": properties}
+        },
+    }
+    return [str(match) for match in lint(json.dumps(template), regions=["us-east-1"])]
+
+
+def test_cfn_lint_accepts_the_definition_and_would_reject_a_broken_one():
+    broken = definition()
+    broken["States"]["StartImport"]["Retry"][0]["BackoffRate"] = "fast"
+
+    assert lint_errors(definition()) == []
+    assert lint_errors(broken)
