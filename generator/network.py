@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import ClassVar
 
-from troposphere import If, NoValue, Ref, Template, ec2
+from troposphere import AWSObject, GetAtt, If, NoValue, Ref, Sub, Template, awslambda, ec2, logs
 from troposphere import elasticloadbalancingv2 as elb
 
+from generator.custom import route_tables
+from generator.iam import allow, log_writer, role
 from generator.parameters import HAS_PEER2, HAS_PEER3, HAS_TLS
 from generator.spec import Spec
+from generator.storage import Storage
 
 # TLS 1.3 and 1.2 only.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -33,7 +38,61 @@ def _dicom_ingress(cidr: str, description: str) -> dict:
     }
 
 
-def add_network(t: Template, spec: Spec, access_logs_bucket: Ref) -> Network:
+class RouteTables(AWSObject):
+    """Custom resource answered by generator/custom/route_tables.py."""
+
+    resource_type = "Custom::RouteTables"
+    props: ClassVar[dict] = {"ServiceToken": (str, True), "SubnetIds": (list, True)}
+
+
+def add_s3_endpoint(t: Template, spec: Spec) -> None:
+    """S3 gateway endpoint on the private subnets' route tables (found by a custom resource,
+    since the parameters name subnets only), so received images reach S3 without the NAT."""
+    log_group = t.add_resource(
+        logs.LogGroup("RouteTablesLogGroup", RetentionInDays=spec.resources["logRetentionDays"])
+    )
+    function_role = role(
+        t,
+        "RouteTablesFunctionRole",
+        "lambda.amazonaws.com",
+        [
+            log_writer(log_group.title),
+            # EC2 Describe* actions have no resource-level permissions: "*" is the only choice.
+            allow(["ec2:DescribeRouteTables", "ec2:DescribeSubnets"], ["*"]),
+        ],
+    )
+    function = t.add_resource(
+        awslambda.Function(
+            "RouteTablesFunction",
+            Runtime="python3.12",
+            Handler="index.handler",
+            Code=awslambda.Code(ZipFile=inspect.getsource(route_tables)),
+            Role=GetAtt(function_role, "Arn"),
+            Timeout=60,
+            MemorySize=128,
+            TracingConfig=awslambda.TracingConfig(Mode="PassThrough"),
+            LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(log_group)),
+        )
+    )
+    tables = t.add_resource(
+        RouteTables(
+            "PrivateRouteTables",
+            ServiceToken=GetAtt(function, "Arn"),
+            SubnetIds=Ref("PrivateSubnetIDs"),
+        )
+    )
+    t.add_resource(
+        ec2.VPCEndpoint(
+            "S3GatewayEndpoint",
+            VpcId=Ref("VpcID"),
+            VpcEndpointType="Gateway",
+            ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
+            RouteTableIds=GetAtt(tables, "RouteTableIds"),
+        )
+    )
+
+
+def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
     """Peer rules live on the NLB's security group: they hold for the TCP and the TLS listener."""
     health_port = spec.resources["healthPort"]
     nlb_sg = t.add_resource(
@@ -102,6 +161,8 @@ def add_network(t: Template, spec: Spec, access_logs_bucket: Ref) -> Network:
     nlb = t.add_resource(
         elb.LoadBalancer(
             "NetworkLoadBalancer",
+            # Log delivery checks the bucket policy when the load balancer is created.
+            DependsOn=[f"{storage.access_logs_bucket.title}Policy"],
             Type="network",
             Scheme="internet-facing",
             Subnets=Ref("PublicSubnetIDs"),
@@ -109,7 +170,9 @@ def add_network(t: Template, spec: Spec, access_logs_bucket: Ref) -> Network:
             LoadBalancerAttributes=[
                 elb.LoadBalancerAttributes(Key="load_balancing.cross_zone.enabled", Value="true"),
                 elb.LoadBalancerAttributes(Key="access_logs.s3.enabled", Value="true"),
-                elb.LoadBalancerAttributes(Key="access_logs.s3.bucket", Value=access_logs_bucket),
+                elb.LoadBalancerAttributes(
+                    Key="access_logs.s3.bucket", Value=Ref(storage.access_logs_bucket)
+                ),
                 elb.LoadBalancerAttributes(Key="access_logs.s3.prefix", Value="nlb"),
             ],
         )
@@ -148,4 +211,5 @@ def add_network(t: Template, spec: Spec, access_logs_bucket: Ref) -> Network:
             DefaultActions=[elb.Action(Type="forward", TargetGroupArn=Ref(target_group))],
         )
     )
+    add_s3_endpoint(t, spec)
     return Network(nlb, target_group, listener, task_sg)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from troposphere import Ref, Template
+from troposphere import Template
 
 from generator.monitoring import add_monitoring
 from generator.network import add_network
@@ -22,7 +22,7 @@ def build_template(spec: Spec) -> Template:
     add_rules(t, spec)
     queues = add_queues(t, spec)
     storage = add_storage(t, spec, queues.queue.get_att("Arn"), queues.policy.title)
-    network = add_network(t, spec, Ref(storage.access_logs_bucket))
+    network = add_network(t, spec, storage)
     add_service(t, spec, network, storage)
     workflow = add_workflow(t, spec, storage, queues)
     add_monitoring(t, spec, network, queues, workflow)

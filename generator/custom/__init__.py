@@ -1,0 +1,1 @@
+"""Code of the template's custom resources, embedded inline (Code.ZipFile) by the generator."""
