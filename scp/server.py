@@ -13,11 +13,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from scp import __version__
+from scp import __version__, fastpath
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.storage import StorageError, open_store
@@ -124,8 +125,13 @@ class _HealthHandler(BaseHTTPRequestHandler):
 
 def build_ae(settings: Settings) -> AE:
     """The application entity with its presentation contexts and timeouts."""
+    fastpath.install()  # event-driven waits in pynetdicom's reactors
     _config.STORE_RECV_CHUNKED_DATASET = True  # stream datasets to a file, never hold them
     _config.LOG_HANDLER_LEVEL = "none"  # pynetdicom's PDU dumps could carry PHI
+    # pydicom re-validates every UID it touches with regexes, a large share of the receive
+    # path's CPU; the SCP validates the UIDs it uses itself (service.valid_uid).
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_pdu_size = settings.max_pdu_size
     ae.acse_timeout = settings.acse_timeout
