@@ -91,13 +91,8 @@ def _data_access_role(t: Template, storage: Storage) -> iam.Role:
         "DataAccessRole",
         IMAGING_SERVICE,
         [
-            allow(
-                ["s3:ListBucket"],
-                [GetAtt(dicom, "Arn")],
-                {"StringLike": {"s3:prefix": f"{INCOMING_PREFIX}*"}},
-            ),
+            allow(["s3:ListBucket"], [GetAtt(dicom, "Arn"), GetAtt(results, "Arn")]),
             allow(["s3:GetObject"], [arn(dicom, f"/{INCOMING_PREFIX}*")]),
-            allow(["s3:ListBucket"], [GetAtt(results, "Arn")]),
             allow(["s3:PutObject"], [arn(results, "/*")]),
         ],
         trust_condition=same_account(),

@@ -14,23 +14,14 @@ import pytest
 
 from generator import package
 from generator.errors import GeneratorError
-from generator.spec import ROOT
 from tests.generator.contract import FUNCTIONS
+from tests.generator.sources import copy_sources
 from tests.support.aws import FAKE_AWS_ENV
 
 
 @pytest.fixture
 def source_root(tmp_path: Path) -> Path:
-    """A copy of what the packager reads, so tests may touch timestamps and files."""
-    for folder in ("lambdas", "scp"):
-        shutil.copytree(
-            ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / package.SCHEMA, tmp_path / package.SCHEMA)
-    shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
+    return copy_sources(tmp_path)
 
 
 def test_lambda_zip_holds_the_package_and_the_schema(source_root):

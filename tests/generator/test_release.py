@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +14,20 @@ import pytest
 from generator import release
 from generator.spec import ROOT, load
 from tests.generator.contract import FUNCTIONS
+from tests.generator.sources import copy_sources
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory) -> tuple[Path, str]:
+def sources(tmp_path_factory) -> Path:
+    return copy_sources(tmp_path_factory.mktemp("root"))
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory, sources) -> tuple[Path, str]:
     """One real release run (every gate) into a temporary dist/."""
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
-        [sys.executable, "-m", "generator.release", "--out", str(out)],
+        [sys.executable, "-m", "generator.release", "--root", str(sources), "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -78,23 +83,16 @@ def test_summary_table_and_gates(released):
     assert "lambda/trigger.zip" in stdout and "release-manifest.json" in stdout
 
 
-def test_a_second_build_is_byte_identical(released):
+def test_a_second_build_is_byte_identical(released, sources):
     """A rebuild in another process, from the same sources, gives the very same bytes."""
     directory, _ = released
-    assert release.bundle(load(), ROOT) == files_under(directory)
-
-
-def minimal_root(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    for folder in ("config", "lambdas", "scp"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("Dockerfile", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
-    return root
+    assert release.bundle(load(sources / "config" / "product.yaml", sources), sources) == (
+        files_under(directory)
+    )
 
 
 def test_bad_spec_stops_the_release_and_writes_nothing(tmp_path, capsys):
-    root = minimal_root(tmp_path)
+    root = copy_sources(tmp_path)
     spec = root / "config" / "product.yaml"
     spec.write_text(spec.read_text().replace("tag: 0.1.0", "tag: ':bad'"))
     assert release.main(["--root", str(root), "--out", str(tmp_path / "dist")]) == 2
@@ -104,7 +102,7 @@ def test_bad_spec_stops_the_release_and_writes_nothing(tmp_path, capsys):
 
 
 def test_failed_gate_stops_the_release_and_writes_nothing(tmp_path, capsys):
-    root = minimal_root(tmp_path)
+    root = copy_sources(tmp_path)
     (root / "Dockerfile").write_text('FROM python\nCMD ["python", "-m", "scp"]\n')
     assert release.main(["--root", str(root), "--out", str(tmp_path / "dist")]) == 1
     assert not (tmp_path / "dist").exists()

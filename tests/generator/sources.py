@@ -1,0 +1,18 @@
+"""A private copy of the sources the release reads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from generator.spec import ROOT
+
+
+def copy_sources(root: Path) -> Path:
+    """Copy what the release reads into root, so tests may change it, and so a tree that others
+    are editing cannot change under a test."""
+    for folder in ("config", "lambdas", "scp"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("Dockerfile", "pyproject.toml"):
+        shutil.copy(ROOT / name, root / name)
+    return root
