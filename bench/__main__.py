@@ -82,25 +82,26 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Measurement] = []
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmpfs, prefix="bench-")))
+        logs = args.output.parent / "logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir(parents=True)
         if "ours-s3" in args.servers:
-            moto = MotoS3(root, free_port())
+            moto = MotoS3(logs / "moto.log", free_port())
             stack.callback(moto.stop)
             OursS3.endpoint = moto.endpoint
         for data in datasets.values():
             for parallel in args.parallel:
                 for repeat in range(1, args.repeat + 1):
                     for name in args.servers:
-                        m = measure(SERVERS[name], data, parallel, repeat, root, extra.get(name))
+                        m = measure(
+                            SERVERS[name], data, parallel, repeat, root, logs, extra.get(name)
+                        )
                         results.append(m)
                         status = m.error or f"{m.mb_per_s:.1f} MB/s"
                         print(
                             f"{name:>10} {data.name:>5} x{parallel:<2} #{repeat}: {status}",
                             flush=True,
                         )
-        logs = args.output.parent / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for log in root.glob("*.log"):
-            shutil.copy(log, logs / log.name)
     report = render(results, about(args), datasets)
     args.output.write_text(report)
     args.output.with_suffix(".json").write_text(

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from bench.datasets import Generated
+from bench.errors import BenchError
 from bench.servers import AE_TITLE, NODELAY_ENV, Server
 from tests.support.net import free_port
 
@@ -128,27 +129,38 @@ def measure(
     parallel: int,
     repeat: int,
     root: Path,
+    logs: Path,
     extra_args: list[str] | None = None,
 ) -> Measurement:
-    """Run `data` through a fresh `server_cls` with an empty output folder under `root`."""
-    workdir = root / f"{server_cls.name}-{data.name}-{parallel}-{repeat}"
-    server = server_cls(workdir, free_port(), extra_args)
-    server.start()
+    """Run `data` through a fresh `server_cls` with an empty output folder under `root`.
+
+    The run's log (server and storescu output) is kept under `logs` only when the run failed.
+    """
+    run = f"{server_cls.name}-{data.name}-{parallel}-{repeat}"
+    log = logs / f"{run}.log"
+    server = server_cls(root / run, free_port(), log, extra_args)
+    seconds, peak, count, stored_bytes = 0.0, 0, 0, 0
     try:
+        server.start()
         sampler = RssSampler(server.process.pid)
         sampler.start()
         started = time.perf_counter()
-        errors = send(data.files, server.port, parallel, root / "storescu.log")
+        errors = send(data.files, server.port, parallel, log)
         seconds = time.perf_counter() - started
         peak = sampler.stop()
         count, stored_bytes = server.stored()
+    except BenchError as e:
+        errors = [str(e)]
     finally:
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    if count != data.count:
-        errors.append(f"{count} of {data.count} instances stored")
-    elif stored_bytes < data.dataset_bytes:
-        errors.append(f"stored {stored_bytes} bytes, datasets alone are {data.dataset_bytes}")
+        shutil.rmtree(root / run, ignore_errors=True)
+    if seconds:
+        if count != data.count:
+            errors.append(f"{count} of {data.count} instances stored")
+        elif stored_bytes < data.dataset_bytes:
+            errors.append(f"stored {stored_bytes} bytes, datasets alone are {data.dataset_bytes}")
+    if not errors:
+        log.unlink(missing_ok=True)
     return Measurement(
         server=server_cls.name,
         dataset=data.name,

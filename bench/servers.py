@@ -59,9 +59,12 @@ class Server(ABC):
 
     name: str
 
-    def __init__(self, workdir: Path, port: int, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int, log: Path, extra_args: list[str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.port = port
+        self.log = log
         self.extra_args = extra_args or []
         self.process: subprocess.Popen | None = None
 
@@ -81,11 +84,14 @@ class Server(ABC):
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir.parent / f"{self.name}.log").open("ab")
-        self.process = subprocess.Popen(
-            self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
-        )
-        log.close()
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command(),
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
         wait_until(self.ready, f"{self.name} on port {self.port}", process=self.process)
 
     def stop(self) -> None:
@@ -181,8 +187,10 @@ class Ours(Server):
 
     name = "ours"
 
-    def __init__(self, workdir: Path, port: int, extra_args: list[str] | None = None) -> None:
-        super().__init__(workdir, port, extra_args)
+    def __init__(
+        self, workdir: Path, port: int, log: Path, extra_args: list[str] | None = None
+    ) -> None:
+        super().__init__(workdir, port, log, extra_args)
         self.health_port = free_port()
 
     def storage(self) -> str:
@@ -272,17 +280,16 @@ def _credentials() -> dict[str, str]:
 class MotoS3:
     """A moto server in its own process (so it does not share the runner's GIL), with a bucket."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, log: Path, port: int) -> None:
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
-        log = (workdir / "moto.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            env={**os.environ, **FAKE_AWS_ENV},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                env={**os.environ, **FAKE_AWS_ENV},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(lambda: port_open(port), "moto server", process=self.process)
         boto3.client("s3", endpoint_url=self.endpoint, **_credentials()).create_bucket(
             Bucket=OursS3.bucket

@@ -30,13 +30,21 @@ def test_split_deals_round_robin_and_drops_empty_lists():
 def test_measure_counts_every_instance_stored(tmp_path):
     data = _dataset(tmp_path, 6)
     for server in (Dcmtk, Pynetdicom):
-        m = measure(server, data, 2, 1, tmp_path / "runs")
+        m = measure(server, data, 2, 1, tmp_path, tmp_path)
         assert m.error == ""
         assert (m.instances, m.bytes) == (6, data.file_bytes)
         assert m.seconds > 0 and m.peak_rss > 0
+    assert not list(tmp_path.glob("*.log")), "logs of good runs are not kept"
 
 
 def test_measure_reports_a_server_that_stores_nothing(tmp_path):
     data = _dataset(tmp_path, 3)
-    m = measure(Dcmtk, data, 1, 1, tmp_path / "runs", ["--ignore"])  # receive, do not store
+    m = measure(Dcmtk, data, 1, 1, tmp_path, tmp_path, ["--ignore"])  # receive, do not store
     assert m.error == "0 of 3 instances stored"
+
+
+def test_measure_records_a_server_that_does_not_start(tmp_path):
+    data = _dataset(tmp_path, 1)
+    m = measure(Dcmtk, data, 1, 1, tmp_path, tmp_path, ["--no-such-option"])
+    assert m.error.startswith("dcmtk on port") and "exited" in m.error
+    assert (tmp_path / "dcmtk-tiny-1-1.log").read_text()  # kept: the run failed
