@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import signal
 import socket
 import ssl
@@ -11,7 +13,7 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom import config as pydicom_config
 from pynetdicom import AE, _config
@@ -21,7 +23,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 from scp import __version__, fastpath
 from scp.service import StoreService
 from scp.settings import Settings
-from scp.storage import StorageError, open_store
+from scp.slots import LocalSlots
+from scp.storage import StorageError, Store, open_store
 from scp.telemetry import Metrics
 
 LOG = logging.getLogger("scp")
@@ -56,6 +59,12 @@ class ScpServer(ThreadedAssociationServer):
 
     daemon_threads = True
     request_queue_size = 128
+    reuse_port = False  # worker processes share the port; the kernel spreads connections
+
+    def server_bind(self) -> None:
+        if self.reuse_port:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         client, address = self.socket.accept()
@@ -87,12 +96,20 @@ class ScpServer(ThreadedAssociationServer):
         super().process_request_thread(request, client_address)
 
 
+class HealthSource(Protocol):
+    """What the health endpoint reports: a StoreService, or the workers' supervisor."""
+
+    draining: bool
+
+    def active_count(self) -> int: ...
+
+
 class HealthServer(ThreadingHTTPServer):
     """GET /health: 200 while serving, 503 while starting or draining."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: StoreService) -> None:
+    def __init__(self, address: tuple[str, int], service: HealthSource) -> None:
         self.service = service
         self.ready = False
         super().__init__(address, _HealthHandler)
@@ -169,38 +186,49 @@ def run(settings: Settings) -> int:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
         return 1
     tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
-
-    metrics = Metrics(settings.metrics_namespace)
-    service = StoreService(settings, store, metrics)
     ae = build_ae(settings)
+    workers = effective_workers(settings)
+    LOG.info("SCP starting", extra={"fields": {
+        "event": "started", "version": __version__, "storage": str(store), "workers": workers,
+        "settings": settings.describe()}})
+    if workers == 1:
+        return serve(settings, ae, store, LocalSlots(), with_health=True)
+    from scp.workers import supervise
+
+    return supervise(settings, ae, store, workers)
+
+
+def serve(settings: Settings, ae: AE, store: Store, slots: LocalSlots, *,
+          with_health: bool, reuse_port: bool = False) -> int:
+    """One serving process: DICOM server, optional health endpoint, metrics, drain."""
+    metrics = Metrics(settings.metrics_namespace)
+    service = StoreService(settings, store, metrics, slots)
     try:
-        server = _start_dicom_server(ae, settings, service)
+        server = _start_dicom_server(ae, settings, service, reuse_port)
     except OSError as exc:
         LOG.error("cannot listen", extra={"fields": {"port": settings.port,
                                                      "error": str(exc)}})
         return 1
-    health = _start_health(settings, service)
-
+    health = _start_health(settings, service) if with_health else None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    LOG.info("SCP listening", extra={"fields": {
-        "event": "started", "version": __version__, "storage": str(store),
-        "settings": settings.describe()}})
+    LOG.info("SCP listening", extra={"fields": {"event": "listening", "port": settings.port}})
     if health:
         health.ready = True
     while not stop.wait(METRICS_INTERVAL):
-        metrics.flush(service.active_count())
-
+        metrics.flush(service.active_count() if with_health else None)
     _drain(settings, service, server)
-    metrics.flush(service.active_count())
+    metrics.flush(service.active_count() if with_health else None)
     if health:
         health.shutdown()
     LOG.info("SCP stopped", extra={"fields": {"event": "stopped"}})
     return 0
 
 
-def _start_dicom_server(ae: AE, settings: Settings, service: StoreService) -> ScpServer:
+def _start_dicom_server(ae: AE, settings: Settings, service: StoreService,
+                        reuse_port: bool) -> ScpServer:
+    ScpServer.reuse_port = reuse_port
     server = ae.make_server((settings.bind, settings.port), evt_handlers=service.handlers(),
                             ssl_context=tls_context(settings), server_class=ScpServer)
     ae._servers.append(server)
@@ -208,7 +236,22 @@ def _start_dicom_server(ae: AE, settings: Settings, service: StoreService) -> Sc
     return server
 
 
-def _start_health(settings: Settings, service: StoreService) -> HealthServer | None:
+def effective_workers(settings: Settings) -> int:
+    """WORKERS, or when 0 the CPUs this process may use (cgroup quota included)."""
+    if settings.workers:
+        return settings.workers
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fp:
+            quota, period = fp.read().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def _start_health(settings: Settings, service: HealthSource) -> HealthServer | None:
     if not settings.health_port:
         return None
     health = HealthServer((settings.bind, settings.health_port), service)

@@ -18,6 +18,7 @@ from pynetdicom.association import Association
 from scp.batches import AssociationBatches, Limits, StoredInstance
 from scp.dataset_scan import DatasetError, InstanceInfo, scan_part10
 from scp.settings import UID_RE, Settings
+from scp.slots import LocalSlots
 from scp.storage import StorageError, Store
 from scp.telemetry import Metrics
 
@@ -69,8 +70,10 @@ def valid_uid(uid: str) -> bool:
 class StoreService:
     """Association policy and DIMSE handlers over one Store."""
 
-    def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics,
+                 slots: LocalSlots | None = None) -> None:
         self.settings, self.store, self.metrics = settings, store, metrics
+        self.slots = slots or LocalSlots()
         self.limits = Limits(settings.batch_max_files, settings.batch_max_bytes)
         self.draining = False
         self.shutting_down = False  # drain deadline passed: batches close as "shutdown"
@@ -89,10 +92,16 @@ class StoreService:
         ]
 
     # -- association policy ----------------------------------------------------------------
+    def _live(self) -> int:
+        """Accepted associations whose thread still runs (self-healing: no counter to leak).
+        Call with self._lock held."""
+        return sum(1 for a in self._states if a.is_alive())
+
     def active_count(self) -> int:
-        """Accepted associations whose thread still runs (self-healing: no counter to leak)."""
+        """Associations running now, across worker processes."""
         with self._lock:
-            return sum(1 for a in self._states if a.is_alive())
+            self.slots.update(self._live())
+        return self.slots.total()
 
     def on_requested(self, event: evt.Event) -> None:
         assoc = event.assoc
@@ -109,8 +118,7 @@ class StoreService:
             reason, rsd = "calling AE title not allowed", REJECT_CALLING_AE
         else:
             with self._lock:
-                live = sum(1 for a in self._states if a.is_alive())
-                if live >= s.maximum_associations:
+                if not self.slots.admit(self._live(), s.maximum_associations):
                     reason, rsd = "local limit exceeded", REJECT_LIMIT
                 else:
                     self._states[assoc] = AssociationState(
@@ -226,6 +234,7 @@ class StoreService:
             "batches": closed, "durationMs": round((time.monotonic() - state.started) * 1000)}})
         with self._lock:
             self._states.pop(assoc, None)
+            self.slots.update(self._live())
 
     def abort_all(self) -> None:
         """Drain deadline passed: abort what is still running; its batches close as shutdown."""

@@ -150,6 +150,10 @@ class Settings:
         "MAX_PDU_SIZE", _int_range(4096, 2**26), 4 * 2**20,
         "Largest PDU we accept (bytes); large PDUs make the receive path cheaper",
     )
+    workers: int = _setting(
+        "WORKERS", _int_range(0, 64), 0,
+        "Processes sharing the DICOM port (0: one per CPU available to the container)",
+    )
     temp_dir: str = _setting(
         "TEMP_DIR", _text, "",
         "Folder for instances being received (default: STORAGE/.tmp or the system temp dir)",

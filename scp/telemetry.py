@@ -95,13 +95,15 @@ class Metrics:
         with self._lock:
             self._counts["RejectedAssociations"] += 1
 
-    def flush(self, active_associations: int) -> None:
-        """Write one EMF line with the counters since the last flush and the current gauge."""
+    def flush(self, active_associations: int | None) -> None:
+        """Write one EMF line with the counters since the last flush and, unless None (a worker
+        process: the supervisor reports it), the ActiveAssociations gauge."""
         with self._lock:
             values: dict[str, Any] = dict(self._counts)
             if self._latencies:
                 values["StoreLatency"] = self._latencies
-            values["ActiveAssociations"] = active_associations
+            if active_associations is not None:
+                values["ActiveAssociations"] = active_associations
             for name in self._counts:
                 self._counts[name] = 0
             self._latencies = []

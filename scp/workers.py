@@ -1,0 +1,101 @@
+"""Several serving processes on one port (SO_REUSEPORT), so every CPU receives.
+
+The supervisor forks the workers before it starts any thread, owns the health endpoint and the
+ActiveAssociations gauge, forwards SIGTERM, and waits for every worker to drain. A worker that
+dies on its own stops the others (gracefully) and the supervisor exits 1, so the orchestrator
+replaces the whole task rather than running with a hole in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+from pynetdicom import AE
+
+from scp.server import METRICS_INTERVAL, _start_health, serve
+from scp.settings import Settings
+from scp.slots import SharedSlots
+from scp.storage import Store
+from scp.telemetry import Metrics
+
+LOG = logging.getLogger("scp")
+EXIT_GRACE = 40.0  # seconds past DRAIN_TIMEOUT a worker gets to close its batches
+
+
+class _Supervisor:
+    """What the health endpoint reports for the whole process group."""
+
+    def __init__(self, counts: multiprocessing.sharedctypes.SynchronizedArray) -> None:
+        self.counts = counts
+        self.draining = False
+
+    def active_count(self) -> int:
+        with self.counts.get_lock():
+            return sum(self.counts)
+
+
+def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
+    counts = multiprocessing.Array("i", workers)
+    children: dict[int, int] = {}
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # worker
+            code = 1
+            try:
+                code = serve(settings, ae, store, SharedSlots(counts, index),
+                             with_health=False, reuse_port=True)
+            finally:
+                os._exit(code)
+        children[pid] = index
+
+    state = _Supervisor(counts)
+    health = _start_health(settings, state)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if health:
+        health.ready = True
+    metrics = Metrics(settings.metrics_namespace)
+    exit_code, next_flush = 0, time.monotonic() + METRICS_INTERVAL
+    while not stop.wait(0.2):
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            LOG.error("worker exited unexpectedly; stopping", extra={"fields": {
+                "event": "worker-died", "worker": children.pop(pid),
+                "exitCode": os.waitstatus_to_exitcode(status)}})
+            exit_code = 1
+            break
+        if time.monotonic() >= next_flush:
+            metrics.flush(state.active_count())
+            next_flush += METRICS_INTERVAL
+
+    state.draining = True
+    for pid in children:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + settings.drain_timeout + EXIT_GRACE
+    while children and time.monotonic() < deadline:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            if os.waitstatus_to_exitcode(status) != 0:
+                exit_code = 1
+            children.pop(pid, None)
+        else:
+            time.sleep(0.1)
+    for pid in children:  # past every deadline
+        _signal(pid, signal.SIGKILL)
+        exit_code = 1
+    metrics.flush(0)
+    if health:
+        health.shutdown()
+    return exit_code
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
