@@ -23,7 +23,7 @@ import psutil
 from bench.datasets import SPECS, generate
 from bench.errors import BenchError
 from bench.report import render
-from bench.runner import Measurement, measure
+from bench.runner import Measurement, measure, moto_put_rate
 from bench.servers import SERVERS, MotoS3, OursS3
 from tests.support.net import free_port
 
@@ -61,8 +61,9 @@ def _tool_version(command: list[str]) -> str:
     return out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
-def about(args: argparse.Namespace) -> dict[str, str]:
+def about(args: argparse.Namespace, moto_rates: dict[str, float]) -> dict[str, str]:
     """The context a reader needs to compare this report with another."""
+    rates = ", ".join(f"{name} {rate:.0f} MB/s" for name, rate in moto_rates.items())
     return {
         "Date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "Machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
@@ -71,6 +72,7 @@ def about(args: argparse.Namespace) -> dict[str, str]:
         f"{_tool_version(['Orthanc', '--version'])}; pynetdicom {version('pynetdicom')}",
         "Run": f"repeat {args.repeat}, parallel {args.parallel}, ours with "
         f"`{args.ours_args or 'default flags'}`; storescu with TCP_NODELAY=1; output on tmpfs",
+        **({"moto alone, PutObject from one thread": rates} if rates else {}),
     }
 
 
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets = {name: generate(name, args.cache) for name in args.datasets}
     extra = {name: args.ours_args.split() for name in ("ours", "ours-s3")}
     results: list[Measurement] = []
+    moto_rates: dict[str, float] = {}
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmpfs, prefix="bench-")))
         logs = args.output.parent / "logs"
@@ -89,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             moto = MotoS3(logs / "moto.log", free_port())
             stack.callback(moto.stop)
             OursS3.endpoint = moto.endpoint
+            moto_rates = {
+                name: moto_put_rate(data, moto.endpoint, OursS3.bucket)
+                for name, data in datasets.items()
+            }
         for data in datasets.values():
             for parallel in args.parallel:
                 for repeat in range(1, args.repeat + 1):
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"{name:>10} {data.name:>5} x{parallel:<2} #{repeat}: {status}",
                             flush=True,
                         )
-    report = render(results, about(args), datasets)
+    report = render(results, about(args, moto_rates), datasets)
     args.output.write_text(report)
     args.output.with_suffix(".json").write_text(
         json.dumps([m.to_json() for m in results], indent=1)

@@ -34,7 +34,12 @@ def summarise(measurements: list[Measurement]) -> dict[Key, Cell]:
     cells = {}
     for key, runs in groups.items():
         good = [m for m in runs if not m.error]
-        cell = Cell(runs=len(runs), errors=[f"run {m.repeat}: {m.error}" for m in runs if m.error])
+        repeats_by_error: dict[str, list[str]] = defaultdict(list)
+        for m in runs:
+            if m.error:
+                repeats_by_error[m.error].append(str(m.repeat))
+        errors = [f"run {','.join(r)}: {e}" for e, r in repeats_by_error.items()]
+        cell = Cell(runs=len(runs), errors=errors)
         if good:
             cell.mb_per_s = median(m.mb_per_s for m in good)
             cell.instances_per_s = median(m.instances_per_s for m in good)
@@ -126,7 +131,10 @@ def render(measurements: list[Measurement], about: dict[str, str], datasets: dic
         "Throughput counts the Part 10 file bytes sent (1 MB = 10^6 bytes) over the wall time from",
         "the first storescu start to the last exit; peak RSS is the server's whole process tree.",
         "Figures are medians over the repeats; 'vs ours' is the server's throughput divided by",
-        "ours (folder store) in this same run.",
+        "ours (folder store) in this same run. dcmtk storescp runs with --fork (a process per",
+        "association); pynetdicom's storescp app accepts at most 10 associations (its default), so",
+        "at 16 the rest are rejected. ours-s3 stores to a moto server sharing the same cores; its",
+        "own PutObject rate is given above for scale.",
         "",
         "## Targets",
         "",

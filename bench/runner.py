@@ -15,7 +15,7 @@ import psutil
 
 from bench.datasets import Generated
 from bench.errors import BenchError
-from bench.servers import AE_TITLE, NODELAY_ENV, Server
+from bench.servers import AE_TITLE, NODELAY_ENV, Server, s3_client
 from tests.support.net import free_port
 
 SEND_TIMEOUT = 900.0  # seconds for one dataset at one parallelism; a hung peer fails the run
@@ -110,17 +110,35 @@ def send(files: list[Path], port: int, parallel: int, log: Path) -> list[str]:
             for chunk in split(files, parallel)
         ]
     deadline = time.monotonic() + SEND_TIMEOUT
-    errors = []
+    codes, timeouts = [], 0
     for sender in senders:
         try:
-            code = sender.wait(timeout=max(1.0, deadline - time.monotonic()))
+            codes.append(sender.wait(timeout=max(1.0, deadline - time.monotonic())))
         except subprocess.TimeoutExpired:
             sender.kill()
-            code = sender.wait()
-            errors.append(f"storescu timed out after {SEND_TIMEOUT:.0f}s")
-        if code:
-            errors.append(f"storescu exited with {code}")
+            codes.append(sender.wait())
+            timeouts += 1
+    errors = []
+    if timeouts:
+        errors.append(f"{timeouts} storescu timed out after {SEND_TIMEOUT:.0f}s")
+    if failed := [code for code in codes if code]:
+        errors.append(f"{len(failed)} of {len(codes)} storescu failed (exit {sorted(set(failed))})")
     return errors
+
+
+def moto_put_rate(data: Generated, endpoint: str, bucket: str) -> float:
+    """MB/s at which the moto server alone stores these files with PutObject from one thread.
+
+    Context for the S3 store's figures: they include this server's own cost.
+    """
+    s3 = s3_client(endpoint)
+    started = time.perf_counter()
+    for path in data.files:
+        s3.put_object(Bucket=bucket, Key=f"ceiling/{path.name}", Body=path.read_bytes())
+    seconds = time.perf_counter() - started
+    for path in data.files:
+        s3.delete_object(Bucket=bucket, Key=f"ceiling/{path.name}")
+    return data.file_bytes / 1e6 / seconds
 
 
 def measure(

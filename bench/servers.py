@@ -15,16 +15,12 @@ from pathlib import Path
 import boto3
 
 from bench.errors import BenchError
+from tests.support.aws import FAKE_AWS_ENV, REGION
 from tests.support.net import free_port
 
 AE_TITLE = "STORESCP"
 # dcmtk (also inside Orthanc) waits ~44 ms per PDU on Nagle's algorithm without this.
 NODELAY_ENV = {"TCP_NODELAY": "1"}
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def wait_until(ready, what: str, timeout: float = 30.0, process=None) -> None:
@@ -248,7 +244,7 @@ class OursS3(Ours):
         return {**super().env(), **FAKE_AWS_ENV}
 
     def _objects(self):
-        s3 = boto3.client("s3", endpoint_url=self.endpoint, **_credentials())
+        s3 = s3_client(self.endpoint)
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=f"{self.workdir.name}/"
         )
@@ -269,12 +265,15 @@ class OursS3(Ours):
             s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk})
 
 
-def _credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        "region_name": FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
-    }
+def s3_client(endpoint: str):
+    """A boto3 S3 client for the moto server at `endpoint`, with its fake credentials."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 class MotoS3:
@@ -291,9 +290,7 @@ class MotoS3:
                 stderr=subprocess.STDOUT,
             )
         wait_until(lambda: port_open(port), "moto server", process=self.process)
-        boto3.client("s3", endpoint_url=self.endpoint, **_credentials()).create_bucket(
-            Bucket=OursS3.bucket
-        )
+        s3_client(self.endpoint).create_bucket(Bucket=OursS3.bucket)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -22,12 +22,14 @@ def m(server: str, mb_s: float, dataset="ct", parallel=1, repeat=1, rss_mib=50, 
     )
 
 
-def test_median_skips_failed_repeats():
-    cell = summarise([m("ours", 10), m("ours", 30, repeat=2), m("ours", 0.1, repeat=3, error="x")])[
-        ("ours", "ct", 1)
+def test_median_skips_failed_repeats_and_groups_their_errors():
+    runs = [m("ours", 10), m("ours", 30, repeat=2)]
+    runs += [m("ours", 0.1, repeat=r, error="x") for r in (3, 4)] + [
+        m("ours", 1, repeat=5, error="y")
     ]
+    cell = summarise(runs)[("ours", "ct", 1)]
     assert round(cell.mb_per_s, 6) == 20
-    assert cell.errors == ["run 3: x"]
+    assert cell.errors == ["run 3,4: x", "run 5: y"]
 
 
 def test_verdicts_name_the_cells_that_miss():

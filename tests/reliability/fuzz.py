@@ -70,14 +70,15 @@ def out_of_order(rng: random.Random, instance: Instance) -> Case:
     first = wire.p_data(wire.pdv(1, instance.dataset[:half], False, False))
     last = wire.p_data(wire.pdv(1, instance.dataset[half:], False, True))
     command = _command(instance)
+    rq = wire.c_store_rq(1, instance.sop_class, instance.sop_uid)
+    unfinished = wire.p_data(wire.pdv(1, rq, True, False))  # command without its last fragment
     orders = [
         [last, command, first],  # dataset before its command, fragments reversed
         [first, last, command],  # dataset before its command
         [command, last, first],  # last fragment first
-        [wire.p_data(wire.pdv(1, wire.c_store_rq(1, instance.sop_class, instance.sop_uid),
-                              True, False)), last],  # command never finished
+        [unfinished, last],  # dataset while the command is unfinished
         [command, wire.p_data(wire.pdv(3, instance.dataset, False, True))],  # unknown context
-    ]  # fmt: skip
+    ]
     return Case("fragments out of order", _associate(instance) + b"".join(rng.choice(orders)))
 
 
