@@ -1,21 +1,30 @@
-"""Event-driven waits for pynetdicom's polling reactors.
+"""Three changes to pynetdicom 3.0 (pinned) installed at start-up by `install()`.
 
-pynetdicom's DUL and association threads poll: each idle loop sleeps a fixed 1 ms. A C-STORE
-crosses those loops several times (every PDU that arrives after the DUL caught up, the hand-over
-to the association thread, the response going back), so an instance waits milliseconds doing
-nothing. These waits keep pynetdicom's 1 ms cadence as an upper bound but return as soon as there
-is work: socket data or an outgoing PDU for the DUL, a decoded message for the association.
-Idle CPU is unchanged; only the latency goes.
+1. A bound on the PDUs a peer may send: pynetdicom reads whatever length a PDU header announces
+   into memory, so a peer announcing 4 GiB could make the SCP buffer gigabytes. A P-DATA-TF PDU
+   longer than the maximum PDU size we negotiated, or any other PDU over MAX_CONTROL_PDU, closes
+   the connection before its body is read.
 
-Installed once at start-up by `install()`; written against pynetdicom 3.0 (pinned) and checked
-by every SCP test, which all run with it.
+2. Connections that close before associating end at once: pynetdicom's association thread
+   would wait for the A-ASSOCIATE-RQ until the ACSE timeout, holding memory and a thread.
+
+3. Event-driven waits for pynetdicom's polling reactors. Its DUL and association threads poll:
+   each idle loop sleeps a fixed 1 ms, and a C-STORE crosses those loops several times (every
+   PDU that arrives after the DUL caught up, the hand-over to the association thread, the
+   response going back), so an instance waits milliseconds doing nothing. These waits keep the
+   1 ms cadence as an upper bound but return as soon as there is work: socket data or an
+   outgoing PDU for the DUL, a decoded message for the association. Idle CPU is unchanged.
+
+Every SCP test runs with all three.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
+import struct
 import threading
 import time as _time
 from types import ModuleType
@@ -25,8 +34,13 @@ import pynetdicom.association as _association_module
 import pynetdicom.dul as _dul_module
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.transport import AssociationSocket
 
+LOG = logging.getLogger("scp")
 REACTOR_DELAY = 0.001  # the association reactor's fixed sleep in pynetdicom 3.0
+P_DATA_TF = 0x04
+MAX_CONTROL_PDU = 1 << 20  # association, release and abort PDUs are a few KiB in practice
+PDU_HEADER = 6
 
 
 class _Waker:
@@ -93,11 +107,37 @@ def _association_sleep(delay: float) -> None:
 _installed = False
 
 
-def install() -> None:
-    """Patch pynetdicom's reactors (idempotent)."""
+def _bounded_recv(original: Any, max_pdu: int) -> Any:
+    """AssociationSocket.recv that refuses to read the body of an oversized PDU.
+
+    The DUL reads a PDU as recv(6) (type and length), then recv(length); the header read is
+    remembered on the socket so the body read can be checked against it."""
+
+    def recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
+        header = getattr(self, "_scp_header", None)
+        if header is not None and nr_bytes == header[1]:
+            self._scp_header = None  # type: ignore[attr-defined]
+            limit = max_pdu if header[0] == P_DATA_TF else MAX_CONTROL_PDU
+            if nr_bytes > limit:
+                LOG.warning("PDU larger than negotiated; connection closed", extra={"fields": {
+                    "event": "pdu-too-large", "pduType": header[0], "length": nr_bytes,
+                    "limit": limit}})
+                return bytearray()  # the DUL sees a short read and closes the connection
+        data = original(self, nr_bytes)
+        if nr_bytes == PDU_HEADER and len(data) == PDU_HEADER:
+            pdu_type, _, length = struct.unpack(">BBL", data)
+            self._scp_header = (pdu_type, length)  # type: ignore[attr-defined]
+        return data
+
+    return recv
+
+
+def install(max_pdu: int) -> None:
+    """Patch pynetdicom (idempotent): max_pdu is the maximum PDU length we advertise."""
     global _installed
     if _installed:
         return
+    AssociationSocket.recv = _bounded_recv(AssociationSocket.recv, max_pdu)  # type: ignore
     original_run = DULServiceProvider.run_reactor
     original_send = DULServiceProvider.send_pdu
 
@@ -107,6 +147,10 @@ def install() -> None:
             original_run(self)
         finally:
             self._scp_waker.close()  # type: ignore[attr-defined]
+            # A connection that closed before requesting an association would otherwise keep
+            # its association thread waiting for an A-ASSOCIATE-RQ until the ACSE timeout;
+            # None is what that wait returns on timeout, so the thread ends now instead.
+            self.to_user_queue.put(None)
 
     def send_pdu(self: DULServiceProvider, primitive: Any) -> None:
         original_send(self, primitive)

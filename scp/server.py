@@ -20,7 +20,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from scp import __version__, fastpath
+from scp import __version__, pynetdicom_patches
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.slots import LocalSlots
@@ -142,7 +142,7 @@ class _HealthHandler(BaseHTTPRequestHandler):
 
 def build_ae(settings: Settings) -> AE:
     """The application entity with its presentation contexts and timeouts."""
-    fastpath.install()  # event-driven waits in pynetdicom's reactors
+    pynetdicom_patches.install(settings.max_pdu_size)  # PDU size bound, event-driven waits
     _config.STORE_RECV_CHUNKED_DATASET = True  # stream datasets to a file, never hold them
     _config.LOG_HANDLER_LEVEL = "none"  # pynetdicom's PDU dumps could carry PHI
     # pydicom re-validates every UID it touches with regexes, a large share of the receive

@@ -9,6 +9,7 @@ replaces the whole task rather than running with a hole in it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ from scp.storage import Store
 from scp.telemetry import Metrics
 
 LOG = logging.getLogger("scp")
+PR_SET_PDEATHSIG = 1
 EXIT_GRACE = 40.0  # seconds past DRAIN_TIMEOUT a worker gets to close its batches
 
 
@@ -42,12 +44,14 @@ class _Supervisor:
 
 def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
     counts = multiprocessing.Array("i", workers)
+    supervisor = os.getpid()
     children: dict[int, int] = {}
     for index in range(workers):
         pid = os.fork()
         if pid == 0:  # worker
             code = 1
             try:
+                _die_with_parent(supervisor)
                 code = serve(settings, ae, store, SharedSlots(counts, index),
                              with_health=False, reuse_port=True)
             finally:
@@ -94,6 +98,13 @@ def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
     if health:
         health.shutdown()
     return exit_code
+
+
+def _die_with_parent(supervisor: int) -> None:
+    """A worker is SIGKILLed when its supervisor dies (as in a container), never orphaned."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != supervisor:  # the supervisor died before prctl took effect
+        os._exit(1)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import subprocess
 import time
 
+import psutil
 import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
@@ -136,3 +138,29 @@ def test_junk_bytes_do_not_disturb_service(start_scp, junk: bytes) -> None:
     assoc = associate(scp.port)
     assert assoc.is_established
     assoc.release()
+
+
+@pytest.mark.parametrize(("pdu_type", "length"), [(0x04, 64 * 2**20), (0x01, 2 * 2**20),
+                                                   (0x04, 0xFFFFFFFF)])
+def test_a_pdu_longer_than_negotiated_closes_the_connection_unread(start_scp, pdu_type, length):
+    scp = start_scp(max_pdu_size=1 << 20, workers=1)
+    with socket.create_connection(("127.0.0.1", scp.port)) as s:
+        s.sendall(struct.pack(">BBL", pdu_type, 0, length) + b"\0" * 1024)
+        s.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""
+    time.sleep(0.3)
+    (line,) = [x for x in scp.log_lines() if x.get("event") == "pdu-too-large"]
+    assert line["length"] == length
+
+
+def test_connections_closed_before_associating_release_their_threads_at_once(start_scp):
+    scp = start_scp(acse_timeout=60, workers=1)
+    proc = psutil.Process(scp.proc.pid)
+    idle_threads = proc.num_threads()
+    for _ in range(40):
+        socket.create_connection(("127.0.0.1", scp.port)).close()
+    deadline = time.monotonic() + 5
+    while proc.num_threads() > idle_threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.num_threads() <= idle_threads, "threads wait for the ACSE timeout"
