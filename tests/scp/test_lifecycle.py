@@ -65,6 +65,11 @@ def test_sigterm_lets_the_association_finish_refuses_new_ones_and_closes_its_bat
     assert scp.proc.wait(30) == 0
     (doc,) = manifests(tmp_path / "store")
     assert (doc["instanceCount"], doc["closeReason"]) == (6, "released")
+    emf = [line for line in scp.log_lines() if "_aws" in line]
+    assert sum(line.get("InstancesStored", 0) for line in emf) == 6
+    assert sum(line.get("BytesStored", 0) for line in emf) == doc["totalBytes"]
+    declared = {m["Name"] for line in emf for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"InstancesStored", "BytesStored", "StoreLatency", "ActiveAssociations"} <= declared
 
 
 def test_drain_deadline_aborts_what_is_left_and_closes_its_batch(start_scp, tmp_path,
