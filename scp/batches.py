@@ -82,9 +82,13 @@ class Batch:
 
     def marker(self) -> dict[str, Any]:
         doc = {
-            "schemaVersion": 1, "batchId": self.batch_id, "inputPrefix": self.input_prefix,
-            "callingAETitle": self.calling_ae, "calledAETitle": self.called_ae,
-            "studyInstanceUID": self.study_uid, "openedAt": self.opened_at,
+            "schemaVersion": 1,
+            "batchId": self.batch_id,
+            "inputPrefix": self.input_prefix,
+            "callingAETitle": self.calling_ae,
+            "calledAETitle": self.called_ae,
+            "studyInstanceUID": self.study_uid,
+            "openedAt": self.opened_at,
             "producer": PRODUCER,
         }
         if self.study_date:
@@ -96,28 +100,41 @@ class Batch:
         entries = []
         for inst in self.instances.values():
             series[inst.series_instance_uid] = None
-            entries.append({
-                "key": self.store_prefix + inst.key,
-                "sopInstanceUID": inst.sop_instance_uid,
-                "seriesInstanceUID": inst.series_instance_uid,
-                "sopClassUID": inst.sop_class_uid,
-                "transferSyntaxUID": inst.transfer_syntax_uid,
-                "bytes": inst.size,
-            })
+            entries.append(
+                {
+                    "key": self.store_prefix + inst.key,
+                    "sopInstanceUID": inst.sop_instance_uid,
+                    "seriesInstanceUID": inst.series_instance_uid,
+                    "sopClassUID": inst.sop_class_uid,
+                    "transferSyntaxUID": inst.transfer_syntax_uid,
+                    "bytes": inst.size,
+                }
+            )
         doc = self.marker()
-        doc.update({
-            "instanceCount": len(entries), "totalBytes": self.total_bytes,
-            "seriesInstanceUIDs": list(series), "instances": entries,
-            "closedAt": utc_now(), "closeReason": reason,
-        })
+        doc.update(
+            {
+                "instanceCount": len(entries),
+                "totalBytes": self.total_bytes,
+                "seriesInstanceUIDs": list(series),
+                "instances": entries,
+                "closedAt": utc_now(),
+                "closeReason": reason,
+            }
+        )
         return doc
 
 
 class AssociationBatches:
     """The open batches of one association, one per study. Safe to close from another thread."""
 
-    def __init__(self, store: Store, calling_ae: str, called_ae: str, limits: Limits,
-                 id_factory: Callable[[], str] = new_batch_id) -> None:
+    def __init__(
+        self,
+        store: Store,
+        calling_ae: str,
+        called_ae: str,
+        limits: Limits,
+        id_factory: Callable[[], str] = new_batch_id,
+    ) -> None:
         self.store, self.limits, self.id_factory = store, limits, id_factory
         self.calling_ae, self.called_ae = calling_ae, called_ae
         self.open: dict[str, Batch] = {}
@@ -130,13 +147,22 @@ class AssociationBatches:
         Raises StorageError when a new batch's open marker cannot be written."""
         with self._lock:
             batch = self.open.get(study_uid)
-            if batch is not None and batch.instances and (
-                    batch.total_bytes + size > self.limits.max_bytes):
+            if (
+                batch is not None
+                and batch.instances
+                and (batch.total_bytes + size > self.limits.max_bytes)
+            ):
                 self._close(batch, "byte-limit")
                 batch = None
             if batch is None:
-                batch = Batch(self.id_factory(), study_uid, study_date, self.calling_ae,
-                              self.called_ae, self.store.prefix)
+                batch = Batch(
+                    self.id_factory(),
+                    study_uid,
+                    study_date,
+                    self.calling_ae,
+                    self.called_ae,
+                    self.store.prefix,
+                )
                 self._write_marker(batch)
                 self.open[study_uid] = batch
             elif time.monotonic() - batch.marker_written > MARKER_REFRESH_SECONDS:
@@ -171,21 +197,36 @@ class AssociationBatches:
                 self.store.put_json(f"batches/{batch.batch_id}.json", batch.manifest(reason))
                 break
             except StorageError as exc:
-                LOG.error("batch manifest not written", extra={"fields": {
-                    "batchId": batch.batch_id, "attempt": attempt, "error": str(exc)}})
+                LOG.error(
+                    "batch manifest not written",
+                    extra={
+                        "fields": {"batchId": batch.batch_id, "attempt": attempt, "error": str(exc)}
+                    },
+                )
                 if attempt == CLOSE_ATTEMPTS:
                     # The open marker stays: the sweeper closes this batch from what is stored.
                     return
                 time.sleep(0.5 * 2**attempt)
         self.closed.append(batch.batch_id)
-        LOG.info("batch closed", extra={"fields": {
-            "batchId": batch.batch_id, "reason": reason, "instances": len(batch.instances),
-            "bytes": batch.total_bytes, "studyInstanceUID": batch.study_uid}})
+        LOG.info(
+            "batch closed",
+            extra={
+                "fields": {
+                    "batchId": batch.batch_id,
+                    "reason": reason,
+                    "instances": len(batch.instances),
+                    "bytes": batch.total_bytes,
+                    "studyInstanceUID": batch.study_uid,
+                }
+            },
+        )
         self._forget_marker(batch)
 
     def _forget_marker(self, batch: Batch) -> None:
         try:
             self.store.delete(f"open/{batch.batch_id}.json")
         except StorageError as exc:
-            LOG.warning("open marker not removed; the sweeper removes it", extra={"fields": {
-                "batchId": batch.batch_id, "error": str(exc)}})
+            LOG.warning(
+                "open marker not removed; the sweeper removes it",
+                extra={"fields": {"batchId": batch.batch_id, "error": str(exc)}},
+            )

@@ -22,13 +22,32 @@ UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 # VRs whose explicit encoding has a 2-byte reserved field and a 4-byte length.
-LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-            b"UT", b"UV"}
+LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
 WANTED = {
-    0x00080016: "sop_class_uid", 0x00080018: "sop_instance_uid", 0x00080020: "study_date",
-    0x0020000D: "study_instance_uid", 0x0020000E: "series_instance_uid",
-    0x00280002: "samples_per_pixel", 0x00280008: "number_of_frames", 0x00280010: "rows",
-    0x00280011: "columns", 0x00280100: "bits_allocated",
+    0x00080016: "sop_class_uid",
+    0x00080018: "sop_instance_uid",
+    0x00080020: "study_date",
+    0x0020000D: "study_instance_uid",
+    0x0020000E: "series_instance_uid",
+    0x00280002: "samples_per_pixel",
+    0x00280008: "number_of_frames",
+    0x00280010: "rows",
+    0x00280011: "columns",
+    0x00280100: "bits_allocated",
 }
 US_TAGS = {0x00280002, 0x00280010, 0x00280011, 0x00280100}
 MAX_SMALL_VALUE = 1024  # wanted values are short; a longer one is a lie
@@ -190,8 +209,9 @@ class _Walker:
             return tag, vr, struct.unpack(self.u32, self.r.read(4))[0]
         return tag, vr, struct.unpack(self.u16, raw[6:])[0]
 
-    def walk_dataset(self, info: InstanceInfo | None, top_level: bool = False,
-                     end: int | None = None) -> None:
+    def walk_dataset(
+        self, info: InstanceInfo | None, top_level: bool = False, end: int | None = None
+    ) -> None:
         """Walk elements until the reader ends (top level), end (a defined-length item) or an
         item delimiter (an undefined-length item)."""
         while True:
@@ -277,8 +297,7 @@ def _store(info: InstanceInfo, tag: int, value: bytes, u16: str) -> None:
 
 
 def _check(info: InstanceInfo) -> None:
-    for name in ("sop_class_uid", "sop_instance_uid", "study_instance_uid",
-                 "series_instance_uid"):
+    for name in ("sop_class_uid", "sop_instance_uid", "study_instance_uid", "series_instance_uid"):
         if not getattr(info, name):
             raise DatasetError(f"dataset has no {name}")
     if info.pixel_data_length is not None and info.pixel_data_length >= 0:

@@ -119,9 +119,17 @@ def _bounded_recv(original: Any, max_pdu: int) -> Any:
             self._scp_header = None  # type: ignore[attr-defined]
             limit = max_pdu if header[0] == P_DATA_TF else MAX_CONTROL_PDU
             if nr_bytes > limit:
-                LOG.warning("PDU larger than negotiated; connection closed", extra={"fields": {
-                    "event": "pdu-too-large", "pduType": header[0], "length": nr_bytes,
-                    "limit": limit}})
+                LOG.warning(
+                    "PDU larger than negotiated; connection closed",
+                    extra={
+                        "fields": {
+                            "event": "pdu-too-large",
+                            "pduType": header[0],
+                            "length": nr_bytes,
+                            "limit": limit,
+                        }
+                    },
+                )
                 return bytearray()  # the DUL sees a short read and closes the connection
         data = original(self, nr_bytes)
         if nr_bytes == PDU_HEADER and len(data) == PDU_HEADER:

@@ -70,15 +70,24 @@ class ScpServer(ThreadedAssociationServer):
         client, address = self.socket.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context:
-            client = self.ssl_context.wrap_socket(client, server_side=True,
-                                                  do_handshake_on_connect=False)
+            client = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
         return client, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         limit = self.ae.maximum_associations + PENDING_CONNECTIONS
         if len(self.active_associations) >= limit:
-            LOG.warning("connection dropped: too many connections", extra={"fields": {
-                "event": "connection-dropped", "peer": client_address[0], "limit": limit}})
+            LOG.warning(
+                "connection dropped: too many connections",
+                extra={
+                    "fields": {
+                        "event": "connection-dropped",
+                        "peer": client_address[0],
+                        "limit": limit,
+                    }
+                },
+            )
             return False
         return True
 
@@ -89,8 +98,16 @@ class ScpServer(ThreadedAssociationServer):
                 request.do_handshake()
                 request.settimeout(None)
             except (OSError, ssl.SSLError) as exc:
-                LOG.warning("TLS handshake failed", extra={"fields": {
-                    "event": "tls-refused", "peer": client_address[0], "error": str(exc)}})
+                LOG.warning(
+                    "TLS handshake failed",
+                    extra={
+                        "fields": {
+                            "event": "tls-refused",
+                            "peer": client_address[0],
+                            "error": str(exc),
+                        }
+                    },
+                )
                 self.shutdown_request(request)
                 return
         super().process_request_thread(request, client_address)
@@ -124,9 +141,14 @@ class _HealthHandler(BaseHTTPRequestHandler):
             return
         service = self.server.service
         ok = self.server.ready and not service.draining
-        self._reply(200 if ok else 503, {
-            "status": "ok" if ok else ("draining" if service.draining else "starting"),
-            "activeAssociations": service.active_count(), "version": __version__})
+        self._reply(
+            200 if ok else 503,
+            {
+                "status": "ok" if ok else ("draining" if service.draining else "starting"),
+                "activeAssociations": service.active_count(),
+                "version": __version__,
+            },
+        )
 
     def _reply(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -177,9 +199,12 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
-    store = open_store(settings.storage, endpoint_url=settings.s3_endpoint_url,
-                       temp_dir=settings.temp_dir,
-                       multipart_threshold=settings.s3_multipart_threshold)
+    store = open_store(
+        settings.storage,
+        endpoint_url=settings.s3_endpoint_url,
+        temp_dir=settings.temp_dir,
+        multipart_threshold=settings.s3_multipart_threshold,
+    )
     try:
         store.prepare()
     except StorageError as exc:
@@ -188,9 +213,18 @@ def run(settings: Settings) -> int:
     tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
     ae = build_ae(settings)
     workers = effective_workers(settings)
-    LOG.info("SCP starting", extra={"fields": {
-        "event": "started", "version": __version__, "storage": str(store), "workers": workers,
-        "settings": settings.describe()}})
+    LOG.info(
+        "SCP starting",
+        extra={
+            "fields": {
+                "event": "started",
+                "version": __version__,
+                "storage": str(store),
+                "workers": workers,
+                "settings": settings.describe(),
+            }
+        },
+    )
     if workers == 1:
         return serve(settings, ae, store, LocalSlots(), with_health=True)
     from scp.workers import supervise
@@ -198,16 +232,22 @@ def run(settings: Settings) -> int:
     return supervise(settings, ae, store, workers)
 
 
-def serve(settings: Settings, ae: AE, store: Store, slots: LocalSlots, *,
-          with_health: bool, reuse_port: bool = False) -> int:
+def serve(
+    settings: Settings,
+    ae: AE,
+    store: Store,
+    slots: LocalSlots,
+    *,
+    with_health: bool,
+    reuse_port: bool = False,
+) -> int:
     """One serving process: DICOM server, optional health endpoint, metrics, drain."""
     metrics = Metrics(settings.metrics_namespace)
     service = StoreService(settings, store, metrics, slots)
     try:
         server = _start_dicom_server(ae, settings, service, reuse_port)
     except OSError as exc:
-        LOG.error("cannot listen", extra={"fields": {"port": settings.port,
-                                                     "error": str(exc)}})
+        LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
         return 1
     health = _start_health(settings, service) if with_health else None
     stop = threading.Event()
@@ -226,11 +266,16 @@ def serve(settings: Settings, ae: AE, store: Store, slots: LocalSlots, *,
     return 0
 
 
-def _start_dicom_server(ae: AE, settings: Settings, service: StoreService,
-                        reuse_port: bool) -> ScpServer:
+def _start_dicom_server(
+    ae: AE, settings: Settings, service: StoreService, reuse_port: bool
+) -> ScpServer:
     ScpServer.reuse_port = reuse_port
-    server = ae.make_server((settings.bind, settings.port), evt_handlers=service.handlers(),
-                            ssl_context=tls_context(settings), server_class=ScpServer)
+    server = ae.make_server(
+        (settings.bind, settings.port),
+        evt_handlers=service.handlers(),
+        ssl_context=tls_context(settings),
+        server_class=ScpServer,
+    )
     ae._servers.append(server)
     threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
     return server
@@ -263,14 +308,25 @@ def _drain(settings: Settings, service: StoreService, server: ThreadedAssociatio
     """Stop accepting, let associations finish until the deadline, then abort the rest."""
     service.draining = True
     server.shutdown()  # closes the listening socket: new connections are refused
-    LOG.info("draining", extra={"fields": {
-        "event": "draining", "activeAssociations": service.active_count(),
-        "drainTimeout": settings.drain_timeout}})
+    LOG.info(
+        "draining",
+        extra={
+            "fields": {
+                "event": "draining",
+                "activeAssociations": service.active_count(),
+                "drainTimeout": settings.drain_timeout,
+            }
+        },
+    )
     deadline = time.monotonic() + settings.drain_timeout
     while service.active_count() and time.monotonic() < deadline:
         time.sleep(0.1)
     if service.active_count():
-        LOG.warning("drain deadline passed; aborting associations", extra={"fields": {
-            "event": "drain-timeout", "activeAssociations": service.active_count()}})
+        LOG.warning(
+            "drain deadline passed; aborting associations",
+            extra={
+                "fields": {"event": "drain-timeout", "activeAssociations": service.active_count()}
+            },
+        )
         service.abort_all()
     service.finish_all(timeout=30)

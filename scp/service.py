@@ -36,8 +36,12 @@ REJECT_CALLED_AE = (0x01, 0x01, 0x07)
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 REJECT_LIMIT = (0x02, 0x03, 0x02)
 REJECT_DRAINING = (0x02, 0x03, 0x01)
-CONTEXT_RESULTS = {0x01: "user rejection", 0x02: "no reason", 0x03: "SOP class not supported",
-                   0x04: "transfer syntaxes not supported"}
+CONTEXT_RESULTS = {
+    0x01: "user rejection",
+    0x02: "no reason",
+    0x03: "SOP class not supported",
+    0x04: "transfer syntaxes not supported",
+}
 
 
 class Refused(Exception):
@@ -70,8 +74,9 @@ def valid_uid(uid: str) -> bool:
 class StoreService:
     """Association policy and DIMSE handlers over one Store."""
 
-    def __init__(self, settings: Settings, store: Store, metrics: Metrics,
-                 slots: LocalSlots | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, metrics: Metrics, slots: LocalSlots | None = None
+    ) -> None:
         self.settings, self.store, self.metrics = settings, store, metrics
         self.slots = slots or LocalSlots()
         self.limits = Limits(settings.batch_max_files, settings.batch_max_bytes)
@@ -122,14 +127,28 @@ class StoreService:
                     reason, rsd = "local limit exceeded", REJECT_LIMIT
                 else:
                     self._states[assoc] = AssociationState(
-                        calling, called, peer,
-                        AssociationBatches(self.store, calling, called, self.limits))
+                        calling,
+                        called,
+                        peer,
+                        AssociationBatches(self.store, calling, called, self.limits),
+                    )
         if rsd:
             self.metrics.rejected()
-            LOG.warning("association rejected", extra={"fields": {
-                "event": "association-rejected", "reason": reason, "callingAETitle": calling,
-                "calledAETitle": called, "peer": peer,
-                "result": rsd[0], "source": rsd[1], "diagnostic": rsd[2]}})
+            LOG.warning(
+                "association rejected",
+                extra={
+                    "fields": {
+                        "event": "association-rejected",
+                        "reason": reason,
+                        "callingAETitle": calling,
+                        "calledAETitle": called,
+                        "peer": peer,
+                        "result": rsd[0],
+                        "source": rsd[1],
+                        "diagnostic": rsd[2],
+                    }
+                },
+            )
             assoc.acse.send_reject(*rsd)
             assoc.kill()
 
@@ -138,12 +157,22 @@ class StoreService:
         refused = event.assoc.rejected_contexts
         if refused:
             state = self._states.get(event.assoc)
-            LOG.warning("presentation contexts rejected", extra={"fields": {
-                "event": "contexts-rejected",
-                "callingAETitle": state.calling_ae if state else "",
-                "contexts": [{"abstractSyntax": str(cx.abstract_syntax),
-                              "reason": CONTEXT_RESULTS.get(cx.result, str(cx.result))}
-                             for cx in refused]}})
+            LOG.warning(
+                "presentation contexts rejected",
+                extra={
+                    "fields": {
+                        "event": "contexts-rejected",
+                        "callingAETitle": state.calling_ae if state else "",
+                        "contexts": [
+                            {
+                                "abstractSyntax": str(cx.abstract_syntax),
+                                "reason": CONTEXT_RESULTS.get(cx.result, str(cx.result)),
+                            }
+                            for cx in refused
+                        ],
+                    }
+                },
+            )
 
     # -- DIMSE -----------------------------------------------------------------------------
     def on_echo(self, event: evt.Event) -> int:
@@ -186,19 +215,32 @@ class StoreService:
             self.store.put_file(key, path, size)
         except StorageError as exc:
             raise Refused(OUT_OF_RESOURCES, str(exc)) from None
-        state.batches.record(batch, StoredInstance(
-            key, sop_uid, info.series_instance_uid, sop_class, info.transfer_syntax_uid, size))
+        state.batches.record(
+            batch,
+            StoredInstance(
+                key, sop_uid, info.series_instance_uid, sop_class, info.transfer_syntax_uid, size
+            ),
+        )
         return size
 
-    def _failed(self, state: AssociationState | None, status: int, reason: str,
-                sop_uid: str) -> int:
+    def _failed(
+        self, state: AssociationState | None, status: int, reason: str, sop_uid: str
+    ) -> int:
         if state is not None:
             state.failures += 1
         self.metrics.failed()
-        LOG.error("instance refused", extra={"fields": {
-            "event": "store-failed", "status": f"0x{status:04X}", "reason": reason,
-            "sopInstanceUID": sop_uid if valid_uid(sop_uid) else "(invalid)",
-            "callingAETitle": state.calling_ae if state else ""}})
+        LOG.error(
+            "instance refused",
+            extra={
+                "fields": {
+                    "event": "store-failed",
+                    "status": f"0x{status:04X}",
+                    "reason": reason,
+                    "sopInstanceUID": sop_uid if valid_uid(sop_uid) else "(invalid)",
+                    "callingAETitle": state.calling_ae if state else "",
+                }
+            },
+        )
         return status
 
     # -- association end -------------------------------------------------------------------
@@ -208,8 +250,9 @@ class StoreService:
         assoc = event.assoc
         if assoc not in self._states:
             return
-        finisher = threading.Thread(target=self._finish, args=(assoc,), daemon=True,
-                                    name="BatchCloser")
+        finisher = threading.Thread(
+            target=self._finish, args=(assoc,), daemon=True, name="BatchCloser"
+        )
         with self._lock:
             self._finishers = [t for t in self._finishers if t.is_alive()] + [finisher]
         finisher.start()
@@ -227,11 +270,23 @@ class StoreService:
         else:
             outcome = "released" if assoc.is_released else "aborted"
         closed = state.batches.close_all(outcome)
-        LOG.info("association ended", extra={"fields": {
-            "event": "association", "outcome": outcome, "callingAETitle": state.calling_ae,
-            "calledAETitle": state.called_ae, "peer": state.peer,
-            "instances": state.instances, "bytes": state.bytes, "failures": state.failures,
-            "batches": closed, "durationMs": round((time.monotonic() - state.started) * 1000)}})
+        LOG.info(
+            "association ended",
+            extra={
+                "fields": {
+                    "event": "association",
+                    "outcome": outcome,
+                    "callingAETitle": state.calling_ae,
+                    "calledAETitle": state.called_ae,
+                    "peer": state.peer,
+                    "instances": state.instances,
+                    "bytes": state.bytes,
+                    "failures": state.failures,
+                    "batches": closed,
+                    "durationMs": round((time.monotonic() - state.started) * 1000),
+                }
+            },
+        )
         with self._lock:
             self._states.pop(assoc, None)
             self.slots.update(self._live())

@@ -87,15 +87,21 @@ class Settings:
     ae_title: str = _setting("SCP_AE_TITLE", _ae_title, "STORESCP", "AE title of this SCP")
     port: int = _setting("SCP_PORT", _int_range(1, 65535), 11112, "DICOM port")
     require_called_ae_title: bool = _setting(
-        "REQUIRE_CALLED_AE_TITLE", _bool, False,
+        "REQUIRE_CALLED_AE_TITLE",
+        _bool,
+        False,
         "Reject associations whose called AE title is not the SCP's AE title",
     )
     require_calling_ae_title: tuple[str, ...] = _setting(
-        "REQUIRE_CALLING_AE_TITLE", _ae_list, (),
+        "REQUIRE_CALLING_AE_TITLE",
+        _ae_list,
+        (),
         "Comma-separated calling AE titles allowed to associate (empty: any)",
     )
     maximum_associations: int = _setting(
-        "MAXIMUM_ASSOCIATIONS", _int_range(1, 10000), 300,
+        "MAXIMUM_ASSOCIATIONS",
+        _int_range(1, 10000),
+        300,
         "Concurrent associations; the next is rejected (transient, local limit exceeded)",
     )
     dimse_timeout: float = _setting(
@@ -105,11 +111,15 @@ class Settings:
         "NETWORK_TIMEOUT", _seconds, 90.0, "Seconds an association may stay idle on the network"
     )
     acse_timeout: float = _setting(
-        "ACSE_TIMEOUT", _seconds, 10.0,
+        "ACSE_TIMEOUT",
+        _seconds,
+        10.0,
         "Seconds a new connection has to request an association (scanners are dropped after it)",
     )
     supported_sop_class_uids: tuple[str, ...] = _setting(
-        "SUPPORTED_SOP_CLASS_UIDS", _uid_list, (),
+        "SUPPORTED_SOP_CLASS_UIDS",
+        _uid_list,
+        (),
         "Comma-separated storage SOP Class UIDs to accept (empty: all storage classes)",
     )
     storage: str = _setting(
@@ -119,7 +129,9 @@ class Settings:
         "S3_ENDPOINT_URL", _text, "", "S3 endpoint override (tests, S3-compatible stores)"
     )
     s3_multipart_threshold: int = _setting(
-        "S3_MULTIPART_THRESHOLD", _int_range(5 * 2**20, 5 * 2**30), 64 * 2**20,
+        "S3_MULTIPART_THRESHOLD",
+        _int_range(5 * 2**20, 5 * 2**30),
+        64 * 2**20,
         "Objects at least this large (bytes) are uploaded in parts",
     )
     bind: str = _setting("BIND_ADDRESS", _text, "0.0.0.0", "Address to listen on")
@@ -127,7 +139,9 @@ class Settings:
         "BATCH_MAX_FILES", _int_range(1, 5000), 5000, "Instances per batch (import job) at most"
     )
     batch_max_bytes: int = _setting(
-        "BATCH_MAX_BYTES", _int_range(1, 10 * 10**9), 10 * 10**9,
+        "BATCH_MAX_BYTES",
+        _int_range(1, 10 * 10**9),
+        10 * 10**9,
         "Bytes per batch (import job) at most",
     )
     health_port: int = _setting(
@@ -140,22 +154,30 @@ class Settings:
     )
     log_level: str = _setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
     drain_timeout: float = _setting(
-        "DRAIN_TIMEOUT", _seconds, 110.0,
+        "DRAIN_TIMEOUT",
+        _seconds,
+        110.0,
         "Seconds SIGTERM waits for in-flight associations before aborting them",
     )
     metrics_namespace: str = _setting(
         "METRICS_NAMESPACE", _text, "StoreSCP", "CloudWatch namespace of the EMF metrics"
     )
     max_pdu_size: int = _setting(
-        "MAX_PDU_SIZE", _int_range(4096, 2**26), 4 * 2**20,
+        "MAX_PDU_SIZE",
+        _int_range(4096, 2**26),
+        4 * 2**20,
         "Largest PDU we accept (bytes); large PDUs make the receive path cheaper",
     )
     workers: int = _setting(
-        "WORKERS", _int_range(0, 64), 0,
+        "WORKERS",
+        _int_range(0, 64),
+        0,
         "Processes sharing the DICOM port (0: one per CPU available to the container)",
     )
     temp_dir: str = _setting(
-        "TEMP_DIR", _text, "",
+        "TEMP_DIR",
+        _text,
+        "",
         "Folder for instances being received (default: STORAGE/.tmp or the system temp dir)",
     )
 
@@ -207,7 +229,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     for f in fields(Settings):
         parser.add_argument(
-            flag_name(f.name), dest=f.name, metavar="VALUE", default=None,
+            flag_name(f.name),
+            dest=f.name,
+            metavar="VALUE",
+            default=None,
             help=f"{f.metadata['doc']} [{f.metadata['env']}] (default: {_show(f.default)})",
         )
     return parser
@@ -221,16 +246,20 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def load_settings(argv: Sequence[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Build Settings from defaults, then the environment, then the command line."""
     environ = os.environ if environ is None else environ
     args = vars(_parser().parse_args(argv))
     values: dict[str, Any] = {}
     for f in fields(Settings):
         env = f.metadata["env"]
-        raw, source = (args[f.name], flag_name(f.name)) if args[f.name] is not None else (
-            environ.get(env), env)
+        raw, source = (
+            (args[f.name], flag_name(f.name))
+            if args[f.name] is not None
+            else (environ.get(env), env)
+        )
         if raw is None:
             continue
         try:
@@ -246,6 +275,8 @@ def settings_table() -> str:
     """Markdown table of every setting (the README embeds it; a test keeps it current)."""
     rows = ["| Environment variable | Flag | Default | Meaning |", "|---|---|---|---|"]
     for f in fields(Settings):
-        rows.append(f"| `{f.metadata['env']}` | `{flag_name(f.name)}` | `{_show(f.default)}` | "
-                    f"{f.metadata['doc']} |")
+        rows.append(
+            f"| `{f.metadata['env']}` | `{flag_name(f.name)}` | `{_show(f.default)}` | "
+            f"{f.metadata['doc']} |"
+        )
     return "\n".join(rows)

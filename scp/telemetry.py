@@ -65,8 +65,11 @@ class Metrics:
     """EMF emitter. Counters accumulate and are flushed as one line per interval."""
 
     UNITS: ClassVar[dict[str, str]] = {
-        "InstancesStored": "Count", "BytesStored": "Bytes", "StoreFailures": "Count",
-        "StoreLatency": "Milliseconds", "ActiveAssociations": "Count",
+        "InstancesStored": "Count",
+        "BytesStored": "Bytes",
+        "StoreFailures": "Count",
+        "StoreLatency": "Milliseconds",
+        "ActiveAssociations": "Count",
         "RejectedAssociations": "Count",
     }
     MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one line
@@ -75,8 +78,12 @@ class Metrics:
         self.namespace = namespace
         self.stream = stream
         self._lock = threading.Lock()
-        self._counts = {"InstancesStored": 0, "BytesStored": 0, "StoreFailures": 0,
-                        "RejectedAssociations": 0}
+        self._counts = {
+            "InstancesStored": 0,
+            "BytesStored": 0,
+            "StoreFailures": 0,
+            "RejectedAssociations": 0,
+        }
         self._latencies: list[float] = []
 
     def stored(self, size: int, latency_ms: float) -> None:
@@ -85,7 +92,7 @@ class Metrics:
             self._counts["BytesStored"] += size
             self._latencies.append(round(latency_ms, 2))
             if len(self._latencies) > self.MAX_VALUES:
-                self._latencies = self._latencies[-self.MAX_VALUES:]
+                self._latencies = self._latencies[-self.MAX_VALUES :]
 
     def failed(self) -> None:
         with self._lock:
@@ -110,11 +117,13 @@ class Metrics:
         doc = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": [[]],
-                    "Metrics": [{"Name": n, "Unit": self.UNITS[n]} for n in values],
-                }],
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.namespace,
+                        "Dimensions": [[]],
+                        "Metrics": [{"Name": n, "Unit": self.UNITS[n]} for n in values],
+                    }
+                ],
             },
             **values,
         }

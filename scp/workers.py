@@ -52,8 +52,14 @@ def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
             code = 1
             try:
                 _die_with_parent(supervisor)
-                code = serve(settings, ae, store, SharedSlots(counts, index),
-                             with_health=False, reuse_port=True)
+                code = serve(
+                    settings,
+                    ae,
+                    store,
+                    SharedSlots(counts, index),
+                    with_health=False,
+                    reuse_port=True,
+                )
             finally:
                 os._exit(code)
         children[pid] = index
@@ -70,9 +76,16 @@ def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
     while not stop.wait(0.2):
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid:
-            LOG.error("worker exited unexpectedly; stopping", extra={"fields": {
-                "event": "worker-died", "worker": children.pop(pid),
-                "exitCode": os.waitstatus_to_exitcode(status)}})
+            LOG.error(
+                "worker exited unexpectedly; stopping",
+                extra={
+                    "fields": {
+                        "event": "worker-died",
+                        "worker": children.pop(pid),
+                        "exitCode": os.waitstatus_to_exitcode(status),
+                    }
+                },
+            )
             exit_code = 1
             break
         if time.monotonic() >= next_flush:

@@ -39,15 +39,25 @@ class Store(Protocol):
         """Remove key if it exists."""
 
 
-def open_store(target: str, *, endpoint_url: str = "", temp_dir: str = "",
-               multipart_threshold: int = 64 * 2**20) -> Store:
+def open_store(
+    target: str,
+    *,
+    endpoint_url: str = "",
+    temp_dir: str = "",
+    multipart_threshold: int = 64 * 2**20,
+) -> Store:
     """A Store for a folder path or an s3://bucket/prefix URI."""
     if target.startswith("s3://"):
         from scp.storage.s3 import S3Store
 
         bucket, _, prefix = target[5:].partition("/")
-        return S3Store(bucket, prefix, endpoint_url=endpoint_url, temp_dir=temp_dir,
-                       multipart_threshold=multipart_threshold)
+        return S3Store(
+            bucket,
+            prefix,
+            endpoint_url=endpoint_url,
+            temp_dir=temp_dir,
+            multipart_threshold=multipart_threshold,
+        )
     from scp.storage.local import LocalStore
 
     return LocalStore(target, temp_dir=temp_dir)

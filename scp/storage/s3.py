@@ -23,9 +23,16 @@ PART_SIZE = 8 * 2**20  # memory per upload in flight; S3's minimum is 5 MiB
 class S3Store:
     """Instances in s3://bucket/prefix. A successful return means S3 acknowledged the object."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "",
-                 temp_dir: str = "", multipart_threshold: int = 64 * 2**20,
-                 client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str = "",
+        temp_dir: str = "",
+        multipart_threshold: int = 64 * 2**20,
+        client: Any = None,
+    ) -> None:
         self.bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = multipart_threshold
@@ -66,18 +73,25 @@ class S3Store:
                 self._multipart(full, path, size)
             else:
                 with open(path, "rb") as body:
-                    self.client.put_object(Bucket=self.bucket, Key=full, Body=body,
-                                           ContentLength=size,
-                                           ContentType="application/dicom")
+                    self.client.put_object(
+                        Bucket=self.bucket,
+                        Key=full,
+                        Body=body,
+                        ContentLength=size,
+                        ContentType="application/dicom",
+                    )
         except (BotoCoreError, ClientError, OSError) as exc:
             raise StorageError(f"cannot store s3://{self.bucket}/{full}: {exc}") from None
 
     def put_json(self, key: str, document: dict[str, Any]) -> None:
         full = self._prefix + key
         try:
-            self.client.put_object(Bucket=self.bucket, Key=full,
-                                   Body=json.dumps(document, indent=1).encode(),
-                                   ContentType="application/json")
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=full,
+                Body=json.dumps(document, indent=1).encode(),
+                ContentType="application/json",
+            )
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"cannot store s3://{self.bucket}/{full}: {exc}") from None
 
@@ -90,25 +104,32 @@ class S3Store:
     def _multipart(self, key: str, path: str, size: int) -> None:
         part_size = max(PART_SIZE, -(-size // MAX_PARTS))
         upload_id = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType="application/dicom")["UploadId"]
+            Bucket=self.bucket, Key=key, ContentType="application/dicom"
+        )["UploadId"]
         try:
             parts = []
             with open(path, "rb") as fp:
                 number = 1
                 while chunk := fp.read(part_size):
                     etag = self.client.upload_part(
-                        Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                        Body=chunk)["ETag"]
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=chunk,
+                    )["ETag"]
                     parts.append({"PartNumber": number, "ETag": etag})
                     number += 1
             self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id,
-                MultipartUpload={"Parts": parts})
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
         except BaseException:
             try:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key,
-                                                   UploadId=upload_id)
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except (BotoCoreError, ClientError) as exc:
-                LOG.warning("abort of a failed multipart upload failed; the bucket's lifecycle "
-                            "rule removes it", extra={"fields": {"key": key, "error": str(exc)}})
+                LOG.warning(
+                    "abort of a failed multipart upload failed; the bucket's lifecycle "
+                    "rule removes it",
+                    extra={"fields": {"key": key, "error": str(exc)}},
+                )
             raise

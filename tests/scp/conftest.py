@@ -39,26 +39,30 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("instances")
 
     def ds(name: str, **kw: object):
-        return make_dataset(study=STUDY, series=SERIES, sop=uid("sop", name), seed=len(name),
-                            **kw)
+        return make_dataset(study=STUDY, series=SERIES, sop=uid("sop", name), seed=len(name), **kw)
 
     files = {
         "explicit": write_part10(ds("explicit"), d / "explicit.dcm"),
         "implicit": write_part10(ds("implicit"), d / "implicit.dcm", ImplicitVRLittleEndian),
         "big": write_part10(ds("big"), d / "big.dcm", ExplicitVRBigEndian),
-        "deflated": write_part10(ds("deflated"), d / "deflated.dcm",
-                                 DeflatedExplicitVRLittleEndian),
+        "deflated": write_part10(
+            ds("deflated"), d / "deflated.dcm", DeflatedExplicitVRLittleEndian
+        ),
         "mr": write_part10(ds("mr", sop_class=MRImageStorage), d / "mr.dcm"),
         "sc": write_part10(ds("sc", sop_class=SecondaryCaptureImageStorage, bits=8), d / "sc.dcm"),
         "j2k": write_encapsulated(ds("j2k"), d / "j2k.dcm", JPEG2000Lossless),
         "htj2k": write_encapsulated(ds("htj2k"), d / "htj2k.dcm", HTJ2KLossless),
     }
     # Real codec output from dcmtk; each from its own source so every SOP Instance UID differs.
-    for name, tool, options in [("jpeg-lossless", "dcmcjpeg", ()),
-                                ("jpeg-baseline", "dcmcjpeg", ("+eb",)),
-                                ("jpeg-ls", "dcmcjpls", ()), ("rle", "dcmcrle", ())]:
-        src = write_part10(ds(name, bits=8 if name == "jpeg-baseline" else 16),
-                           d / f"{name}-source.dcm")
+    for name, tool, options in [
+        ("jpeg-lossless", "dcmcjpeg", ()),
+        ("jpeg-baseline", "dcmcjpeg", ("+eb",)),
+        ("jpeg-ls", "dcmcjpls", ()),
+        ("rle", "dcmcrle", ()),
+    ]:
+        src = write_part10(
+            ds(name, bits=8 if name == "jpeg-baseline" else 16), d / f"{name}-source.dcm"
+        )
         files[name] = dcmtk_convert(tool, src, d / f"{name}.dcm", *options)
     return files
 

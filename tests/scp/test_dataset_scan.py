@@ -15,8 +15,22 @@ from tests.scp.conftest import SERIES, STUDY
 from tests.support.dicom_files import make_dataset, uid, write_part10
 
 
-@pytest.mark.parametrize("name", ["explicit", "implicit", "big", "deflated", "j2k", "htj2k",
-                                  "jpeg-lossless", "jpeg-baseline", "jpeg-ls", "rle", "sc"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "explicit",
+        "implicit",
+        "big",
+        "deflated",
+        "j2k",
+        "htj2k",
+        "jpeg-lossless",
+        "jpeg-baseline",
+        "jpeg-ls",
+        "rle",
+        "sc",
+    ],
+)
 def test_every_transfer_syntax_parses_with_its_identifiers(instances, name) -> None:
     info = scan_part10(str(instances[name]))
     sent = dcmread(instances[name], stop_before_pixels=True)
@@ -55,7 +69,7 @@ def test_element_length_that_lies_is_refused(tmp_path: Path) -> None:
     path = _file(tmp_path)
     data = bytearray(path.read_bytes())
     at = data.index(b"\x08\x00\x18\x00UI")  # SOP Instance UID element header
-    data[at + 6:at + 8] = struct.pack("<H", 60000)
+    data[at + 6 : at + 8] = struct.pack("<H", 60000)
     path.write_bytes(bytes(data))
     with pytest.raises(DatasetError):
         scan_part10(str(path))
@@ -88,16 +102,22 @@ def test_encapsulated_pixel_data_without_its_delimiter_is_refused(instances, tmp
 def test_corrupt_deflate_stream_is_refused(instances, tmp_path) -> None:
     data = bytearray(instances["deflated"].read_bytes())
     header_len = 144 + int.from_bytes(data[140:144], "little")
-    data[header_len + 10:header_len + 40] = b"\xff" * 30
+    data[header_len + 10 : header_len + 40] = b"\xff" * 30
     path = tmp_path / "x.dcm"
     path.write_bytes(bytes(data))
     with pytest.raises(DatasetError):
         scan_part10(str(path))
 
 
-@pytest.mark.parametrize("data", [b"", b"\0" * 131, b"\0" * 128 + b"DICX" + b"\0" * 20,
-                                  b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xff\xff"
-                                  b"\x00\x00"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\0" * 131,
+        b"\0" * 128 + b"DICX" + b"\0" * 20,
+        b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xff\xff\x00\x00",
+    ],
+)
 def test_not_a_part10_file_is_refused(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "x.dcm"
     path.write_bytes(data)

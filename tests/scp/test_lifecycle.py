@@ -19,9 +19,13 @@ SENTINEL = "ZZSENTINEL^PHI7F3A"
 
 
 def series_files(tmp_path: Path, n: int, tag: str, **kw: object) -> list[Path]:
-    return [write_part10(make_dataset(study=uid(tag), series=uid(tag, "s"), sop=uid(tag, i),
-                                      seed=i, **kw), tmp_path / tag / f"{i}.dcm")
-            for i in range(n)]
+    return [
+        write_part10(
+            make_dataset(study=uid(tag), series=uid(tag, "s"), sop=uid(tag, i), seed=i, **kw),
+            tmp_path / tag / f"{i}.dcm",
+        )
+        for i in range(n)
+    ]
 
 
 def wait_until(condition, timeout: float = 10.0) -> bool:
@@ -48,7 +52,8 @@ def sender(port: int):
 
 
 def test_sigterm_lets_the_association_finish_refuses_new_ones_and_closes_its_batch(
-        start_scp, tmp_path, monkeypatch):
+    start_scp, tmp_path, monkeypatch
+):
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
     files = series_files(tmp_path, 6, "drain")
     scp = start_scp(drain_timeout=60)
@@ -72,8 +77,7 @@ def test_sigterm_lets_the_association_finish_refuses_new_ones_and_closes_its_bat
     assert {"InstancesStored", "BytesStored", "StoreLatency", "ActiveAssociations"} <= declared
 
 
-def test_drain_deadline_aborts_what_is_left_and_closes_its_batch(start_scp, tmp_path,
-                                                                 monkeypatch):
+def test_drain_deadline_aborts_what_is_left_and_closes_its_batch(start_scp, tmp_path, monkeypatch):
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
     files = series_files(tmp_path, 2, "deadline")
     scp = start_scp(drain_timeout=1)

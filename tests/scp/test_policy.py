@@ -17,8 +17,12 @@ from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 from tests.scp.test_transfer import DCMTK_ENV, storescu
 
 
-def associate(port: int, calling: str = "MODALITY", called: str = "STORESCP",
-              contexts: tuple[str, ...] = (Verification,)):
+def associate(
+    port: int,
+    calling: str = "MODALITY",
+    called: str = "STORESCP",
+    contexts: tuple[str, ...] = (Verification,),
+):
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.network_timeout = 10
     for cx in contexts:
@@ -33,8 +37,11 @@ def rejection(assoc) -> tuple[int, int, int]:
 
 
 def rejections_logged(scp, reason: str) -> list[dict]:
-    return [line for line in scp.log_lines()
-            if line.get("event") == "association-rejected" and line["reason"] == reason]
+    return [
+        line
+        for line in scp.log_lines()
+        if line.get("event") == "association-rejected" and line["reason"] == reason
+    ]
 
 
 def test_wrong_called_ae_title_is_rejected_when_required(start_scp) -> None:
@@ -43,8 +50,13 @@ def test_wrong_called_ae_title_is_rejected_when_required(start_scp) -> None:
     ok = associate(scp.port, called="PACS1")
     assert ok.is_established
     ok.release()
-    result = subprocess.run(["echoscu", "-aec", "WRONG", "127.0.0.1", str(scp.port)],
-                            capture_output=True, text=True, env=DCMTK_ENV, timeout=30)
+    result = subprocess.run(
+        ["echoscu", "-aec", "WRONG", "127.0.0.1", str(scp.port)],
+        capture_output=True,
+        text=True,
+        env=DCMTK_ENV,
+        timeout=30,
+    )
     assert result.returncode != 0 and "Called AE Title Not Recognized" in result.stderr
     assert len(rejections_logged(scp, "called AE title not recognised")) == 2
 
@@ -79,8 +91,9 @@ def test_unsupported_sop_class_is_refused(start_scp, instances) -> None:
     assoc.release()
     assert storescu(scp.port, str(instances["explicit"])).returncode == 0
     refusals = [line for line in scp.log_lines() if line.get("event") == "contexts-rejected"]
-    assert refusals and all(c["reason"] == "SOP class not supported"
-                            for line in refusals for c in line["contexts"])
+    assert refusals and all(
+        c["reason"] == "SOP class not supported" for line in refusals for c in line["contexts"]
+    )
 
 
 def test_one_association_over_the_limit_is_rejected_transient_local_limit(start_scp) -> None:
@@ -126,8 +139,9 @@ def test_idle_association_is_aborted_after_the_network_timeout(start_scp) -> Non
     assert ended and ended[-1]["outcome"] == "aborted"
 
 
-@pytest.mark.parametrize("junk", [b"\x00" * 10, b"GET / HTTP/1.0\r\n\r\n",
-                                  b"\x01\x00" + b"\xff" * 8])
+@pytest.mark.parametrize(
+    "junk", [b"\x00" * 10, b"GET / HTTP/1.0\r\n\r\n", b"\x01\x00" + b"\xff" * 8]
+)
 def test_junk_bytes_do_not_disturb_service(start_scp, junk: bytes) -> None:
     scp = start_scp()
     with socket.create_connection(("127.0.0.1", scp.port)) as s:
@@ -140,8 +154,9 @@ def test_junk_bytes_do_not_disturb_service(start_scp, junk: bytes) -> None:
     assoc.release()
 
 
-@pytest.mark.parametrize(("pdu_type", "length"), [(0x04, 64 * 2**20), (0x01, 2 * 2**20),
-                                                   (0x04, 0xFFFFFFFF)])
+@pytest.mark.parametrize(
+    ("pdu_type", "length"), [(0x04, 64 * 2**20), (0x01, 2 * 2**20), (0x04, 0xFFFFFFFF)]
+)
 def test_a_pdu_longer_than_negotiated_closes_the_connection_unread(start_scp, pdu_type, length):
     scp = start_scp(max_pdu_size=1 << 20, workers=1)
     with socket.create_connection(("127.0.0.1", scp.port)) as s:

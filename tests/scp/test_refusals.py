@@ -18,7 +18,7 @@ def _file(tmp_path: Path, name: str, **changes: str) -> Path:
     path = write_part10(ds, tmp_path / f"{name}.dcm")
     if changes:
         original = path.read_bytes()
-        meta = original[:len(original) - len(dataset_bytes(path))]
+        meta = original[: len(original) - len(dataset_bytes(path))]
         for keyword, value in changes.items():
             setattr(ds, keyword, value)
         changed = write_part10(ds, tmp_path / f"{name}-changed.dcm")
@@ -27,14 +27,18 @@ def _file(tmp_path: Path, name: str, **changes: str) -> Path:
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI", "ignore:The value length")
-@pytest.mark.parametrize(("changes", "status"), [
-    ({"StudyInstanceUID": "1.2.840.abc"}, 0xC212),
-    ({"SeriesInstanceUID": "1." + "2" * 70}, 0xC212),
-    ({"SOPInstanceUID": uid("someone else")}, 0xA900),
-    ({"SOPClassUID": MRImageStorage}, 0xA900),
-])
-def test_bad_instances_are_refused_and_nothing_is_stored(start_scp, tmp_path, monkeypatch,
-                                                         changes, status):
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"StudyInstanceUID": "1.2.840.abc"}, 0xC212),
+        ({"SeriesInstanceUID": "1." + "2" * 70}, 0xC212),
+        ({"SOPInstanceUID": uid("someone else")}, 0xA900),
+        ({"SOPClassUID": MRImageStorage}, 0xA900),
+    ],
+)
+def test_bad_instances_are_refused_and_nothing_is_stored(
+    start_scp, tmp_path, monkeypatch, changes, status
+):
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
     scp = start_scp()
     ae = AE(ae_title="MODALITY")

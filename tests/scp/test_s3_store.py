@@ -34,8 +34,7 @@ def test_instances_and_manifest_land_where_the_contract_says(start_scp, moto, in
     s3 = make_bucket(moto, "layout")
     scp = start_scp(storage="s3://layout/site-a/", s3_endpoint_url=moto.endpoint)
     names = ["explicit", "jpeg-lossless", "sc"]
-    assert storescu(scp.port, *(str(instances[n]) for n in names),
-                    flags=("-xs",)).returncode == 0
+    assert storescu(scp.port, *(str(instances[n]) for n in names), flags=("-xs",)).returncode == 0
     scp.terminate()
     keys = objects(s3, "layout")
     (manifest_key,) = [k for k in keys if k.startswith("site-a/batches/")]
@@ -54,11 +53,13 @@ def test_instances_and_manifest_land_where_the_contract_says(start_scp, moto, in
 
 def test_large_instance_is_uploaded_in_parts(start_scp, moto, tmp_path):
     s3 = make_bucket(moto, "large")
-    ds = make_dataset(study=uid("big"), series=uid("big", 1), sop=uid("big", 2),
-                      rows=2048, columns=3072)  # 12 MiB of pixels
+    ds = make_dataset(
+        study=uid("big"), series=uid("big", 1), sop=uid("big", 2), rows=2048, columns=3072
+    )  # 12 MiB of pixels
     path = write_part10(ds, tmp_path / "large.dcm")
-    scp = start_scp(storage="s3://large", s3_endpoint_url=moto.endpoint,
-                    s3_multipart_threshold=5 * 2**20)
+    scp = start_scp(
+        storage="s3://large", s3_endpoint_url=moto.endpoint, s3_multipart_threshold=5 * 2**20
+    )
     assert storescu(scp.port, str(path)).returncode == 0
     scp.terminate()
     (key,) = [k for k in objects(s3, "large") if k.endswith(".dcm")]
@@ -78,8 +79,9 @@ def test_failed_multipart_upload_is_aborted(moto, tmp_path):
     def fail_second_part(**_: object) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}},
-                              "UploadPart")
+            raise ClientError(
+                {"Error": {"Code": "InternalError", "Message": "injected"}}, "UploadPart"
+            )
 
     store.client.meta.events.register("before-call.s3.UploadPart", fail_second_part)
     src = tmp_path / "blob"
@@ -91,11 +93,16 @@ def test_failed_multipart_upload_is_aborted(moto, tmp_path):
 
 
 def test_s3_outage_gives_failure_status_and_every_acknowledged_instance_is_stored(
-        start_scp, tmp_path, monkeypatch):
+    start_scp, tmp_path, monkeypatch
+):
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
-    files = [write_part10(make_dataset(study=uid("out"), series=uid("out", 1),
-                                       sop=uid("out", i), seed=i), tmp_path / f"{i}.dcm")
-             for i in range(6)]
+    files = [
+        write_part10(
+            make_dataset(study=uid("out"), series=uid("out", 1), sop=uid("out", i), seed=i),
+            tmp_path / f"{i}.dcm",
+        )
+        for i in range(6)
+    ]
     with moto_server() as moto:
         s3 = make_bucket(moto, "outage")
         scp = start_scp(storage="s3://outage", s3_endpoint_url=moto.endpoint)
@@ -107,8 +114,9 @@ def test_s3_outage_gives_failure_status_and_every_acknowledged_instance_is_store
         statuses += [assoc.send_c_store(str(f)).Status for f in files[3:]]
         assoc.release()
         assert statuses[:3] == [0x0000] * 3
-        assert all(0xA700 <= s <= 0xA7FF or 0xC000 <= s <= 0xCFFF for s in statuses[3:]), \
-            [hex(s) for s in statuses]
+        assert all(0xA700 <= s <= 0xA7FF or 0xC000 <= s <= 0xCFFF for s in statuses[3:]), [
+            hex(s) for s in statuses
+        ]
         moto.server.start()  # S3 back; the in-process backend kept its objects
         stored = {Path(k).stem for k in objects(s3, "outage", "incoming/")}
         acked = {uid("out", i) for i, s in enumerate(statuses) if s == 0}

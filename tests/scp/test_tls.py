@@ -20,8 +20,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def test_storescu_over_tls_is_stored(start_scp, pki, instances, tmp_path: Path) -> None:
     scp = start_scp(tls_cert=pki.server_cert, tls_key=pki.server_key)
-    result = storescu(scp.port, str(instances["explicit"]),
-                      flags=("+tla", "+cf", str(pki.ca)))
+    result = storescu(scp.port, str(instances["explicit"]), flags=("+tla", "+cf", str(pki.ca)))
     assert result.returncode == 0, result.stderr
     plain = storescu(scp.port, str(instances["mr"]))
     assert plain.returncode != 0, "a plain TCP peer got through a TLS port"
@@ -29,12 +28,15 @@ def test_storescu_over_tls_is_stored(start_scp, pki, instances, tmp_path: Path) 
     assert len(stored_files(tmp_path / "store")) == 1
 
 
-def test_mutual_tls_accepts_a_client_certificate_and_refuses_none(start_scp, pki, instances,
-                                                                  tmp_path: Path) -> None:
+def test_mutual_tls_accepts_a_client_certificate_and_refuses_none(
+    start_scp, pki, instances, tmp_path: Path
+) -> None:
     scp = start_scp(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_ca=pki.ca)
-    with_cert = storescu(scp.port, str(instances["explicit"]),
-                         flags=("+tls", str(pki.client_key), str(pki.client_cert),
-                                "+cf", str(pki.ca)))
+    with_cert = storescu(
+        scp.port,
+        str(instances["explicit"]),
+        flags=("+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca)),
+    )
     assert with_cert.returncode == 0, with_cert.stderr
     without = storescu(scp.port, str(instances["mr"]), flags=("+tla", "+cf", str(pki.ca)))
     assert without.returncode != 0, "a client without a certificate got through"
@@ -50,8 +52,7 @@ def test_a_stalled_tls_handshake_does_not_block_other_peers(start_scp, pki, inst
     stalled = socket.create_connection(("127.0.0.1", scp.port))  # connects, never says hello
     try:
         started = time.monotonic()
-        result = storescu(scp.port, str(instances["explicit"]),
-                          flags=("+tla", "+cf", str(pki.ca)))
+        result = storescu(scp.port, str(instances["explicit"]), flags=("+tla", "+cf", str(pki.ca)))
         assert result.returncode == 0, result.stderr
         assert time.monotonic() - started < 4, "the handshake waited behind a stalled peer"
     finally:

@@ -16,24 +16,43 @@ from tests.support.dicom_files import dataset_bytes
 
 # storescu proposes the uncompressed syntaxes plus the one its flag names.
 STORESCU_FLAGS = {
-    "explicit": [], "mr": [], "sc": [], "implicit": ["-xi"], "big": ["-xb"],
-    "deflated": ["-xd"], "j2k": ["-xv"], "jpeg-lossless": ["-xs"], "jpeg-baseline": ["-xy"],
-    "jpeg-ls": ["-xt"], "rle": ["-xr"],
+    "explicit": [],
+    "mr": [],
+    "sc": [],
+    "implicit": ["-xi"],
+    "big": ["-xb"],
+    "deflated": ["-xd"],
+    "j2k": ["-xv"],
+    "jpeg-lossless": ["-xs"],
+    "jpeg-baseline": ["-xy"],
+    "jpeg-ls": ["-xt"],
+    "rle": ["-xr"],
 }
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
-def storescu(port: int, *args: str, flags: tuple[str, ...] = (), aec: str = "STORESCP",
-             aet: str = "STORESCU") -> subprocess.CompletedProcess[str]:
+def storescu(
+    port: int, *args: str, flags: tuple[str, ...] = (), aec: str = "STORESCP", aet: str = "STORESCU"
+) -> subprocess.CompletedProcess[str]:
     """dcmtk storescu sending the files in args (with storescu flags before the address)."""
-    return subprocess.run(["storescu", "-aec", aec, "-aet", aet, *flags, "127.0.0.1", str(port),
-                           *args], capture_output=True, text=True, env=DCMTK_ENV, timeout=120)
+    return subprocess.run(
+        ["storescu", "-aec", aec, "-aet", aet, *flags, "127.0.0.1", str(port), *args],
+        capture_output=True,
+        text=True,
+        env=DCMTK_ENV,
+        timeout=120,
+    )
 
 
 def test_echoscu_is_answered(start_scp) -> None:
     scp = start_scp()
-    result = subprocess.run(["echoscu", "-aec", "STORESCP", "127.0.0.1", str(scp.port)],
-                            capture_output=True, text=True, env=DCMTK_ENV, timeout=30)
+    result = subprocess.run(
+        ["echoscu", "-aec", "STORESCP", "127.0.0.1", str(scp.port)],
+        capture_output=True,
+        text=True,
+        env=DCMTK_ENV,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -86,8 +105,9 @@ def test_pynetdicom_raw_send_is_stored_byte_for_byte(start_scp, instances, tmp_p
     (doc,) = manifests(tmp_path / "store")
     assert doc["instanceCount"] == len(names)
     assert doc["callingAETitle"] == "PYNETDICOM"
-    assert {i["key"].rsplit("/", 1)[1] for i in doc["instances"]} == {p.name for p in
-                                                                     stored.values()}
+    assert {i["key"].rsplit("/", 1)[1] for i in doc["instances"]} == {
+        p.name for p in stored.values()
+    }
 
 
 def test_batches_split_by_study_and_by_file_limit(start_scp, tmp_path):
@@ -96,8 +116,9 @@ def test_batches_split_by_study_and_by_file_limit(start_scp, tmp_path):
     files = []
     for study in ("S1", "S2"):
         for i in range(3):
-            ds = make_dataset(study=uid("st", study), series=uid("se", study),
-                              sop=uid("sop", study, i), seed=i)
+            ds = make_dataset(
+                study=uid("st", study), series=uid("se", study), sop=uid("sop", study, i), seed=i
+            )
             files.append(str(write_part10(ds, tmp_path / "in" / f"{study}-{i}.dcm")))
     scp = start_scp(batch_max_files=2)
     assert storescu(scp.port, *files).returncode == 0
@@ -105,15 +126,19 @@ def test_batches_split_by_study_and_by_file_limit(start_scp, tmp_path):
     docs = manifests(tmp_path / "store")
     # Per study: a full batch of 2 (file-limit) and a batch of 1 closed at release.
     assert sorted((d["instanceCount"], d["closeReason"]) for d in docs) == [
-        (1, "released"), (1, "released"), (2, "file-limit"), (2, "file-limit")]
+        (1, "released"),
+        (1, "released"),
+        (2, "file-limit"),
+        (2, "file-limit"),
+    ]
     keys = [i["key"] for d in docs for i in d["instances"]]
     assert len(keys) == len(set(keys)) == 6, "an instance is listed in two manifests"
     for d in docs:
         assert all(k.startswith(d["inputPrefix"]) for k in (i["key"] for i in d["instances"]))
-        assert len(list((tmp_path / "store" / d["inputPrefix"]).rglob("*.dcm"))) == \
-            d["instanceCount"]
+        assert (
+            len(list((tmp_path / "store" / d["inputPrefix"]).rglob("*.dcm"))) == d["instanceCount"]
+        )
 
 
 def _inflate(data: bytes) -> bytes:
     return zlib.decompressobj(-zlib.MAX_WBITS).decompress(data)
-

@@ -25,9 +25,18 @@ def uid(*parts: object) -> str:
     return (UID_ROOT + str(digest))[:64].rstrip(".")
 
 
-def make_dataset(*, study: str, series: str, sop: str, sop_class: str = CTImageStorage,
-                 rows: int = 64, columns: int = 64, bits: int = 16,
-                 patient_name: str = "TEST^PATIENT", seed: int = 0) -> Dataset:
+def make_dataset(
+    *,
+    study: str,
+    series: str,
+    sop: str,
+    sop_class: str = CTImageStorage,
+    rows: int = 64,
+    columns: int = 64,
+    bits: int = 16,
+    patient_name: str = "TEST^PATIENT",
+    seed: int = 0,
+) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop
@@ -58,9 +67,12 @@ def write_part10(ds: Dataset, path: Path, transfer_syntax: str = ExplicitVRLittl
     meta.TransferSyntaxUID = transfer_syntax
     ds.file_meta = meta
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True,
-               implicit_vr=transfer_syntax == ImplicitVRLittleEndian,
-               little_endian=transfer_syntax != "1.2.840.10008.1.2.2")
+    ds.save_as(
+        path,
+        enforce_file_format=True,
+        implicit_vr=transfer_syntax == ImplicitVRLittleEndian,
+        little_endian=transfer_syntax != "1.2.840.10008.1.2.2",
+    )
     return path
 
 
@@ -85,5 +97,4 @@ def dataset_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     assert data[128:132] == b"DICM", f"{path} is not Part 10"
     group_length = int.from_bytes(data[140:144], "little")
-    return data[144 + group_length:]
-
+    return data[144 + group_length :]

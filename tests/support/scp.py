@@ -23,8 +23,9 @@ class ScpProcess:
     Usage: `with ScpProcess(storage=str(tmp_path)) as scp: ... scp.port ...`
     """
 
-    def __init__(self, log_dir: Path | str | None = None, env: dict[str, str] | None = None,
-                 **settings: Any) -> None:
+    def __init__(
+        self, log_dir: Path | str | None = None, env: dict[str, str] | None = None, **settings: Any
+    ) -> None:
         self.port = int(settings.pop("port", 0)) or free_port()
         self.health_port = int(settings.pop("health_port", 0)) or free_port()
         self.ae_title = settings.get("ae_title", "STORESCP")
@@ -35,8 +36,15 @@ class ScpProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def argv(self) -> list[str]:
-        args = [sys.executable, "-m", "scp", "--port", str(self.port),
-                "--health-port", str(self.health_port)]
+        args = [
+            sys.executable,
+            "-m",
+            "scp",
+            "--port",
+            str(self.port),
+            "--health-port",
+            str(self.health_port),
+        ]
         for name, value in self.settings.items():
             if isinstance(value, bool):
                 value = str(value).lower()
@@ -47,8 +55,9 @@ class ScpProcess:
 
     def start(self, timeout: float = 20.0) -> ScpProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in __exit__
-        self.proc = subprocess.Popen(self.argv(), cwd=REPO, env=self.env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.argv(), cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -75,8 +84,7 @@ class ScpProcess:
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every JSON line the SCP printed."""
-        return [json.loads(line) for line in self.output().splitlines()
-                if line.startswith("{")]
+        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; returns the exit code."""
