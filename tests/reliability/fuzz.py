@@ -12,6 +12,8 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
 from tests.reliability import wire
 from tests.reliability.instances import Instance
 
@@ -82,21 +84,7 @@ def out_of_order(rng: random.Random, instance: Instance) -> Case:
     return Case("fragments out of order", _associate(instance) + b"".join(rng.choice(orders)))
 
 
-LONG_VRS = {
-    b"OB",
-    b"OD",
-    b"OF",
-    b"OL",
-    b"OV",
-    b"OW",
-    b"SQ",
-    b"SV",
-    b"UC",
-    b"UN",
-    b"UR",
-    b"UT",
-    b"UV",
-}
+LONG_VRS = {vr.encode() for vr in EXPLICIT_VR_LENGTH_32}  # VRs with a 4-byte length
 
 
 def element_bounds(dataset: bytes) -> list[tuple[int, int]]:

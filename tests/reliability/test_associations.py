@@ -8,9 +8,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.reliability import wire
 from tests.reliability.conftest import FULL, report
 from tests.reliability.instances import folder_objects, make_instances
+
+pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 
 LIMIT = 300 if FULL else 30
 # A-ASSOCIATE-RJ: rejected-transient (2), service-provider presentation (3), local limit (2).

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.conftest import FULL, report
 from tests.reliability.instances import (
     Instance,
@@ -20,6 +22,8 @@ from tests.reliability.instances import (
 )
 from tests.reliability.sender import SteadySender
 from tests.support.aws import moto_server
+
+pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 
 BUCKET = "reliability-faults"
 KILLS = 5 if FULL else 1

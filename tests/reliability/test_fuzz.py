@@ -18,6 +18,7 @@ from tests.reliability.fuzz import Case, cases
 from tests.reliability.instances import dataset_of, folder_objects, iter_instances, make_instances
 from tests.reliability.sender import SteadySender
 
+pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 COUNT = 10_000 if FULL else 800
 SEED = 5
 # Bounded memory: the second half of the inputs may not raise the peak by more than this over
