@@ -12,6 +12,7 @@ from generator.spec import Spec
 from generator.workflow import Queues, Workflow, logical_name
 
 PERIOD = 300
+FAILED_EXECUTIONS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
 
 
 def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props) -> None:
@@ -28,34 +29,29 @@ def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props) 
     )
 
 
-def _lambda_error_rate(function: str, threshold: float) -> list[cloudwatch.MetricDataQuery]:
-    def metric(metric_id: str, name: str) -> cloudwatch.MetricDataQuery:
-        return cloudwatch.MetricDataQuery(
-            Id=metric_id,
-            ReturnData=False,
-            MetricStat=cloudwatch.MetricStat(
-                Metric=cloudwatch.Metric(
-                    Namespace="AWS/Lambda",
-                    MetricName=name,
-                    Dimensions=[
-                        cloudwatch.MetricDimension(Name="FunctionName", Value=Ref(function))
-                    ],
-                ),
-                Period=PERIOD,
-                Stat="Sum",
+def _metric(
+    metric_id: str, namespace: str, name: str, dimension: str, value
+) -> cloudwatch.MetricDataQuery:
+    """A 5-minute Sum of one metric with one dimension, as input to a math expression."""
+    return cloudwatch.MetricDataQuery(
+        Id=metric_id,
+        ReturnData=False,
+        MetricStat=cloudwatch.MetricStat(
+            Metric=cloudwatch.Metric(
+                Namespace=namespace,
+                MetricName=name,
+                Dimensions=[cloudwatch.MetricDimension(Name=dimension, Value=value)],
             ),
-        )
-
-    return [
-        metric("errors", "Errors"),
-        metric("invocations", "Invocations"),
-        cloudwatch.MetricDataQuery(
-            Id="rate",
-            Expression="IF(invocations > 0, 100 * errors / invocations, 0)",
-            Label="Error rate (%)",
-            ReturnData=True,
+            Period=PERIOD,
+            Stat="Sum",
         ),
-    ]
+    )
+
+
+def _expression(expression: str, label: str) -> cloudwatch.MetricDataQuery:
+    return cloudwatch.MetricDataQuery(
+        Id="result", Expression=expression, Label=label, ReturnData=True
+    )
 
 
 def add_monitoring(
@@ -86,31 +82,11 @@ def add_monitoring(
         "HealthImaging import workflow executions failed, timed out or were aborted.",
         topic,
         Metrics=[
-            cloudwatch.MetricDataQuery(
-                Id=f"m{i}",
-                ReturnData=False,
-                MetricStat=cloudwatch.MetricStat(
-                    Metric=cloudwatch.Metric(
-                        Namespace="AWS/States",
-                        MetricName=name,
-                        Dimensions=[
-                            cloudwatch.MetricDimension(
-                                Name="StateMachineArn", Value=Ref(workflow.state_machine)
-                            )
-                        ],
-                    ),
-                    Period=PERIOD,
-                    Stat="Sum",
-                ),
-            )
-            for i, name in enumerate(
-                ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
-            )
-        ]
-        + [
-            cloudwatch.MetricDataQuery(
-                Id="failed", Expression="m0 + m1 + m2", Label="Failed imports", ReturnData=True
-            )
+            *(
+                _metric(f"m{i}", "AWS/States", name, "StateMachineArn", Ref(workflow.state_machine))
+                for i, name in enumerate(FAILED_EXECUTIONS)
+            ),
+            _expression("m0 + m1 + m2", "Failed imports"),
         ],
         Threshold=limits["failedImports"],
         ComparisonOperator="GreaterThanOrEqualToThreshold",
@@ -121,7 +97,11 @@ def add_monitoring(
             f"{logical_name(name)}ErrorRateAlarm",
             f"Error rate of the {name} function is above {limits['lambdaErrorRatePercent']} %.",
             topic,
-            Metrics=_lambda_error_rate(function.title, limits["lambdaErrorRatePercent"]),
+            Metrics=[
+                _metric("errors", "AWS/Lambda", "Errors", "FunctionName", Ref(function)),
+                _metric("invocations", "AWS/Lambda", "Invocations", "FunctionName", Ref(function)),
+                _expression("IF(invocations > 0, 100 * errors / invocations, 0)", "Error rate (%)"),
+            ],
             Threshold=limits["lambdaErrorRatePercent"],
             ComparisonOperator="GreaterThanThreshold",
         )

@@ -27,15 +27,20 @@ class Network:
     task_security_group: ec2.SecurityGroup
 
 
-def _dicom_ingress(cidr: str, description: str) -> dict:
-    """An ingress rule for the DICOM port from one CIDR parameter."""
+def _tcp(port, description: str, **source) -> dict:
+    """A security group rule for one TCP port; source is CidrIp=... or SourceSecurityGroupId=..."""
     return {
         "IpProtocol": "tcp",
-        "FromPort": Ref("SCPPort"),
-        "ToPort": Ref("SCPPort"),
-        "CidrIp": Ref(cidr),
+        "FromPort": port,
+        "ToPort": port,
         "Description": description,
+        **source,
     }
+
+
+def _dicom_ingress(cidr: str, description: str) -> dict:
+    """An ingress rule for the DICOM port from one CIDR parameter."""
+    return _tcp(Ref("SCPPort"), description, CidrIp=Ref(cidr))
 
 
 class RouteTables(AWSObject):
@@ -95,6 +100,7 @@ def add_s3_endpoint(t: Template, spec: Spec) -> None:
 def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
     """Peer rules live on the NLB's security group: they hold for the TCP and the TLS listener."""
     health_port = spec.resources["healthPort"]
+    vpc = {"CidrIp": Ref("VpcCIDR")}
     nlb_sg = t.add_resource(
         ec2.SecurityGroup(
             "LoadBalancerSecurityGroup",
@@ -105,17 +111,8 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
                 ec2.SecurityGroupRule(**_dicom_ingress("PeerCIDR1", "DICOM from allowed range 1")),
             ],
             SecurityGroupEgress=[
-                ec2.SecurityGroupRule(
-                    IpProtocol="tcp",
-                    FromPort=port,
-                    ToPort=port,
-                    CidrIp=Ref("VpcCIDR"),
-                    Description=description,
-                )
-                for port, description in (
-                    (Ref("SCPPort"), "DICOM to the SCP tasks"),
-                    (health_port, "Health checks of the SCP tasks"),
-                )
+                ec2.SecurityGroupRule(**_tcp(Ref("SCPPort"), "DICOM to the SCP tasks", **vpc)),
+                ec2.SecurityGroupRule(**_tcp(health_port, "Health checks of the SCP tasks", **vpc)),
             ],
         )
     )
@@ -129,31 +126,25 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
                 **_dicom_ingress(f"PeerCIDR{n}", f"DICOM from allowed range {n}"),
             )
         )
+    lb = {"SourceSecurityGroupId": Ref(nlb_sg)}
     task_sg = t.add_resource(
         ec2.SecurityGroup(
             "TaskSecurityGroup",
             GroupDescription="SCP tasks: DICOM and health checks from the load balancer only",
             VpcId=Ref("VpcID"),
             SecurityGroupIngress=[
+                ec2.SecurityGroupRule(**_tcp(Ref("SCPPort"), "DICOM from the load balancer", **lb)),
                 ec2.SecurityGroupRule(
-                    IpProtocol="tcp",
-                    FromPort=port,
-                    ToPort=port,
-                    SourceSecurityGroupId=Ref(nlb_sg),
-                    Description=description,
-                )
-                for port, description in (
-                    (Ref("SCPPort"), "DICOM from the load balancer"),
-                    (health_port, "Health checks from the load balancer"),
-                )
+                    **_tcp(health_port, "Health checks from the load balancer", **lb)
+                ),
             ],
             SecurityGroupEgress=[
                 ec2.SecurityGroupRule(
-                    IpProtocol="tcp",
-                    FromPort=443,
-                    ToPort=443,
-                    CidrIp="0.0.0.0/0",
-                    Description="HTTPS to AWS APIs (S3, ECR, CloudWatch, Marketplace)",
+                    **_tcp(
+                        443,
+                        "HTTPS to AWS APIs (S3, ECR, CloudWatch, Marketplace)",
+                        CidrIp="0.0.0.0/0",
+                    )
                 )
             ],
         )
