@@ -22,12 +22,12 @@ CHECKOV_VENV = ROOT / ".venv" / "checkov"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 
 
-def cfn_lint(template: str, spec: Spec, rules_dir: Path = LINT_RULES) -> list[str]:
+def cfn_lint(template: str, spec: Spec) -> list[str]:
     """Errors and warnings (informational findings excluded) with the project rules."""
     allowed = [spec.image_uri, ecr_repository_arn(spec).to_dict()["Fn::Sub"]]
     config = ManualArgs(
         regions=["us-east-1"],
-        append_rules=[str(rules_dir)],
+        append_rules=[str(LINT_RULES)],
         ignore_checks=[s["id"] for s in spec.data["lint"]["cfnLintIgnore"]],
         configure_rules={"E9002": {"allowed": allowed}},
     )

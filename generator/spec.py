@@ -37,9 +37,6 @@ class Spec:
     def resources(self) -> dict[str, Any]:
         return self.data["resources"]
 
-    def parameter(self, name: str) -> dict[str, Any]:
-        return next(p for p in self.data["parameters"] if p["name"] == name)
-
 
 def _json_path(parts: list[Any]) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
