@@ -42,6 +42,7 @@ release: deps ## Build the Marketplace bundle into dist/<version>/ with every ga
 
 snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
 	$(PY) -m generator.snapshot
+	$(PY) -m scp.settings
 
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 	$(PY) -m scp --storage ./received --bind 127.0.0.1

@@ -38,6 +38,8 @@ def _environment(spec: Spec, storage: Storage) -> list[ecs.Environment]:
         "DRAIN_TIMEOUT": str(res["drainTimeoutSeconds"]),
         "METRICS_NAMESPACE": Sub("StoreSCP/${AWS::StackName}"),
     }
+    if spec.data["marketplace"]["registerUsage"]:
+        env["MARKETPLACE_PRODUCT_CODE"] = spec.data["marketplace"]["productCode"]
     return [ecs.Environment(Name=k, Value=v) for k, v in sorted(env.items())]
 
 

@@ -21,6 +21,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from scp import __version__, pynetdicom_patches
+from scp.metering import MeteringError, metering_client, register_usage
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.slots import LocalSlots
@@ -211,6 +212,14 @@ def run(settings: Settings) -> int:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
         return 1
     tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
+    if settings.marketplace_product_code:
+        try:
+            register_usage(metering_client(), settings.marketplace_product_code)
+        except MeteringError as exc:
+            LOG.error(
+                "not starting", extra={"fields": {"event": "metering-failed", "error": str(exc)}}
+            )
+            return 1
     ae = build_ae(settings)
     workers = effective_workers(settings)
     LOG.info(

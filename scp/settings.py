@@ -62,6 +62,13 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _product_code(text: str) -> str:
+    value = text.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9]{1,255}", value):
+        raise ValueError("a product code has letters and digits only")
+    return value
+
+
 def _log_level(text: str) -> str:
     value = text.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -167,6 +174,12 @@ class Settings:
         _int_range(4096, 2**26),
         4 * 2**20,
         "Largest PDU we accept (bytes); large PDUs make the receive path cheaper",
+    )
+    marketplace_product_code: str = _setting(
+        "MARKETPLACE_PRODUCT_CODE",
+        _product_code,
+        "",
+        "AWS Marketplace product code: RegisterUsage at start-up, refuse to run if not entitled",
     )
     workers: int = _setting(
         "WORKERS",
@@ -280,3 +293,23 @@ def settings_table() -> str:
             f"{f.metadata['doc']} |"
         )
     return "\n".join(rows)
+
+
+README_BEGIN = (
+    "<!-- BEGIN generated from scp/settings.py (scp.settings.settings_table), do not edit -->"
+)
+README_END = "<!-- END generated from scp/settings.py -->"
+
+
+def update_readme(path: str = "README.md") -> None:
+    """Rewrite the settings table between the README's markers (`make snapshot` runs this)."""
+    with open(path) as fp:
+        text = fp.read()
+    head, _, rest = text.partition(README_BEGIN + "\n")
+    _, _, tail = rest.partition(README_END)
+    with open(path, "w") as fp:
+        fp.write(f"{head}{README_BEGIN}\n{settings_table()}\n{README_END}{tail}")
+
+
+if __name__ == "__main__":
+    update_readme()

@@ -101,13 +101,20 @@ def test_guides_log_group_name(resources):
 def test_marketplace_metering_switch(spec):
     from generator.template import build_template
 
-    def task_actions(register: bool) -> set[str]:
-        data = {**spec.data, "marketplace": {"registerUsage": register}}
-        resources = build_template(type(spec)(data, spec.definition)).to_dict()["Resources"]
-        return actions_of(resources, "TaskRole")
+    def build(register: bool) -> dict:
+        marketplace = {"registerUsage": register, "productCode": "abcdefghijklmnopqrstuvwxy"}
+        data = {**spec.data, "marketplace": marketplace}
+        return build_template(type(spec)(data, spec.definition)).to_dict()["Resources"]
 
-    assert "aws-marketplace:RegisterUsage" in task_actions(True)
-    assert "aws-marketplace:RegisterUsage" not in task_actions(False)
+    def task_env(resources: dict) -> dict[str, object]:
+        (container,) = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"]
+        return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+    on, off = build(True), build(False)
+    assert "aws-marketplace:RegisterUsage" in actions_of(on, "TaskRole")
+    assert "aws-marketplace:RegisterUsage" not in actions_of(off, "TaskRole")
+    assert task_env(on)["MARKETPLACE_PRODUCT_CODE"] == "abcdefghijklmnopqrstuvwxy"
+    assert "MARKETPLACE_PRODUCT_CODE" not in task_env(off)
 
 
 # --- storage -----------------------------------------------------------------------------------

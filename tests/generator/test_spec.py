@@ -108,3 +108,8 @@ def test_unknown_placeholder_in_the_definition(tmp_path):
     )
     with pytest.raises(SpecError, match=r"placeholders \['NotifyFunctionArn'\] match no function"):
         build_template(load(definition_path=definition))
+
+
+def test_metering_needs_the_marketplace_product_code(tmp_path):
+    message = error_for(tmp_path, lambda d: d["marketplace"].update(registerUsage=True))
+    assert "$.marketplace.productCode: '' should be non-empty" in message
