@@ -27,7 +27,11 @@ system-deps: ## Install Debian packages the tests use (dcmtk) when missing
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-deps: $(STAMP) system-deps ## Create .venv and install Python and system dependencies
+CHECKOV := $(VENV)/checkov/bin/checkov
+$(CHECKOV): $(STAMP)  # checkov pins conflict with moto/boto3: it gets its own virtualenv
+	$(PY) -c 'from generator.gates import checkov_command; checkov_command()'
+
+deps: $(STAMP) $(CHECKOV) system-deps ## Create .venv (and .venv/checkov) and install Python and system dependencies
 
 test: deps ## Run every test (installs what it needs first)
 	$(PY) -m ruff check scp lambdas generator tests bench
