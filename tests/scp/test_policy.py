@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
-import subprocess
 import time
 
 import psutil
@@ -14,7 +13,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
-from tests.scp.test_transfer import DCMTK_ENV, storescu
+from tests.scp.test_transfer import echoscu, storescu
 
 
 def associate(
@@ -50,13 +49,7 @@ def test_wrong_called_ae_title_is_rejected_when_required(start_scp) -> None:
     ok = associate(scp.port, called="PACS1")
     assert ok.is_established
     ok.release()
-    result = subprocess.run(
-        ["echoscu", "-aec", "WRONG", "127.0.0.1", str(scp.port)],
-        capture_output=True,
-        text=True,
-        env=DCMTK_ENV,
-        timeout=30,
-    )
+    result = echoscu(scp.port, aec="WRONG")
     assert result.returncode != 0 and "Called AE Title Not Recognized" in result.stderr
     assert len(rejections_logged(scp, "called AE title not recognised")) == 2
 

@@ -44,15 +44,19 @@ def storescu(
     )
 
 
-def test_echoscu_is_answered(start_scp) -> None:
-    scp = start_scp()
-    result = subprocess.run(
-        ["echoscu", "-aec", "STORESCP", "127.0.0.1", str(scp.port)],
+def echoscu(port: int, aec: str = "STORESCP") -> subprocess.CompletedProcess[str]:
+    """dcmtk echoscu (C-ECHO) to the SCP on port."""
+    return subprocess.run(
+        ["echoscu", "-aec", aec, "127.0.0.1", str(port)],
         capture_output=True,
         text=True,
         env=DCMTK_ENV,
         timeout=30,
     )
+
+
+def test_echoscu_is_answered(start_scp) -> None:
+    result = echoscu(start_scp().port)
     assert result.returncode == 0, result.stderr
 
 
