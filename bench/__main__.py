@@ -61,9 +61,9 @@ def _tool_version(command: list[str]) -> str:
     return out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
-def about(args: argparse.Namespace, moto_rates: dict[str, float]) -> dict[str, str]:
+def about(args: argparse.Namespace, moto_rates: dict[str, str]) -> dict[str, str]:
     """The context a reader needs to compare this report with another."""
-    rates = ", ".join(f"{name} {rate:.0f} MB/s" for name, rate in moto_rates.items())
+    rates = ", ".join(f"{name} {rate}" for name, rate in moto_rates.items())
     return {
         "Date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "Machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets = {name: generate(name, args.cache) for name in args.datasets}
     extra = {name: args.ours_args.split() for name in ("ours", "ours-s3")}
     results: list[Measurement] = []
-    moto_rates: dict[str, float] = {}
+    moto_rates: dict[str, str] = {}
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmpfs, prefix="bench-")))
         logs = args.output.parent / "logs"

@@ -126,8 +126,8 @@ def send(files: list[Path], port: int, parallel: int, log: Path) -> list[str]:
     return errors
 
 
-def moto_put_rate(data: Generated, endpoint: str, bucket: str) -> float:
-    """MB/s at which the moto server alone stores these files with PutObject from one thread.
+def moto_put_rate(data: Generated, endpoint: str, bucket: str) -> str:
+    """How fast the moto server alone stores these files with PutObject from one thread.
 
     Context for the S3 store's figures: they include this server's own cost.
     """
@@ -138,7 +138,7 @@ def moto_put_rate(data: Generated, endpoint: str, bucket: str) -> float:
     seconds = time.perf_counter() - started
     for path in data.files:
         s3.delete_object(Bucket=bucket, Key=f"ceiling/{path.name}")
-    return data.file_bytes / 1e6 / seconds
+    return f"{data.file_bytes / 1e6 / seconds:.1f} MB/s ({data.count / seconds:.0f} objects/s)"
 
 
 def measure(
