@@ -104,11 +104,21 @@ class StoreService:
 
     def active_count(self) -> int:
         """Associations running now, across worker processes."""
+        self.reap()
         with self._lock:
             self.slots.update(self._live())
         return self.slots.total()
 
+    def reap(self) -> None:
+        """Finish associations whose thread ended without a connection-closed event (pynetdicom's
+        DUL thread dies on some protocol errors): close their batches, forget their state."""
+        with self._lock:
+            dead = [a for a, st in self._states.items() if not st.finished and not a.is_alive()]
+        for assoc in dead:
+            self._finish(assoc, join=False)
+
     def on_requested(self, event: evt.Event) -> None:
+        self.reap()
         assoc = event.assoc
         rq = assoc.requestor.primitive
         calling, called = rq.calling_ae_title.strip(), rq.called_ae_title.strip()

@@ -104,11 +104,6 @@ def test_malformed_input_is_refused_while_a_good_association_is_served(fuzz_run:
     report(f"fuzz: {COUNT} malformed inputs, {len(sender.acked)} good instances stored meanwhile")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scp leaks ~0.5 MiB per association that a peer pipelines junk into before the "
-    "A-ASSOCIATE-AC: pynetdicom's reactor dies on InvalidEventError Evt7 in Sta13 (reported)",
-)
 def test_memory_stays_bounded_under_malformed_input(fuzz_run: FuzzRun):
     first, second = fuzz_run.peaks
     report(
