@@ -1,4 +1,4 @@
-"""Three changes to pynetdicom 3.0 (pinned) installed at start-up by `install()`.
+"""Four changes to pynetdicom 3.0 (pinned) installed at start-up by `install()`.
 
 1. A bound on the PDUs a peer may send: pynetdicom reads whatever length a PDU header announces
    into memory, so a peer announcing 4 GiB could make the SCP buffer gigabytes. A P-DATA-TF PDU
@@ -15,7 +15,12 @@
    1 ms cadence as an upper bound but return as soon as there is work: socket data or an
    outgoing PDU for the DUL, a decoded message for the association. Idle CPU is unchanged.
 
-Every SCP test runs with all three.
+4. Hand-encoded C-STORE-RSP commands and file meta groups. pynetdicom builds both through
+   pydicom datasets (the command set twice, to measure its group length), a fifth of the CPU
+   the SCP spends per instance; the bytes are fixed layouts of a few UIDs and integers.
+
+Every SCP test runs with all four; tests/scp/test_pynetdicom_patches.py checks the
+encodings against pydicom's.
 """
 
 from __future__ import annotations
@@ -31,9 +36,14 @@ from types import ModuleType
 from typing import Any
 
 import pynetdicom.association as _association_module
+import pynetdicom.dimse_messages as _dimse_messages_module
 import pynetdicom.dul as _dul_module
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
 LOG = logging.getLogger("scp")
@@ -104,6 +114,85 @@ def _association_sleep(delay: float) -> None:
             queue.not_empty.wait(delay)
 
 
+def _element(tag: int, vr: bytes, value: bytes, explicit: bool) -> bytes:
+    """One little endian data element; UIs padded with NUL, other strings with a space."""
+    if len(value) % 2:
+        value += b"\0" if vr in (b"UI", b"OB") else b" "
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    if not explicit:
+        return head + struct.pack("<I", len(value)) + value
+    if vr == b"OB":
+        return head + vr + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + vr + struct.pack("<H", len(value)) + value
+
+
+def encode_file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """The File Meta Information group (explicit VR little endian), after the DICM prefix."""
+    body = b"".join(
+        [
+            _element(0x00020001, b"OB", b"\0\1", True),
+            _element(0x00020002, b"UI", sop_class_uid.encode(), True),
+            _element(0x00020003, b"UI", sop_instance_uid.encode(), True),
+            _element(0x00020010, b"UI", transfer_syntax.encode(), True),
+            _element(0x00020012, b"UI", PYNETDICOM_IMPLEMENTATION_UID.encode(), True),
+            _element(0x00020013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode(), True),
+        ]
+    )
+    return _element(0x00020000, b"UL", struct.pack("<I", len(body)), True) + body
+
+
+def encode_store_rsp(
+    message_id: int, status: int, sop_class_uid: str, sop_instance_uid: str
+) -> bytes:
+    """A C-STORE-RSP command set (implicit VR little endian), group length included."""
+    body = b"".join(
+        [
+            _element(0x00000002, b"UI", sop_class_uid.encode(), False),
+            _element(0x00000100, b"US", struct.pack("<H", 0x8001), False),
+            _element(0x00000120, b"US", struct.pack("<H", message_id), False),
+            _element(0x00000800, b"US", struct.pack("<H", 0x0101), False),
+            _element(0x00000900, b"US", struct.pack("<H", status), False),
+            _element(0x00001000, b"UI", sop_instance_uid.encode(), False),
+        ]
+    )
+    return _element(0x00000000, b"UL", struct.pack("<I", len(body)), False) + body
+
+
+def _create_file_meta(
+    *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, **_: Any
+) -> bytes:
+    return encode_file_meta(sop_class_uid, sop_instance_uid, transfer_syntax)
+
+
+def _write_file_meta_info(fp: Any, meta: bytes, **_: Any) -> None:
+    fp.write(meta)
+
+
+def _fast_send_msg(original: Any) -> Any:
+    def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
+        if (
+            isinstance(primitive, C_STORE)
+            and primitive.MessageIDBeingRespondedTo is not None
+            and primitive.Status is not None
+            and primitive.ErrorComment is None
+            and primitive.OffendingElement is None
+        ):
+            command = encode_store_rsp(
+                primitive.MessageIDBeingRespondedTo,
+                primitive.Status,
+                primitive.AffectedSOPClassUID or "",
+                primitive.AffectedSOPInstanceUID or "",
+            )
+            if not self.maximum_pdu_size or len(command) + 7 <= self.maximum_pdu_size:
+                pdata = P_DATA()
+                pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+                self.dul.send_pdu(pdata)
+                return
+        original(self, primitive, context_id)
+
+    return send_msg
+
+
 _installed = False
 
 
@@ -166,6 +255,9 @@ def install(max_pdu: int) -> None:
         if waker is not None:
             waker.signal()
 
+    DIMSEServiceProvider.send_msg = _fast_send_msg(DIMSEServiceProvider.send_msg)  # type: ignore
+    _dimse_messages_module.create_file_meta = _create_file_meta  # type: ignore[assignment]
+    _dimse_messages_module.write_file_meta_info = _write_file_meta_info  # type: ignore
     DULServiceProvider.run_reactor = run_reactor  # type: ignore[method-assign]
     DULServiceProvider.send_pdu = send_pdu  # type: ignore[method-assign]
     _patch_time(_dul_module, _dul_sleep)
