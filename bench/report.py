@@ -19,7 +19,6 @@ class Cell:
     mb_per_s: float | None = None
     instances_per_s: float | None = None
     peak_rss_mib: float | None = None
-    runs: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -39,7 +38,7 @@ def summarise(measurements: list[Measurement]) -> dict[Key, Cell]:
             if m.error:
                 repeats_by_error[m.error].append(str(m.repeat))
         errors = [f"run {','.join(r)}: {e}" for e, r in repeats_by_error.items()]
-        cell = Cell(runs=len(runs), errors=errors)
+        cell = Cell(errors=errors)
         if good:
             cell.mb_per_s = median(m.mb_per_s for m in good)
             cell.instances_per_s = median(m.instances_per_s for m in good)
