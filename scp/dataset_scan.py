@@ -80,23 +80,26 @@ class _FileReader:
 
     def __init__(self, fp: BinaryIO, end: int) -> None:
         self.fp, self.end = fp, end
+        self.pos = fp.tell()  # kept here: fp.tell() is a system call
 
     def tell(self) -> int:
-        return self.fp.tell()
+        return self.pos
 
     def read(self, n: int) -> bytes:
         data = self.fp.read(n)
         if len(data) != n:
             raise DatasetError("dataset is truncated")
+        self.pos += n
         return data
 
     def skip(self, n: int) -> None:
-        if self.tell() + n > self.end:
+        if self.pos + n > self.end:
             raise DatasetError("an element's length runs past the end of the dataset")
         self.fp.seek(n, 1)
+        self.pos += n
 
     def at_end(self) -> bool:
-        return self.tell() >= self.end
+        return self.pos >= self.end
 
 
 class _InflateReader:

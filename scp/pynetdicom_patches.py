@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import select
+import ssl
 import struct
 import threading
 import time as _time
@@ -48,6 +50,10 @@ from pynetdicom.transport import AssociationSocket
 
 LOG = logging.getLogger("scp")
 REACTOR_DELAY = 0.001  # the association reactor's fixed sleep in pynetdicom 3.0
+# Longest wait of an idle reactor thread: every event that needs it wakes it sooner, so this
+# only bounds how late it notices timers and kill flags. (1 ms, pynetdicom's, made 300 idle
+# associations keep both cores busy.)
+IDLE_WAIT = 0.05
 P_DATA_TF = 0x04
 MAX_CONTROL_PDU = 1 << 20  # association, release and abort PDUs are a few KiB in practice
 PDU_HEADER = 6
@@ -95,8 +101,10 @@ def _dul_sleep(delay: float) -> None:
         return
     if not dul.to_provider_queue.empty():  # type: ignore[attr-defined]
         return
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes wait in OpenSSL
+        return
     try:
-        ready, _, _ = select.select([sock, waker.fd], [], [], delay)
+        ready, _, _ = select.select([sock, waker.fd], [], [], IDLE_WAIT)
     except (OSError, ValueError):  # socket closed under us: the reactor sees it next loop
         return
     if waker.fd in ready:
@@ -108,10 +116,24 @@ def _association_sleep(delay: float) -> None:
     if delay != REACTOR_DELAY or not isinstance(assoc, Association):
         _time.sleep(delay)
         return
-    queue = assoc.dimse.msg_queue
-    with queue.not_empty:
-        if not queue._qsize():
-            queue.not_empty.wait(delay)
+    messages = assoc.dimse.msg_queue
+    with messages.not_empty:
+        if not messages._qsize() and not assoc.dul.to_user_queue._qsize():
+            messages.not_empty.wait(IDLE_WAIT)
+
+
+class _UserQueue(queue.Queue):
+    """The DUL's queue of indications for its association (release, abort, None when the DUL
+    ends); a put also wakes the association's reactor, which waits on its message queue."""
+
+    def __init__(self, wake: threading.Condition) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        with self._wake:
+            self._wake.notify_all()
 
 
 def _element(tag: int, vr: bytes, value: bytes, explicit: bool) -> bytes:
@@ -240,6 +262,8 @@ def install(max_pdu: int) -> None:
 
     def run_reactor(self: DULServiceProvider) -> None:
         self._scp_waker = _Waker()  # type: ignore[attr-defined]
+        # Replaced before the reactor signals it is ready, so nothing has been queued yet.
+        self.to_user_queue = _UserQueue(self.assoc.dimse.msg_queue.not_empty)
         try:
             original_run(self)
         finally:
