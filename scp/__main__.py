@@ -14,7 +14,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"storescp: error: {exc}", file=sys.stderr)
         return 2
-    from scp.server import run
+    from scp.app import run
     from scp.telemetry import configure_logging
 
     configure_logging(settings.log_level)

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 import signal
 import socket
 import ssl
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from pydicom import config as pydicom_config
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from scp import __version__, pynetdicom_patches
-from scp.metering import MeteringError, metering_client, register_usage
+from scp import pynetdicom_patches
+from scp.health import start_health
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.slots import LocalSlots
-from scp.storage import StorageError, Store, open_store
-from scp.telemetry import Metrics
+from scp.storage import Store
+from scp.telemetry import METRICS_INTERVAL, Metrics
 
 LOG = logging.getLogger("scp")
-METRICS_INTERVAL = 60.0
 PENDING_CONNECTIONS = 100  # connections not yet associated, beyond MaximumAssociations
 
 # Stored as received, never transcoded: the uncompressed syntaxes and every compressed one
@@ -114,55 +110,6 @@ class ScpServer(ThreadedAssociationServer):
         super().process_request_thread(request, client_address)
 
 
-class HealthSource(Protocol):
-    """What the health endpoint reports: a StoreService, or the workers' supervisor."""
-
-    draining: bool
-
-    def active_count(self) -> int: ...
-
-
-class HealthServer(ThreadingHTTPServer):
-    """GET /health: 200 while serving, 503 while starting or draining."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], service: HealthSource) -> None:
-        self.service = service
-        self.ready = False
-        super().__init__(address, _HealthHandler)
-
-
-class _HealthHandler(BaseHTTPRequestHandler):
-    server: HealthServer
-
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] != "/health":
-            self._reply(404, {"error": "not found; try /health"})
-            return
-        service = self.server.service
-        ok = self.server.ready and not service.draining
-        self._reply(
-            200 if ok else 503,
-            {
-                "status": "ok" if ok else ("draining" if service.draining else "starting"),
-                "activeAssociations": service.active_count(),
-                "version": __version__,
-            },
-        )
-
-    def _reply(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # health checks every few seconds would drown the log
-
-
 def build_ae(settings: Settings) -> AE:
     """The application entity with its presentation contexts and timeouts."""
     pynetdicom_patches.install(settings.max_pdu_size)  # PDU size bound, event-driven waits
@@ -198,59 +145,18 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return ctx
 
 
-def run(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
-    store = open_store(
-        settings.storage,
-        endpoint_url=settings.s3_endpoint_url,
-        temp_dir=settings.temp_dir,
-        multipart_threshold=settings.s3_multipart_threshold,
-    )
-    try:
-        store.prepare()
-    except StorageError as exc:
-        LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
-        return 1
-    tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
-    if settings.marketplace_product_code:
-        try:
-            register_usage(metering_client(), settings.marketplace_product_code)
-        except MeteringError as exc:
-            LOG.error(
-                "not starting", extra={"fields": {"event": "metering-failed", "error": str(exc)}}
-            )
-            return 1
-    ae = build_ae(settings)
-    workers = effective_workers(settings)
-    LOG.info(
-        "SCP starting",
-        extra={
-            "fields": {
-                "event": "started",
-                "version": __version__,
-                "storage": str(store),
-                "workers": workers,
-                "settings": settings.describe(),
-            }
-        },
-    )
-    if workers == 1:
-        return serve(settings, ae, store, LocalSlots(), with_health=True)
-    from scp.workers import supervise
-
-    return supervise(settings, ae, store, workers)
-
-
 def serve(
     settings: Settings,
-    ae: AE,
     store: Store,
     slots: LocalSlots,
     *,
     with_health: bool,
     reuse_port: bool = False,
+    on_listening: Callable[[], None] | None = None,
 ) -> int:
     """One serving process: DICOM server, optional health endpoint, metrics, drain."""
+    tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
+    ae = build_ae(settings)
     metrics = Metrics(settings.metrics_namespace)
     service = StoreService(settings, store, metrics, slots)
     try:
@@ -258,11 +164,13 @@ def serve(
     except OSError as exc:
         LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
         return 1
-    health = _start_health(settings, service) if with_health else None
+    health = start_health(settings, service) if with_health else None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     LOG.info("SCP listening", extra={"fields": {"event": "listening", "port": settings.port}})
+    if on_listening:
+        on_listening()
     if health:
         health.ready = True
     while not stop.wait(METRICS_INTERVAL):
@@ -288,29 +196,6 @@ def _start_dicom_server(
     ae._servers.append(server)
     threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
     return server
-
-
-def effective_workers(settings: Settings) -> int:
-    """WORKERS, or when 0 the CPUs this process may use (cgroup quota included)."""
-    if settings.workers:
-        return settings.workers
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        with open("/sys/fs/cgroup/cpu.max") as fp:
-            quota, period = fp.read().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cpus)
-
-
-def _start_health(settings: Settings, service: HealthSource) -> HealthServer | None:
-    if not settings.health_port:
-        return None
-    health = HealthServer((settings.bind, settings.health_port), service)
-    threading.Thread(target=health.serve_forever, name="Health", daemon=True).start()
-    return health
 
 
 def _drain(settings: Settings, service: StoreService, server: ThreadedAssociationServer) -> None:

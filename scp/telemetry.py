@@ -14,6 +14,7 @@ import time
 from typing import Any, ClassVar, TextIO
 
 _WRITE_LOCK = threading.Lock()
+METRICS_INTERVAL = 60.0  # seconds between EMF lines
 
 
 def _write(line: str, stream: TextIO | None = None) -> None:

@@ -1,7 +1,9 @@
 """Several serving processes on one port (SO_REUSEPORT), so every CPU receives.
 
-The supervisor forks the workers before it starts any thread, owns the health endpoint and the
-ActiveAssociations gauge, forwards SIGTERM, and waits for every worker to drain. A worker that
+The supervisor forks the workers before it starts any thread or imports pynetdicom (each worker
+builds its own DICOM server, so the supervisor stays small), owns the health endpoint (ready once
+every worker listens) and the ActiveAssociations gauge, forwards SIGTERM, and waits for every
+worker to drain. A worker that
 dies on its own stops the others (gracefully) and the supervisor exits 1, so the orchestrator
 replaces the whole task rather than running with a hole in it.
 """
@@ -17,13 +19,11 @@ import signal
 import threading
 import time
 
-from pynetdicom import AE
-
-from scp.server import METRICS_INTERVAL, _start_health, serve
+from scp.health import start_health
 from scp.settings import Settings
 from scp.slots import SharedSlots
 from scp.storage import Store
-from scp.telemetry import Metrics
+from scp.telemetry import METRICS_INTERVAL, Metrics
 
 LOG = logging.getLogger("scp")
 PR_SET_PDEATHSIG = 1
@@ -42,8 +42,9 @@ class _Supervisor:
             return sum(self.counts)
 
 
-def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
+def supervise(settings: Settings, store: Store, workers: int) -> int:
     counts = multiprocessing.Array("i", workers)
+    listening = multiprocessing.Array("b", workers)
     supervisor = os.getpid()
     children: dict[int, int] = {}
     for index in range(workers):
@@ -52,25 +53,28 @@ def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
             code = 1
             try:
                 _die_with_parent(supervisor)
+                from scp.server import serve
+
+                def ready(index: int = index) -> None:
+                    listening[index] = 1
+
                 code = serve(
                     settings,
-                    ae,
                     store,
                     SharedSlots(counts, index),
                     with_health=False,
                     reuse_port=True,
+                    on_listening=ready,
                 )
             finally:
                 os._exit(code)
         children[pid] = index
 
     state = _Supervisor(counts)
-    health = _start_health(settings, state)
+    health = start_health(settings, state)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    if health:
-        health.ready = True
     metrics = Metrics(settings.metrics_namespace)
     exit_code, next_flush = 0, time.monotonic() + METRICS_INTERVAL
     while not stop.wait(0.2):
@@ -88,6 +92,8 @@ def supervise(settings: Settings, ae: AE, store: Store, workers: int) -> int:
             )
             exit_code = 1
             break
+        if health and not health.ready and all(listening):
+            health.ready = True
         if time.monotonic() >= next_flush:
             metrics.flush(state.active_count())
             next_flush += METRICS_INTERVAL

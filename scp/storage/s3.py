@@ -9,8 +9,6 @@ import shutil
 import tempfile
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scp.storage import StorageError
@@ -37,16 +35,28 @@ class S3Store:
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = multipart_threshold
         self._temp_dir = temp_dir or os.path.join(tempfile.gettempdir(), "storescp-receive")
-        self.client = client or boto3.client(
-            "s3",
-            endpoint_url=endpoint_url or None,
-            config=Config(
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=5,
-                read_timeout=60,
-                max_pool_connections=64,
-            ),
-        )
+        self._endpoint_url = endpoint_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made on first use: a supervisor that only prepares the store
+        never loads boto3, and each worker process makes its own after the fork."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self._endpoint_url or None,
+                config=Config(
+                    retries={"mode": "standard", "max_attempts": 3},
+                    connect_timeout=5,
+                    read_timeout=60,
+                    max_pool_connections=64,
+                ),
+            )
+        return self._client
 
     @property
     def prefix(self) -> str:

@@ -1,0 +1,78 @@
+"""Start-up: prepare storage, register metering, then serve in this process or in workers.
+
+Nothing heavy (pynetdicom, boto3) is imported here, so a supervisor of worker processes stays
+small: each worker imports and builds its own DICOM server after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+from scp import __version__
+from scp.settings import Settings
+from scp.slots import LocalSlots
+from scp.storage import StorageError, open_store
+
+LOG = logging.getLogger("scp")
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
+    store = open_store(
+        settings.storage,
+        endpoint_url=settings.s3_endpoint_url,
+        temp_dir=settings.temp_dir,
+        multipart_threshold=settings.s3_multipart_threshold,
+    )
+    try:
+        store.prepare()
+    except StorageError as exc:
+        LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
+        return 1
+    if settings.marketplace_product_code:
+        from scp.metering import MeteringError, metering_client, register_usage
+
+        try:
+            register_usage(metering_client(), settings.marketplace_product_code)
+        except MeteringError as exc:
+            LOG.error(
+                "not starting", extra={"fields": {"event": "metering-failed", "error": str(exc)}}
+            )
+            return 1
+    workers = effective_workers(settings)
+    LOG.info(
+        "SCP starting",
+        extra={
+            "fields": {
+                "event": "started",
+                "version": __version__,
+                "storage": str(store),
+                "workers": workers,
+                "settings": settings.describe(),
+            }
+        },
+    )
+    if workers == 1:
+        from scp.server import serve
+
+        return serve(settings, store, LocalSlots(), with_health=True)
+    from scp.workers import supervise
+
+    return supervise(settings, store, workers)
+
+
+def effective_workers(settings: Settings) -> int:
+    """WORKERS, or when 0 the CPUs this process may use (cgroup quota included)."""
+    if settings.workers:
+        return settings.workers
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fp:
+            quota, period = fp.read().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
