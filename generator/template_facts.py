@@ -30,9 +30,7 @@ class TemplateFacts:
     """The template as CloudFormation reads it (its JSON), under the parameters' defaults."""
 
     def __init__(self, template: Template | dict[str, Any]) -> None:
-        self.data = (
-            json.loads(template.to_json()) if isinstance(template, Template) else template
-        )
+        self.data = json.loads(template.to_json()) if isinstance(template, Template) else template
         self.parameters: dict[str, dict[str, Any]] = self.data.get("Parameters", {})
         self.conditions: dict[str, Any] = self.data.get("Conditions", {})
 

@@ -128,7 +128,9 @@ def test_rejections_as_stated(tmp_path) -> None:
         tuple(_code(x) for x in (r.result, r.source, r.reason)) for r in facts().rejections[:3]
     )
     settings = {"require_called_ae_title": True, "require_calling_ae_title": "CT01"}
-    with ScpProcess(log_dir=tmp_path, storage=str(tmp_path), maximum_associations=1, **settings) as s:
+    with ScpProcess(
+        log_dir=tmp_path, storage=str(tmp_path), maximum_associations=1, **settings
+    ) as s:
 
         def associate(calling_ae: str, called_ae: str):
             ae = AE(ae_title=calling_ae)
