@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dcmtk
 
-.PHONY: help deps system-deps test lint release snapshot run demo bench reliability
+.PHONY: help deps system-deps test lint release snapshot docs run demo bench reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ release: deps ## Build the Marketplace bundle into dist/<version>/ with every ga
 snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
 	$(PY) -m generator.snapshot
 	$(PY) -m scp.settings
+
+docs: deps ## Regenerate docs/ (Conformance Statement, security pages, runbook, cost estimate)
+	$(PY) -m generator.documents
 
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 	$(PY) -m scp --storage ./received --bind 127.0.0.1
