@@ -125,4 +125,3 @@ def test_a_missing_price_is_named(inputs) -> None:
     del prices["prices"]["nlbHour"]
     with pytest.raises(SpecError, match="nlbHour is missing"):
         cost.Inputs(prices, inputs.sizing).usd("nlbHour")
-
