@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from generator.conformance import ELB_POLICIES, listener_summary
 from generator.markdown import header, table
 from generator.spec import Spec
 from generator.template_facts import Resource, TemplateFacts
@@ -539,27 +540,43 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
     (task,) = template.resources("AWS::ECS::TaskDefinition")
     (container,) = task.properties["ContainerDefinitions"]
     retained = [f"`{r.logical_id}`" for r in template.resources() if r.deletion_policy == "Retain"]
+    _, _, policy = listener_summary(template)
+    protocols = " and ".join(ELB_POLICIES[policy][0])
+    dashboards = len(template.deployed("AWS::CloudWatch::Dashboard"))
+    routed = [
+        f"`{e.logical_id}`"
+        for e in template.deployed("AWS::EC2::VPCEndpoint")
+        if "RouteTableIds" in e.properties
+    ]
     stack = [
         f"Encrypts the stores it creates at rest ({encrypted} of {len(stores)} stores; see "
         "data-protection.md) and denies non-TLS requests to its buckets and queue.",
-        "Offers TLS 1.2+ for DICOM at the load balancer when you give a certificate, and admits "
-        "only the address ranges you name (network-flows.md).",
+        f"Offers DICOM over {protocols} at the load balancer (`{policy}`) when you give a "
+        "certificate, and admits only the address ranges you name (network-flows.md).",
         f"Runs the SCP in {template.describe(network['Subnets'])}, public IP "
         f"{template.describe(network.get('AssignPublicIp', 'DISABLED')).lower()}, root "
         f"filesystem {'read-only' if container.get('ReadonlyRootFilesystem') else 'writable'}, "
         "as a non-root user (the image's `USER`).",
-        f"Grants each function, task and service its own IAM role ({roles} roles), each "
-        "limited to the resources it uses.",
+        f"Grants each function, task and service its own IAM role ({roles} roles), scoped to "
+        "the resources it uses except for actions AWS offers no resource-level permission for "
+        "(each such case is commented in the generator).",
         "Acknowledges an instance only after it is durably in the DICOM bucket, and never "
         "changes it (retention of each store: data-protection.md).",
-        f"Creates {alarms} CloudWatch alarms (runbook.md) and a dashboard; keeps PHI out of logs.",
+        f"Creates {alarms} CloudWatch alarms (runbook.md) and {dashboards} dashboard(s); keeps "
+        "PHI out of logs.",
         "Keeps these resources when the stack is deleted: " + (", ".join(retained) or "none") + ".",
     ]
     hospital = [
         "Sign the AWS Business Associate Addendum (HIPAA) or your jurisdiction's equivalent "
         "before sending PHI, and use only HIPAA-eligible services around the stack.",
-        "Provide the VPC, private subnets with a NAT gateway, and public or internal subnets "
-        "for the load balancer; keep route tables and network ACLs yours.",
+        "Provide the VPC, private subnets with a NAT gateway, and subnets for the load "
+        "balancer; route tables and network ACLs stay yours"
+        + (
+            f" (the stack adds the S3 gateway endpoint {', '.join(routed)} to the private "
+            "subnets' route tables)."
+            if routed
+            else "."
+        ),
         "Set `PeerCIDR1`-`PeerCIDR3` to your sites' ranges only; never 0.0.0.0/0.",
         "Set `TLSCertificateARN` (an ACM certificate) whenever DICOM crosses a network you do "
         "not control; configure the modalities for TLS.",

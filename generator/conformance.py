@@ -178,7 +178,7 @@ def configuration_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
     return rows
 
 
-def _listener(template: TemplateFacts) -> tuple[str, str, str]:
+def listener_summary(template: TemplateFacts) -> tuple[str, str, str]:
     """The DICOM listener's protocol, port and TLS policy, in words, and the policy name."""
     (listener,) = template.resources("AWS::ElasticLoadBalancingV2::Listener")
     props = listener.properties
@@ -210,7 +210,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
     """docs/conformance-statement.md."""
     c = facts()
     product = spec.data["product"]
-    protocol, port, policy = _listener(template)
+    protocol, port, policy = listener_summary(template)
     protocols, ciphers = ELB_POLICIES[policy]
     settings = Settings()
     out = [
