@@ -11,7 +11,7 @@ from typing import Any
 from generator.conformance import ELB_POLICIES, listener_summary
 from generator.markdown import header, table
 from generator.spec import Spec
-from generator.template_facts import Resource, TemplateFacts
+from generator.template_facts import Resource, TemplateFacts, references
 
 SOURCES = "the CloudFormation template and config/product.yaml"
 FARGATE_STORAGE_PAGE = (
@@ -34,17 +34,6 @@ NOT_A_MEDICAL_DEVICE = (
 
 
 # -- network flows ---------------------------------------------------------------------------
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        if set(node) == {"Ref"}:
-            yield node["Ref"]
-        for v in node.values():
-            yield from _refs(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _refs(v)
-
-
 def _attached(template: TemplateFacts) -> dict[str, list[str]]:
     """Security group logical ID -> what it is attached to, in words."""
     out: dict[str, list[str]] = defaultdict(list)
@@ -53,7 +42,7 @@ def _attached(template: TemplateFacts) -> dict[str, list[str]]:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("SecurityGroups", "SecurityGroupIds"):
-                    for ref in _refs(value):
+                    for ref in references(value):
                         label = LABELS.get(owner.type, owner.type)
                         out[ref].append(f"{label} `{owner.logical_id}`")
                 else:
@@ -76,7 +65,7 @@ def _members(template: TemplateFacts, group: str, attached: dict[str, list[str]]
 def _peer(template: TemplateFacts, rule: dict[str, Any], attached: dict[str, list[str]]) -> str:
     for key in ("SourceSecurityGroupId", "DestinationSecurityGroupId"):
         if key in rule:
-            (group,) = _refs(rule[key])
+            (group,) = references(rule[key])
             return _members(template, group, attached)
     cidr = rule.get("CidrIp", rule.get("CidrIpv6"))
     if cidr in ("0.0.0.0/0", "::/0"):
@@ -134,7 +123,7 @@ def _rules(template: TemplateFacts) -> Iterator[tuple[str, str, dict[str, Any], 
         ("AWS::EC2::SecurityGroupEgress", "out"),
     ):
         for r in template.resources(kind):
-            (group,) = _refs(r.properties["GroupId"])
+            (group,) = references(r.properties["GroupId"])
             yield group, direction, r.properties, r.condition
 
 
@@ -143,7 +132,7 @@ def security_group_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
     nlb_groups = {
         g
         for lb in template.resources("AWS::ElasticLoadBalancingV2::LoadBalancer")
-        for g in _refs(lb.properties.get("SecurityGroups", []))
+        for g in references(lb.properties.get("SecurityGroups", []))
     }
     rows = []
     for group, direction, rule, condition in _rules(template):
@@ -231,7 +220,7 @@ def service_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
                         )
                     )
     for permission in template.resources("AWS::Lambda::Permission"):
-        (function,) = _refs(permission.properties["FunctionName"])
+        (function,) = references(permission.properties["FunctionName"])
         rows.append(
             (
                 permission.properties["Principal"],
@@ -245,7 +234,7 @@ def service_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
 
 
 def _targets(policy: Resource) -> list[str]:
-    return list(_refs(policy.properties.get("Bucket", policy.properties.get("Queues"))))
+    return references(policy.properties.get("Bucket", policy.properties.get("Queues")))
 
 
 def network_flows(spec: Spec, template: TemplateFacts) -> str:
@@ -352,7 +341,7 @@ def _bucket_row(template: TemplateFacts, bucket: Resource) -> tuple[object, ...]
     extras = [
         "versioned" if p.get("VersioningConfiguration", {}).get("Status") == "Enabled" else "",
         "public access blocked" if public and all(public.values()) else "",
-        f"access logged to `{next(_refs(p['LoggingConfiguration']), '')}`"
+        f"access logged to `{references(p['LoggingConfiguration'])[0]}`"
         if "LoggingConfiguration" in p
         else "",
     ]

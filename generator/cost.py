@@ -16,7 +16,7 @@ import yaml
 from generator.errors import SpecError
 from generator.markdown import header, money, table
 from generator.spec import ROOT, Spec
-from generator.template_facts import TemplateFacts
+from generator.template_facts import TemplateFacts, references
 from scp.telemetry import Metrics
 
 PRICES_PATH = ROOT / "config" / "prices-us-east-1.yaml"
@@ -89,7 +89,6 @@ class Stack:
     internet_facing: bool
     s3_endpoint: bool
     dicom_retention_days: float
-    results_retention_days: float
     logs_retention_days: float
     alarm_metrics: int
     dashboards: int
@@ -109,8 +108,15 @@ class Stack:
         (service,) = t.deployed("AWS::ECS::Service")
         lbs = t.deployed("AWS::ElasticLoadBalancingV2::LoadBalancer")
         functions = t.deployed("AWS::Lambda::Function")
-        workflow = [f for f in functions if f.logical_id != "RouteTablesFunction"]
-        (table_,) = t.deployed("AWS::DynamoDB::Table")
+        # Functions a batch invokes: not custom-resource handlers (ServiceToken), not schedules.
+        elsewhere = {
+            ref
+            for r in t.deployed()
+            for key in ("ServiceToken", "Targets")
+            if key in r.properties
+            for ref in references(r.properties[key])
+        }
+        workflow = [f for f in functions if f.logical_id not in elsewhere]
         (cluster,) = t.deployed("AWS::ECS::Cluster")
         return cls(
             default_size=Size(
@@ -127,7 +133,6 @@ class Stack:
                 for e in t.deployed("AWS::EC2::VPCEndpoint")
             ),
             dicom_retention_days=_expiration(t, "DicomBucket"),
-            results_retention_days=_expiration(t, "ResultsBucket"),
             logs_retention_days=max(
                 t.number(g.properties.get("RetentionInDays", 3650))
                 for g in t.deployed("AWS::Logs::LogGroup")
@@ -150,7 +155,10 @@ class Stack:
             )
             / 1024,
             lambda_arm=all(f.properties.get("Architectures") == ["arm64"] for f in workflow),
-            global_indexes=len(table_.properties.get("GlobalSecondaryIndexes", [])),
+            global_indexes=max(
+                len(table.properties.get("GlobalSecondaryIndexes", []))
+                for table in t.deployed("AWS::DynamoDB::Table")
+            ),
             states=len(spec.definition.get("States", {})),
             container_insights=any(
                 s.get("Name") == "containerInsights" and s.get("Value") != "disabled"

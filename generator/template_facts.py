@@ -26,6 +26,23 @@ class Resource:
     deletion_policy: str | None
 
 
+def references(node: Any) -> list[str]:
+    """Logical IDs (or parameter names) a value names by Ref or Fn::GetAtt, in order, once."""
+    found: list[str] = []
+    if isinstance(node, list):
+        for n in node:
+            found += references(n)
+    elif isinstance(node, dict):
+        if set(node) == {"Ref"}:
+            found.append(node["Ref"])
+        elif set(node) == {"Fn::GetAtt"}:
+            found.append(node["Fn::GetAtt"][0])
+        else:
+            for v in node.values():
+                found += references(v)
+    return list(dict.fromkeys(found))
+
+
 class TemplateFacts:
     """The template as CloudFormation reads it (its JSON), under the parameters' defaults."""
 
