@@ -23,6 +23,14 @@ PRICES_PATH = ROOT / "config" / "prices-us-east-1.yaml"
 PRICES_SCHEMA = ROOT / "config" / "prices.schema.json"
 SIZING_PATH = ROOT / "bench" / "fargate-sizing.json"
 OVERVIEW_SMALL = (60, 90)  # the product overview's "Small Hospital" total, USD a month
+# The overview's lines for that hospital (USD a month), and which of our lines each covers.
+OVERVIEW_LINES = (
+    ("ECS Fargate (1 task)", (30, 40), ("ECS Fargate",)),
+    ("Network Load Balancer", (16, 20), ("Network Load Balancer", "Public IPv4")),
+    ("AWS HealthImaging", (5, 15), ("AWS HealthImaging",)),
+    ("S3 Storage", (2, 5), ("S3",)),
+    ("Other Services", (5, 10), ()),
+)
 MIB = 2**20
 
 
@@ -370,6 +378,7 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
         ),
     ]
     totals: dict[str, tuple[float, float | None]] = {}
+    small_lines: tuple[list[Line], list[Line] | None] | None = None
     for name, prof in inputs.prices["profiles"].items():
         found = cheapest_size(spec, stack, inputs, prof)
         default_lines = estimate(stack, inputs, prof, stack.default_size)
@@ -386,6 +395,8 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
         total = sum(line.usd for line in default_lines)
         cheap_total = sum(line.usd for line in cheap_lines) if cheap_lines else None
         totals[name] = (total, cheap_total)
+        if name == "small":
+            small_lines = (default_lines, cheap_lines)
         out += [
             f"## {name}: {prof['label']}",
             "",
@@ -411,22 +422,28 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
             "HealthImaging's Archive Instant Access tier, the job table's items).",
             "",
         ]
-    if "small" in totals:
+    if small_lines is not None:
         low, high = OVERVIEW_SMALL
         total, cheap = totals["small"]
+        where = "inside" if low <= total <= high else "below" if total < low else "above"
+        small = inputs.prices["profiles"]["small"]
         out += [
             "## Against the product overview",
             "",
-            f"The product overview estimates USD {low}-{high} a month for a small hospital. "
-            f"This estimate: **{money(total)}** with the template's defaults"
+            f"The product overview estimates USD {low}-{high} a month for a small hospital "
+            f"(100-500 images). This estimate, for {small['imagesPerMonth']:,} images: "
+            f"**{money(total)}** with the template's defaults, {where} that range"
             + (
-                f", **{money(cheap)}** with the cheapest size that serves it"
+                f"; **{money(cheap)}** with the cheapest Fargate size that serves it"
                 if cheap is not None
                 else ""
             )
-            + ". "
-            + _comparison(total, cheap, OVERVIEW_SMALL),
+            + ". Line by line:",
             "",
+            *table(
+                ("Overview line", "Overview (USD)", "This estimate, defaults", "Cheapest size"),
+                _overview_rows(*small_lines),
+            ),
         ]
     out += [
         "## Prices used",
@@ -453,19 +470,23 @@ def _size_cell(found: tuple[Size, dict] | None) -> str:
     return f"{size.label} ({row['mb_per_s']:g} MB/s, {row['instances_per_s']:g} images/s measured)"
 
 
-def _comparison(total: float, cheap: float | None, band: tuple[int, int]) -> str:
-    low, high = band
-    where = "inside" if low <= total <= high else "below" if total < low else "above"
-    text = f"The defaults land {where} that range. "
-    text += (
-        "The overview's HealthImaging line (USD 5-15) is far above what 500 CT-sized images "
-        "cost to store; the fixed costs it leaves out or underrates are the load balancer's "
-        "public IPv4 addresses and CloudWatch's alarms, dashboard and metrics. "
-    )
-    if cheap is not None:
-        text += (
-            "Most of the total is the always-on Fargate task and the load balancer; the "
-            "smallest Fargate size, measured to serve a small hospital, brings the total to "
-            f"{money(cheap)}."
+def _overview_rows(
+    default_lines: list[Line], cheap_lines: list[Line] | None
+) -> list[tuple[object, ...]]:
+    """Our lines grouped as the overview's; everything the overview does not name is Other."""
+    named = {prefix for _, _, prefixes in OVERVIEW_LINES for prefix in prefixes}
+
+    def group(lines: list[Line], prefixes: tuple[str, ...]) -> float:
+        if prefixes:
+            return sum(x.usd for x in lines if x.item.startswith(prefixes))
+        return sum(x.usd for x in lines if not x.item.startswith(tuple(named)))
+
+    return [
+        (
+            label,
+            f"{low}-{high}",
+            money(group(default_lines, prefixes)),
+            money(group(cheap_lines, prefixes)) if cheap_lines else "-",
         )
-    return text
+        for label, (low, high), prefixes in OVERVIEW_LINES
+    ]
