@@ -106,9 +106,17 @@ def test_cheapest_size_is_the_smallest_measured_that_serves(
     assert cost.cheapest_size(real_spec, stack, sizing, profile) is None
 
 
-def test_small_hospital_compared_with_the_overview(real_spec, template_dict) -> None:
-    text = cost.render(real_spec, TemplateFacts(template_dict))
-    assert "The product overview estimates USD 60-90 a month for a small hospital." in text
+def test_small_hospital_compared_with_the_overview(real_spec, template_dict, inputs) -> None:
+    """The comparison's lines add up to our total: nothing is left out of the groups."""
+    facts = TemplateFacts(template_dict)
+    stack = cost.Stack.read(real_spec, facts)
+    lines = cost.estimate(stack, inputs, inputs.prices["profiles"]["small"], stack.default_size)
+    rows = cost._overview_rows(lines, None)
+    assert sum(float(r[2].strip("$").replace(",", "")) for r in rows) == pytest.approx(
+        sum(x.usd for x in lines), abs=0.03
+    )
+    text = cost.render(real_spec, facts)
+    assert "The product overview estimates USD 60-90 a month for a small hospital" in text
 
 
 def test_prices_are_validated(tmp_path: Path) -> None:
