@@ -442,7 +442,7 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
             "",
             *table(
                 ("Overview line", "Overview (USD)", "This estimate, defaults", "Cheapest size"),
-                _overview_rows(*small_lines),
+                overview_rows(*small_lines),
             ),
         ]
     out += [
@@ -470,7 +470,7 @@ def _size_cell(found: tuple[Size, dict] | None) -> str:
     return f"{size.label} ({row['mb_per_s']:g} MB/s, {row['instances_per_s']:g} images/s measured)"
 
 
-def _overview_rows(
+def overview_rows(
     default_lines: list[Line], cheap_lines: list[Line] | None
 ) -> list[tuple[object, ...]]:
     """Our lines grouped as the overview's; everything the overview does not name is Other."""

@@ -111,7 +111,7 @@ def test_small_hospital_compared_with_the_overview(real_spec, template_dict, inp
     facts = TemplateFacts(template_dict)
     stack = cost.Stack.read(real_spec, facts)
     lines = cost.estimate(stack, inputs, inputs.prices["profiles"]["small"], stack.default_size)
-    rows = cost._overview_rows(lines, None)
+    rows = cost.overview_rows(lines, None)
     assert sum(float(r[2].strip("$").replace(",", "")) for r in rows) == pytest.approx(
         sum(x.usd for x in lines), abs=0.03
     )

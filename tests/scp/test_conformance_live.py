@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 from pydicom._uid_dict import UID_dictionary
-from pynetdicom import AE, build_context
+from pynetdicom import AE, _config, build_context
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from generator.conformance import facts
+from tests.scp.test_refusals import _file as instance_file
+from tests.support.dicom_files import uid
 from tests.support.scp import REPO, ScpProcess
 
 STATEMENT = (REPO / "docs" / "conformance-statement.md").read_text()
@@ -116,6 +118,27 @@ def test_implementation_identity_and_pdu_size(scp: ScpProcess) -> None:
     assert f"| Implementation Class UID | `{identity[0]}` |" in STATEMENT
     assert f"| Implementation Version Name | `{identity[1]}` |" in STATEMENT
     assert f"| Maximum PDU size received | {pdu:,} bytes" in STATEMENT
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_statuses_returned_are_listed(scp: ScpProcess, tmp_path, monkeypatch) -> None:
+    """Success and two refusals, each answered with a status of the statement's table."""
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    ae = AE(ae_title="CONFORMANCE")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="STORESCP")
+    sent = [
+        instance_file(tmp_path, "good"),
+        instance_file(tmp_path, "bad-uid", StudyInstanceUID="1.2.840.abc"),
+        instance_file(tmp_path, "mismatch", SOPInstanceUID=uid("someone else")),
+    ]
+    statuses = [assoc.send_c_store(str(path)).Status for path in sent]
+    assoc.release()
+    listed_codes = {s.code for s in facts().statuses}
+    assert statuses[0] == 0x0000 and statuses[1] != 0x0000 and statuses[2] != 0x0000
+    for status in statuses:
+        assert status in listed_codes
+        assert f"| `0x{status:04X}` |" in STATEMENT
 
 
 def _code(text: str) -> int:
