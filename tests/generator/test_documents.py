@@ -39,6 +39,12 @@ def changed(template_dict: dict[str, Any], logical_id: str, **properties: Any) -
     return TemplateFacts(data)
 
 
+def store_row(spec: Spec, facts: TemplateFacts, bucket: str) -> str:
+    """The data protection table's row of one bucket."""
+    text = compliance.data_protection(spec, facts)
+    return next(line for line in text.splitlines() if line.startswith(f"| S3 bucket `{bucket}`"))
+
+
 def test_docs_folder_is_current(real_spec: Spec) -> None:
     assert documents.stale(real_spec) == [], "docs/ is stale: run `make docs`"
 
@@ -130,27 +136,15 @@ def test_data_protection_reads_each_store(real_spec, template_dict) -> None:
     bucket = copy.deepcopy(template_dict["Resources"]["DicomBucket"]["Properties"])
     bucket["PublicAccessBlockConfiguration"] = None
     bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] = 7
-    row = next(
-        line
-        for line in compliance.data_protection(
-            real_spec, changed(template_dict, "DicomBucket", **bucket)
-        ).splitlines()
-        if line.startswith("| S3 bucket `DicomBucket`")
-    )
+    row = store_row(real_spec, changed(template_dict, "DicomBucket", **bucket), "DicomBucket")
     assert "public access blocked" not in row and "expire after 7 days" in row
 
 
 def test_a_bucket_without_a_tls_only_policy_says_so(real_spec, template_dict) -> None:
     policy = copy.deepcopy(template_dict["Resources"]["ResultsBucketPolicy"]["Properties"])
     policy["PolicyDocument"]["Statement"] = []
-    row = next(
-        line
-        for line in compliance.data_protection(
-            real_spec, changed(template_dict, "ResultsBucketPolicy", **policy)
-        ).splitlines()
-        if line.startswith("| S3 bucket `ResultsBucket`")
-    )
-    assert "plain HTTP not denied" in row
+    facts = changed(template_dict, "ResultsBucketPolicy", **policy)
+    assert "plain HTTP not denied" in store_row(real_spec, facts, "ResultsBucket")
 
 
 # -- runbook ---------------------------------------------------------------------------------
