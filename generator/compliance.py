@@ -99,12 +99,11 @@ def _encryption(
     (listener,) = template.resources("AWS::ElasticLoadBalancingV2::Listener")
     (target,) = template.resources("AWS::ElasticLoadBalancingV2::TargetGroup")
     port = rule.get("FromPort")
-    if port == listener.properties["Port"]:
-        if to_load_balancer:
-            return "DICOM", _protocol_words(template, listener.properties["Protocol"])
-        return "DICOM", _protocol_words(template, target.properties["Protocol"]) + (
-            ", inside the VPC"
-        )
+    if to_load_balancer and port == listener.properties["Port"]:
+        return "DICOM", _protocol_words(template, listener.properties["Protocol"])
+    if port in (target.properties["Port"], listener.properties["Port"]):
+        inside = _protocol_words(template, target.properties["Protocol"])
+        return "DICOM", f"{inside}, inside the VPC"
     if str(port) == str(target.properties.get("HealthCheckPort")):
         return "health check", _protocol_words(template, target.properties["HealthCheckProtocol"])
     if port == 443:
