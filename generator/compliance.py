@@ -25,6 +25,13 @@ LABELS = {
     "AWS::ECS::Service": "SCP tasks",
     "AWS::Lambda::Function": "function",
 }
+# Resource types whose policy lets AWS services in, and the property holding the policy.
+RESOURCE_POLICIES = {
+    "AWS::S3::BucketPolicy": "PolicyDocument",
+    "AWS::SQS::QueuePolicy": "PolicyDocument",
+    "AWS::SNS::TopicPolicy": "PolicyDocument",
+    "AWS::KMS::Key": "KeyPolicy",
+}
 NOT_A_MEDICAL_DEVICE = (
     "**Not a medical device.** StoreSCP for AWS HealthImaging receives, stores and forwards "
     "DICOM images. It is not a medical device, is not intended for diagnosis, treatment or "
@@ -197,13 +204,9 @@ def service_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
                     f"IAM role `{role.logical_id}`",
                 )
             )
-    for kind, key in (
-        ("AWS::S3::BucketPolicy", "PolicyDocument"),
-        ("AWS::SQS::QueuePolicy", "PolicyDocument"),
-    ):
+    for kind, key in RESOURCE_POLICIES.items():
         for policy in template.resources(kind):
-            document = policy.properties[key]
-            for statement in document.get("Statement", []):
+            for statement in policy.properties[key].get("Statement", []):
                 services = _principal_services({"Statement": [statement]})
                 if statement.get("Effect") == "Allow" and services:
                     target = ", ".join(f"`{r}`" for r in _targets(policy))
@@ -233,12 +236,24 @@ def service_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
 
 
 def _targets(policy: Resource) -> list[str]:
-    return references(policy.properties.get("Bucket", policy.properties.get("Queues")))
+    """What a resource policy applies to (a key's policy: the key itself)."""
+    if policy.type == "AWS::KMS::Key":
+        return [policy.logical_id]
+    props = policy.properties
+    return references(props.get("Bucket", props.get("Queues", props.get("Topics"))))
 
 
 def network_flows(spec: Spec, template: TemplateFacts) -> str:
     """docs/network-flows.md."""
     product = spec.data["product"]
+    public_ip = ", ".join(
+        template.describe(
+            s.properties["NetworkConfiguration"]["AwsvpcConfiguration"].get(
+                "AssignPublicIp", "DISABLED"
+            )
+        ).lower()
+        for s in template.resources("AWS::ECS::Service")
+    )
     endpoints = [
         f"`{e.logical_id}` ({template.describe(e.properties.get('ServiceName'))}, "
         f"{e.properties.get('VpcEndpointType', 'Gateway')})"
@@ -255,9 +270,9 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         header("generator/compliance.py", SOURCES),
         f"# Network communication: {product['name']} {product['version']}",
         "",
-        "Every network flow the stack allows, read from the template it ships. No other inbound "
-        "flow exists: the SCP tasks have no public IP address and accept connections only from "
-        "the load balancer's security group.",
+        "Every network flow the stack allows, read from the template it ships. The SCP tasks' "
+        f"public IP assignment: {public_ip}; what reaches them is what their security groups "
+        "below allow.",
         "",
         f"Load balancer: {'; '.join(lbs)}.",
         "",
