@@ -350,9 +350,8 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "attribute, private attributes included, byte for byte; it does not coerce or change "
         "any attribute and never decompresses or recompresses pixel data. An instance is "
         "refused, and nothing of it kept, when its data set does not parse to its end, when "
-        "its UIDs are invalid, or when it does not match its SOP class or request. A data set "
-        "with a malformed value (for example an IS of `1A`) but complete lengths is stored. "
-        "The instance is then imported into AWS HealthImaging; the import's own result per "
+        "its UIDs are invalid, or when it does not match its SOP class or request (statuses "
+        "below). The instance is then imported into AWS HealthImaging; the import's own result per "
         "instance is recorded by the import workflow, not reported over DICOM. Storage "
         "Commitment is not supported: an acknowledged instance is durably in Amazon S3, which "
         "is what the success status means.",

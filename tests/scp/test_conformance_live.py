@@ -10,6 +10,8 @@ THEN what the SCP accepts equals what the statement lists, no more and no less.
 from __future__ import annotations
 
 import re
+import socket
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -17,10 +19,11 @@ from pydicom._uid_dict import UID_dictionary
 from pynetdicom import AE, _config, build_context
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from generator.conformance import facts
+from generator.conformance import SCP_TLS_MINIMUM, facts
 from tests.scp.test_refusals import _file as instance_file
 from tests.support.dicom_files import uid
 from tests.support.scp import REPO, ScpProcess
+from tests.support.tls import make_pki
 
 STATEMENT = (REPO / "docs" / "conformance-statement.md").read_text()
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -173,3 +176,29 @@ def test_rejections_as_stated(tmp_path) -> None:
             assert rejection(associate("CT01", "STORESCP")) == limit
         finally:
             first.release()
+
+
+def _handshake(port: int, ca: str, version: ssl.TLSVersion) -> str:
+    """The TLS version negotiated by a client that offers only `version`."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer old protocols at all
+    ctx.minimum_version = ctx.maximum_version = version
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        return str(tls.version())
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_scp_tls_versions_as_stated(tmp_path) -> None:
+    """The SCP's own TLS accepts the stated minimum and later, and refuses older clients
+    with a protocol-version alert from the server."""
+    assert SCP_TLS_MINIMUM == "TLSv1.2" and f"accepts {SCP_TLS_MINIMUM} and later" in STATEMENT
+    pki = make_pki(tmp_path / "pki")
+    settings = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
+    with ScpProcess(log_dir=tmp_path, storage=str(tmp_path / "store"), **settings) as s:
+        assert _handshake(s.port, str(pki.ca), ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+        assert _handshake(s.port, str(pki.ca), ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+        with pytest.raises(ssl.SSLError, match="alert protocol version"):
+            _handshake(s.port, str(pki.ca), ssl.TLSVersion.TLSv1_1)
