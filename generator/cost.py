@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,10 @@ class Inputs:
 
     prices: dict[str, Any]
     sizing: dict[str, Any]
+    used: set[str] = field(default_factory=set, compare=False)  # names read, for a test
 
     def usd(self, name: str) -> float:
+        self.used.add(name)
         try:
             return float(self.prices["prices"][name]["usd"])
         except KeyError:
@@ -50,6 +52,7 @@ class Inputs:
             ) from None
 
     def assume(self, name: str) -> float:
+        self.used.add(name)
         try:
             return float(self.prices["assumptions"][name])
         except KeyError:
@@ -449,9 +452,15 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
         "## Prices used",
         "",
         *table(
-            ("Price", "USD", "Unit", "Source"),
+            ("Price", "USD", "Unit", "Source", "Number read in"),
             [
-                (name, f"{entry['usd']:g}", entry["unit"], entry["source"])
+                (
+                    name,
+                    f"{entry['usd']:g}",
+                    entry["unit"],
+                    entry["source"],
+                    entry.get("seenIn", "not in a stored copy here: check the source"),
+                )
                 for name, entry in inputs.prices["prices"].items()
             ],
         ),

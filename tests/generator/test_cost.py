@@ -133,3 +133,13 @@ def test_a_missing_price_is_named(inputs) -> None:
     del prices["prices"]["nlbHour"]
     with pytest.raises(SpecError, match="nlbHour is missing"):
         cost.Inputs(prices, inputs.sizing).usd("nlbHour")
+
+
+def test_every_price_and_assumption_is_used(real_spec, template_dict) -> None:
+    """The table holds nothing the estimate ignores; two prices apply only to some templates
+    (x86 functions, customer managed keys)."""
+    inputs = cost.load_inputs()
+    cost.render(real_spec, TemplateFacts(template_dict), inputs)
+    table = set(inputs.prices["prices"]) | set(inputs.prices["assumptions"])
+    assert inputs.used <= table
+    assert table - inputs.used <= {"lambdaX86GbSecond", "kmsKeyMonth"}
