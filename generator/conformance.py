@@ -92,7 +92,9 @@ REJECTIONS = (
         "2 (rejected-transient)",
         "3 (DICOM UL service-provider, presentation related)",
         "1 (temporary-congestion)",
-        "the task is draining after SIGTERM (scale-in or deployment); retry reaches another task",
+        "the task began draining (SIGTERM: scale-in or deployment) while the connection was "
+        "being accepted; after that the task's DICOM port is closed and the load balancer "
+        "sends new connections to other tasks",
     ),
 )
 
