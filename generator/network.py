@@ -65,7 +65,9 @@ def add_s3_endpoint(t: Template, spec: Spec, inputs: Inputs) -> None:
     """S3 gateway endpoint on the private subnets' route tables (found by a custom resource,
     since the parameters name subnets only), so received images reach S3 without the NAT."""
     log_group = t.add_resource(
-        logs.LogGroup("RouteTablesLogGroup", RetentionInDays=spec.resources.log_retention_days)
+        logs.LogGroup(
+            "RouteTablesLogGroup", RetentionInDays=Ref(inputs.parameters.LogRetentionDays)
+        )
     )
     function_role = role(
         t,

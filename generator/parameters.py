@@ -34,10 +34,12 @@ class Parameters:
     TaskDesiredCount: Parameter
     AutoscaleMaxCapacity: Parameter
     TLSCertificateARN: Parameter
+    KmsKeyArn: Parameter
     DIMSETimeout: Parameter
     MaximumAssociations: Parameter
     NetworkTimeout: Parameter
     SupportedSOPClassUIDs: Parameter
+    LogRetentionDays: Parameter
 
     def by_name(self, name: str) -> Parameter:
         return getattr(self, name)
@@ -59,6 +61,7 @@ class Conditions:
     has_tls: Condition
     has_peer2: Condition
     has_peer3: Condition
+    create_key: Condition
 
 
 @dataclass(frozen=True)
@@ -95,17 +98,23 @@ def _condition(t: Template, name: str, expression: Any) -> Condition:
     return Condition(name)
 
 
+def _is_empty(parameter: Parameter) -> Equals:
+    return Equals(Ref(parameter), "")
+
+
 def _is_set(parameter: Parameter) -> Not:
-    return Not(Equals(Ref(parameter), ""))
+    return Not(_is_empty(parameter))
 
 
 def add_parameters(t: Template, spec: Spec) -> Inputs:
-    """Parameters, then the Conditions for the optional parts (TLS listener, peer ranges 2-3)."""
+    """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
+    the stack's own key."""
     p = _parameters(t, spec)
     conditions = Conditions(
         has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
         has_peer2=_condition(t, "HasPeerCIDR2", _is_set(p.PeerCIDR2)),
         has_peer3=_condition(t, "HasPeerCIDR3", _is_set(p.PeerCIDR3)),
+        create_key=_condition(t, "CreateEncryptionKey", _is_empty(p.KmsKeyArn)),
     )
     return Inputs(p, conditions)
 

@@ -66,7 +66,7 @@ def add_service(
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
         )
     )
-    log_group = t.add_resource(logs.LogGroup(LOG_GROUP, RetentionInDays=res.log_retention_days))
+    log_group = t.add_resource(logs.LogGroup(LOG_GROUP, RetentionInDays=Ref(p.LogRetentionDays)))
     execution_role = role(
         t,
         "TaskExecutionRole",

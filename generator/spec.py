@@ -122,7 +122,6 @@ class Alarms:
 class Resources:
     """Resource options fixed per release (config/product.schema.json describes each)."""
 
-    log_retention_days: int
     received_object_retention_days: int
     results_retention_days: int
     access_log_retention_days: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from troposphere import Template
 
+from generator.kms import add_key
 from generator.monitoring import add_monitoring
 from generator.network import add_network
 from generator.outputs import add_outputs
@@ -21,11 +22,12 @@ def build_template(spec: Spec) -> Template:
     t.set_metadata({"Generated": GENERATED})
     inputs = add_parameters(t, spec)
     add_rules(t, spec, inputs)
-    queues = add_queues(t, spec)
+    key = add_key(t, inputs)
+    queues = add_queues(t, spec, key)
     storage = add_storage(t, spec, queues.queue, queues.policy)
     network = add_network(t, spec, inputs, storage)
     service = add_service(t, spec, inputs, network, storage)
-    workflow = add_workflow(t, spec, inputs, storage, queues)
+    workflow = add_workflow(t, spec, inputs, key, storage, queues)
     add_monitoring(t, spec, network, service, queues, workflow)
     add_outputs(t, spec)
     return t

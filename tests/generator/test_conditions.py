@@ -65,4 +65,16 @@ def test_empty_peer_ranges_add_no_rule(template):
 
 
 def test_every_condition_is_exercised(template):
-    assert set(template["Conditions"]) == {"HasTLSCertificate", "HasPeerCIDR2", "HasPeerCIDR3"}
+    assert set(template["Conditions"]) == {
+        "HasTLSCertificate",
+        "HasPeerCIDR2",
+        "HasPeerCIDR3",
+        "CreateEncryptionKey",
+    }
+
+
+def test_create_encryption_key_branches(template):
+    """Both branches; test_kms checks what each branch builds."""
+    assert Evaluator(template, {}).condition("CreateEncryptionKey") is True
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert Evaluator(template, {"KmsKeyArn": key}).condition("CreateEncryptionKey") is False

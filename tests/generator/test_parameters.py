@@ -9,15 +9,17 @@ import pytest
 
 from tests.generator.cfn_eval import Evaluator
 
-NETWORK, DICOM, PERF, SECURITY, ADVANCED = (
+NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS = (
     "Network Configuration",
     "DICOM Configuration",
     "Performance Configuration",
     "Security Configuration",
     "Advanced DICOM Configuration",
+    "Operations Configuration",
 )
 REQUIRED = None
-# name: (type, default, console group), as the deployment guide documents them.
+# name: (type, default, console group), as the deployment guide documents them, then the ones
+# this product adds (issue 12: KmsKeyArn, LogRetentionDays).
 DOCUMENTED = {
     "VpcID": ("AWS::EC2::VPC::Id", REQUIRED, NETWORK),
     "PublicSubnetIDs": ("List<AWS::EC2::Subnet::Id>", REQUIRED, NETWORK),
@@ -37,10 +39,12 @@ DOCUMENTED = {
     "TaskDesiredCount": ("Number", 1, PERF),
     "AutoscaleMaxCapacity": ("Number", 3, PERF),
     "TLSCertificateARN": ("String", "", SECURITY),
+    "KmsKeyArn": ("String", "", SECURITY),
     "DIMSETimeout": ("Number", 60, ADVANCED),
     "MaximumAssociations": ("Number", 300, ADVANCED),
     "NetworkTimeout": ("Number", 90, ADVANCED),
     "SupportedSOPClassUIDs": ("String", "", ADVANCED),
+    "LogRetentionDays": ("Number", "365", OPERATIONS),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
@@ -74,7 +78,14 @@ def test_type_default_and_group(template, name):
 
 def test_groups_in_the_guides_order(template):
     groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
-    assert [g["Label"]["default"] for g in groups] == [NETWORK, DICOM, PERF, SECURITY, ADVANCED]
+    assert [g["Label"]["default"] for g in groups] == [
+        NETWORK,
+        DICOM,
+        PERF,
+        SECURITY,
+        ADVANCED,
+        OPERATIONS,
+    ]
     order = [p for g in groups for p in g["Parameters"]]
     assert order == list(DOCUMENTED)
 
@@ -126,6 +137,16 @@ def _matches(template, name: str, value: str) -> bool:
             ["1.2.", "CT", "1.2,,3", "1.2, 3"],
         ),
         ("TaskMemoryLimit", ["512", "2048", "122880"], ["", "2GB", "0512"]),
+        (
+            "KmsKeyArn",
+            ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            [
+                "alias/aws/s3",
+                "arn:aws:kms:eu-west-1:123456789012:alias/mine",
+                "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "arn:aws:kms:eu-west-1:1234:key/x",
+            ],
+        ),
     ],
 )
 def test_patterns(template, name, good, bad):
@@ -150,6 +171,13 @@ def test_number_ranges(template, name, low, high):
     p = template["Parameters"][name]
     assert (p["MinValue"], p["MaxValue"]) == (low, high)
     assert low <= p["Default"] <= high
+
+
+def test_log_retention_offers_exactly_what_cloudwatch_logs_accepts(template):
+    """RetentionInDays values, AWS::Logs::LogGroup (CloudFormation user guide)."""
+    accepted = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192]
+    accepted += [2557, 2922, 3288, 3653]
+    assert template["Parameters"]["LogRetentionDays"]["AllowedValues"] == list(map(str, accepted))
 
 
 def test_allowed_values(template):
