@@ -128,10 +128,7 @@ def _function_statements(
     table_key = key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"])
     s3_read_key = key.via("s3", ["kms:Decrypt"])
     read_manifests = allow(["s3:GetObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")])
-    datastore_arns = [
-        GetAtt(storage.datastore, "DatastoreArn"),
-        arn(storage.datastore, "/*", "DatastoreArn"),
-    ]
+    datastore_arns = storage.datastore_arns
     start_executions = (
         [allow(["states:StartExecution"], [Ref(state_machine)])] if state_machine else []
     )
@@ -200,7 +197,7 @@ def _environment(
 ) -> dict[str, Any]:
     env: dict[str, Any] = {
         "JOB_TABLE_NAME": Ref(storage.table),
-        "DATASTORE_ID": GetAtt(storage.datastore, "DatastoreId"),
+        "DATASTORE_ID": storage.datastore_id,
         "DATA_ACCESS_ROLE_ARN": GetAtt(data_access_role, "Arn"),
         "OUTPUT_S3_URI": Sub(f"s3://{var(storage.results_bucket)}/"),
         "DICOM_BUCKET": Ref(storage.dicom_bucket),
