@@ -143,3 +143,43 @@ def test_data_access_role_key_permissions(template):
     (statement,) = _key_statements(template["Resources"])["DataAccessRole"]
     assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert statement["Condition"] == _via("s3")
+
+
+def test_task_role_uses_the_key_only_to_upload_through_s3(template):
+    (statement,) = _key_statements(template["Resources"])["TaskRole"]
+    # GenerateDataKey for every PutObject, Decrypt for multipart uploads (S3 user guide).
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"] == _via("s3")
+
+
+def test_encrypted_with_the_stacks_key(template):
+    """Everything holding DICOM data, results, job records, logs or alarms uses the key."""
+    r = template["Resources"]
+    key = {"Fn::If": ["CreateEncryptionKey", CREATED, {"Ref": "KmsKeyArn"}]}
+    assert r["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == key
+    assert r["Datastore"]["Properties"]["KmsKeyArn"] == key
+    assert r["DicomImportJobTable"]["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key
+    for group in ("PacsServerTaskDefPacsContainerLogGroup", "RouteTablesLogGroup"):
+        assert r[group]["Properties"]["KmsKeyId"] == key, group
+
+
+def test_alarm_topic_policy_lets_only_this_accounts_alarms_publish_over_tls(template):
+    r = template["Resources"]
+    policy = r["AlarmTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [{"Ref": "AlarmTopic"}]
+    allow_alarms, deny_plain = policy["PolicyDocument"]["Statement"]
+    assert allow_alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow_alarms["Action"] == ["sns:Publish"]
+    alarms_arn = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+    assert allow_alarms["Condition"] == {
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": alarms_arn}},
+        "StringEquals": {"aws:SourceAccount": {"Fn::Sub": "${AWS::AccountId}"}},
+    }
+    assert (deny_plain["Effect"], deny_plain["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+    alarms = [a for a in r.values() if a["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms and all(
+        a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms
+    )

@@ -395,3 +395,25 @@ def test_yaml_and_json_are_the_same_template(rendered):
 
     assert rendered[0].startswith(YAML_HEADER)
     assert json.loads(to_json(rendered[0])) == json.loads(rendered[1])
+
+
+def test_template_format_version(template, rendered):
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert "AWSTemplateFormatVersion: '2010-09-09'" in rendered[0]
+
+
+def test_outputs_computed_from_conditions(template):
+    assert template["Outputs"]["EncryptionKeyArn"]["Value"] == {
+        "Fn::If": [
+            "CreateEncryptionKey",
+            {"Fn::GetAtt": ["EncryptionKey", "Arn"]},
+            {"Ref": "KmsKeyArn"},
+        ]
+    }
+    assert template["Outputs"]["DatastoreId"]["Value"] == {
+        "Fn::If": [
+            "CreateDatastore",
+            {"Fn::GetAtt": ["Datastore", "DatastoreId"]},
+            {"Ref": "DatastoreId"},
+        ]
+    }
