@@ -21,10 +21,11 @@ VIA_SERVICES = ("s3", "dynamodb", "sqs", "sns", "medical-imaging")
 # Data-key actions a service needs on its callers' behalf.
 DATA_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
 # Key administration (KMS default key policy, "Allows key administrators to administer the key"),
-# without the cryptographic actions: https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
+# without the cryptographic actions and without kms:CreateGrant (the default's kms:Create* would
+# let an administrator grant use): https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
 ADMIN_ACTIONS = [
     "kms:CancelKeyDeletion",
-    "kms:Create*",
+    "kms:CreateAlias",
     "kms:Delete*",
     "kms:Describe*",
     "kms:Disable*",
@@ -85,10 +86,10 @@ def key_policy() -> dict[str, Any]:
                     [*DATA_ACTIONS, "kms:ReEncrypt*"],
                     ["*"],
                     {
-                        "StringEquals": {"kms:CallerAccount": account},
-                        "ForAnyValue:StringEquals": {
-                            "kms:ViaService": [service_endpoint(s) for s in VIA_SERVICES]
-                        },
+                        "StringEquals": {
+                            "kms:CallerAccount": account,
+                            "kms:ViaService": [service_endpoint(s) for s in VIA_SERVICES],
+                        }
                     },
                 ),
             },
@@ -102,11 +103,11 @@ def key_policy() -> dict[str, Any]:
                     ["kms:CreateGrant"],
                     ["*"],
                     {
-                        "StringEquals": {"kms:CallerAccount": account},
-                        "ForAnyValue:StringEquals": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account,
                             "kms:ViaService": [
                                 service_endpoint(s) for s in ("dynamodb", "medical-imaging")
-                            ]
+                            ],
                         },
                         "Bool": {"kms:GrantIsForAWSResource": "true"},
                     },

@@ -65,6 +65,10 @@ def test_key_policy_administration_has_no_cryptographic_action(template):
     assert admin["Principal"] == {"AWS": ROOT}
     crypto = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt*", "kms:*"}
     assert not crypto & set(admin["Action"])
+    # No wildcard that reaches a cryptographic action or a grant (kms:Create* holds CreateGrant).
+    assert not {"kms:Create*", "kms:CreateGrant", "kms:Encrypt*", "kms:Decrypt*"} & set(
+        admin["Action"]
+    )
     assert "kms:PutKeyPolicy" not in admin["Action"]  # covered by kms:Put*, checked below
     assert "kms:Put*" in admin["Action"] and "kms:ScheduleKeyDeletion" in admin["Action"]
     assert "Condition" not in admin
@@ -80,10 +84,10 @@ def test_key_policy_account_use_only_through_the_stacks_services(template):
         "kms:GenerateDataKey*",
         "kms:ReEncrypt*",
     ]
-    assert use["Condition"]["StringEquals"] == {
-        "kms:CallerAccount": {"Fn::Sub": "${AWS::AccountId}"}
-    }
-    services = use["Condition"]["ForAnyValue:StringEquals"]["kms:ViaService"]
+    assert set(use["Condition"]) == {"StringEquals"}
+    condition = use["Condition"]["StringEquals"]
+    assert condition["kms:CallerAccount"] == {"Fn::Sub": "${AWS::AccountId}"}
+    services = condition["kms:ViaService"]  # one of them (a list under StringEquals is an OR)
     assert [s["Fn::Sub"].split(".")[0] for s in services] == [
         "s3",
         "dynamodb",
@@ -97,7 +101,7 @@ def test_key_policy_grants_only_for_aws_resources_of_dynamodb_and_healthimaging(
     grants = _policy(template["Resources"])["GrantsForStackResources"]
     assert grants["Action"] == ["kms:CreateGrant"]
     assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
-    services = grants["Condition"]["ForAnyValue:StringEquals"]["kms:ViaService"]
+    services = grants["Condition"]["StringEquals"]["kms:ViaService"]
     assert [s["Fn::Sub"].split(".")[0] for s in services] == ["dynamodb", "medical-imaging"]
 
 
