@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from generator import docs, documents, gates, package
+from generator import docs, documents, gates, marketplace, package
 from generator.errors import GeneratorError
 from generator.spec import ROOT, Spec, load
 from generator.template import GENERATED, build_template
@@ -36,9 +36,10 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "template.yaml": yaml_text.encode(),
         "template.json": json_text.encode(),
         "parameters.md": docs.parameter_reference(spec).encode(),
-        **{f"lambda/{name}.zip": zipped for name in spec.data["workflow"]["functions"]},
+        **{f"lambda/{name}.zip": zipped for name in spec.workflow.functions},
         **{f"container/{k}": v for k, v in package.container_context(root).items()},
         **documents.bundle(spec),
+        **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},
     }
     files["release-manifest.json"] = release_manifest(spec, files)
     return dict(sorted(files.items()))
