@@ -4,11 +4,12 @@ store's encryption, transport rule and retention), shared responsibility and sup
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from generator.conformance import ELB_POLICIES, listener_summary
+from generator.conformance import ELB_POLICIES, listener_protocols, listener_summary
 from generator.markdown import header, table
 from generator.spec import Spec
 from generator.template_facts import Resource, TemplateFacts, references
@@ -103,12 +104,15 @@ def _encryption(
 ) -> tuple[str, str]:
     """(application protocol, encryption) of a security group rule, from the listener and
     target group that use its port."""
-    (listener,) = template.resources("AWS::ElasticLoadBalancingV2::Listener")
+    listeners = list(template.resources("AWS::ElasticLoadBalancingV2::Listener"))
     (target,) = template.resources("AWS::ElasticLoadBalancingV2::TargetGroup")
     port = rule.get("FromPort")
-    if to_load_balancer and port == listener.properties["Port"]:
-        return "DICOM", _protocol_words(template, listener.properties["Protocol"])
-    if port in (target.properties["Port"], listener.properties["Port"]):
+    listener_ports = [lst.properties["Port"] for lst in listeners]
+    if to_load_balancer and port in listener_ports:
+        return "DICOM", listener_protocols(
+            template, listeners, lambda protocol: _protocol_words(template, protocol)
+        )
+    if port == target.properties["Port"] or port in listener_ports:
         inside = _protocol_words(template, target.properties["Protocol"])
         return "DICOM", f"{inside}, inside the VPC"
     if str(port) == str(target.properties.get("HealthCheckPort")):
@@ -170,7 +174,14 @@ def _principal_services(document: dict[str, Any]) -> list[str]:
         service = statement.get("Principal", {})
         service = service.get("Service") if isinstance(service, dict) else None
         services += service if isinstance(service, list) else [service] if service else []
-    return services
+    return [_principal_text(s) for s in services]
+
+
+def _principal_text(service: Any) -> str:
+    """A service principal as text: 'logs.${AWS::Region}.amazonaws.com' for an Fn::Sub."""
+    if isinstance(service, dict) and isinstance(service.get("Fn::Sub"), str):
+        return service["Fn::Sub"]
+    return service if isinstance(service, str) else json.dumps(service)
 
 
 def _actions(document: dict[str, Any]) -> set[str]:
@@ -245,7 +256,6 @@ def _targets(policy: Resource) -> list[str]:
 
 def network_flows(spec: Spec, template: TemplateFacts) -> str:
     """docs/network-flows.md."""
-    product = spec.data["product"]
     public_ip = ", ".join(
         template.describe(
             s.properties["NetworkConfiguration"]["AwsvpcConfiguration"].get(
@@ -268,7 +278,7 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
     ]
     out = [
         header("generator/compliance.py", SOURCES),
-        f"# Network communication: {product['name']} {product['version']}",
+        f"# Network communication: {spec.name} {spec.version}",
         "",
         "Every network flow the stack allows, read from the template it ships. The SCP tasks' "
         f"public IP assignment: {public_ip}; what reaches them is what their security groups "
@@ -492,13 +502,12 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
 
 def data_protection(spec: Spec, template: TemplateFacts) -> str:
     """docs/data-protection.md."""
-    product = spec.data["product"]
     (task,) = template.resources("AWS::ECS::TaskDefinition")
     (container,) = task.properties["ContainerDefinitions"]
     return "\n".join(
         [
             header("generator/compliance.py", SOURCES),
-            f"# Data protection: {product['name']} {product['version']}",
+            f"# Data protection: {spec.name} {spec.version}",
             "",
             "Where DICOM data and its metadata rest, how each store is encrypted at rest and in "
             "transit, and how long it keeps data, read from the template. Parameters are shown "
@@ -533,7 +542,6 @@ def data_protection(spec: Spec, template: TemplateFacts) -> str:
 # -- shared responsibility -------------------------------------------------------------------
 def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
     """docs/shared-responsibility.md."""
-    product = spec.data["product"]
     stores = store_rows(template)
     encrypted = sum(1 for r in stores if "not encrypted" not in str(r[1]))
     alarms = len(list(template.resources("AWS::CloudWatch::Alarm")))
@@ -598,7 +606,7 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
     return "\n".join(
         [
             header("generator/compliance.py", SOURCES),
-            f"# Shared responsibility: {product['name']} {product['version']}",
+            f"# Shared responsibility: {spec.name} {spec.version}",
             "",
             "Three parties keep images safe: AWS (security *of* the cloud), this product's "
             "stack (what the template builds and the SCP does), and you, the hospital "
@@ -624,13 +632,12 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
 
 def support_policy(spec: Spec) -> str:
     """docs/support-policy.md."""
-    product = spec.data["product"]
     return "\n".join(
         [
             header("generator/compliance.py", "config/product.yaml"),
-            f"# Support policy: {product['name']}",
+            f"# Support policy: {spec.name}",
             "",
-            f"Current release: {product['version']}.",
+            f"Current release: {spec.version}.",
             "",
             "## What is supported",
             "",

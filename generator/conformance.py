@@ -11,7 +11,9 @@ test (tests/scp/test_conformance_live.py) proves each fact against a running SCP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
@@ -21,7 +23,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES
 from generator.errors import GeneratorError
 from generator.markdown import header, table
 from generator.spec import Spec
-from generator.template_facts import TemplateFacts
+from generator.template_facts import Resource, TemplateFacts
 from scp import __version__ as scp_version
 from scp.server import PENDING_CONNECTIONS, TRANSFER_SYNTAXES
 from scp.settings import Settings
@@ -181,21 +183,38 @@ def configuration_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
 
 
 def listener_summary(template: TemplateFacts) -> tuple[str, str, str]:
-    """The DICOM listener's protocol, port and TLS policy, in words, and the policy name."""
-    (listener,) = template.resources("AWS::ElasticLoadBalancingV2::Listener")
-    props = listener.properties
-    policy = props.get("SslPolicy")
-    names = [p for p in _strings(policy) if p.startswith("ELBSecurityPolicy")]
+    """The DICOM listeners' protocol (per condition), port and TLS policy, in words, and the
+    policy name. The template may carry one listener per protocol, each under its condition."""
+    listeners = list(template.resources("AWS::ElasticLoadBalancingV2::Listener"))
+    if not listeners:
+        raise GeneratorError("the template has no load balancer listener")
+    policies = [p for lst in listeners for p in _strings(lst.properties.get("SslPolicy"))]
+    names = sorted({p for p in policies if p.startswith("ELBSecurityPolicy")})
     if len(names) != 1:
-        raise GeneratorError(
-            f"listener {listener.logical_id}: expected one SslPolicy, got {policy}"
-        )
+        raise GeneratorError(f"listeners: expected one SslPolicy, got {policies}")
     if names[0] not in ELB_POLICIES:
         raise GeneratorError(
-            f"listener {listener.logical_id} uses {names[0]}: add its protocols and ciphers "
+            f"the listeners use {names[0]}: add its protocols and ciphers "
             f"to generator/conformance.py ELB_POLICIES from {ELB_POLICIES_PAGE}"
         )
-    return template.describe(props["Protocol"]), template.describe(props["Port"]), names[0]
+    ports = {template.describe(lst.properties["Port"]) for lst in listeners}
+    if len(ports) != 1:
+        raise GeneratorError(f"listeners: expected one DICOM port, got {sorted(ports)}")
+    return listener_protocols(template, listeners), ports.pop(), names[0]
+
+
+def listener_protocols(
+    template: TemplateFacts,
+    listeners: list[Resource],
+    words: Callable[[Any], str] | None = None,
+) -> str:
+    """'TLS when HasTls, TCP when NoTls' (or the one protocol of an unconditional listener);
+    `words` renders a protocol (default: as the template says it)."""
+    words = words or template.describe
+    return ", ".join(
+        words(lst.properties["Protocol"]) + (f" when {lst.condition}" if lst.condition else "")
+        for lst in listeners
+    )
 
 
 def _strings(node: object) -> list[str]:
@@ -211,13 +230,12 @@ def _strings(node: object) -> list[str]:
 def render(spec: Spec, template: TemplateFacts) -> str:
     """docs/conformance-statement.md."""
     c = facts()
-    product = spec.data["product"]
     protocol, port, policy = listener_summary(template)
     protocols, ciphers = ELB_POLICIES[policy]
     settings = Settings()
     out = [
         HEADER,
-        f"# DICOM Conformance Statement: {product['name']} {product['version']}",
+        f"# DICOM Conformance Statement: {spec.name} {spec.version}",
         "",
         "Structure of DICOM PS3.2 (Conformance). Every list below is generated from the code "
         "the SCP runs and the CloudFormation template the product ships; "
@@ -229,7 +247,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "",
         "## 1. Overview",
         "",
-        f"{product['name']} is a DICOM Store SCP (software version {scp_version}) that runs on "
+        f"{spec.name} is a DICOM Store SCP (software version {scp_version}) that runs on "
         "Amazon ECS Fargate behind a Network Load Balancer. It stores every received instance "
         "exactly as received (no transcoding, no change to any attribute) in Amazon S3, and an "
         "import workflow imports the instances into AWS HealthImaging. It does not query, "

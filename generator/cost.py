@@ -224,7 +224,7 @@ def cheapest_size(
     )
     for row in rows:
         if row["mb_per_s"] >= need_mb and row["instances_per_s"] >= need_rate:
-            memory = spec.resources["fargateSizes"][str(row["task_cpu"])]["min"]
+            memory = spec.resources.fargate_sizes[str(row["task_cpu"])].min
             return Size(row["task_cpu"], memory), row
     return None
 
@@ -341,14 +341,13 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
     """docs/cost-estimate.md."""
     inputs = inputs or load_inputs()
     stack = Stack.read(spec, template)
-    product = spec.data["product"]
     sizing = inputs.sizing
     out = [
         header(
             "generator/cost.py",
             "the template, bench/fargate-sizing.json and config/prices-us-east-1.yaml",
         ),
-        f"# Monthly cost estimate: {product['name']} {product['version']}",
+        f"# Monthly cost estimate: {spec.name} {spec.version}",
         "",
         f"{inputs.prices['region']}, on-demand prices read {inputs.prices['read']} "
         "(config/prices-us-east-1.yaml names each price's AWS pricing page), without free tiers, "

@@ -23,7 +23,7 @@ COMPARISONS = {
 def check(spec: Spec, template: TemplateFacts) -> None:
     """Every alarm has a runbook entry and every entry names an alarm; else SpecError."""
     alarms = {a.logical_id for a in template.resources(ALARM)}
-    entries = set(spec.data.get("runbook", {}))
+    entries = set(spec.runbook)
     missing, extra = sorted(alarms - entries), sorted(entries - alarms)
     if missing or extra:
         raise SpecError(
@@ -71,12 +71,10 @@ def _when(template: TemplateFacts, alarm: Resource) -> str:
 def render(spec: Spec, template: TemplateFacts) -> str:
     """docs/runbook.md."""
     check(spec, template)
-    runbook = spec.data["runbook"]
-    product = spec.data["product"]
     alarms = list(template.resources(ALARM))
     out = [
         HEADER,
-        f"# Operator runbook: {product['name']} {product['version']}",
+        f"# Operator runbook: {spec.name} {spec.version}",
         "",
         f"The stack creates {len(alarms)} CloudWatch alarms. Each notifies the alarm topic "
         "(stack output `AlarmTopicArn`) when it fires and when it clears: subscribe your "
@@ -90,7 +88,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
     ]
     for alarm in alarms:
         props = alarm.properties
-        entry = runbook[alarm.logical_id]
+        entry = spec.runbook[alarm.logical_id]
         condition = f" Exists only when {alarm.condition}." if alarm.condition else ""
         out += [
             f"## {alarm.logical_id}",
@@ -101,9 +99,9 @@ def render(spec: Spec, template: TemplateFacts) -> str:
             f"- Fires when: {_when(template, alarm)}",
             f"- Notifies: {template.describe(props.get('AlarmActions', []))}",
             "",
-            f"**What it means.** {entry['meaning']}",
+            f"**What it means.** {entry.meaning}",
             "",
-            f"**What to do.** {entry['action']}",
+            f"**What to do.** {entry.action}",
             "",
         ]
     return "\n".join(out)

@@ -149,6 +149,14 @@ class WorkflowSpec:
 
 
 @dataclass(frozen=True)
+class RunbookEntry:
+    """What an alarm means and what the operator does about it (docs/runbook.md)."""
+
+    meaning: str
+    action: str
+
+
+@dataclass(frozen=True)
 class Skip:
     id: str
     reason: str
@@ -196,6 +204,7 @@ class Spec:
     resources: Resources = field(init=False)
     workflow: WorkflowSpec = field(init=False)
     lint: Lint = field(init=False)
+    runbook: dict[str, RunbookEntry] = field(init=False)
 
     def __post_init__(self) -> None:
         d = self.data
@@ -235,6 +244,7 @@ class Spec:
                 tuple(Skip(**s) for s in d["lint"]["cfnLintIgnore"]),
                 tuple(Skip(**s) for s in d["lint"]["checkovSkips"]),
             ),
+            "runbook": {alarm: RunbookEntry(**e) for alarm, e in d.get("runbook", {}).items()},
         }
         for key, value in typed.items():
             object.__setattr__(self, key, value)

@@ -85,7 +85,7 @@ def test_readme_and_statement_say_not_a_medical_device(real_spec: Spec) -> None:
 
 # -- conformance -----------------------------------------------------------------------------
 def test_an_unknown_tls_policy_stops_the_statement(real_spec, template_dict) -> None:
-    facts = changed(template_dict, "Listener", SslPolicy="ELBSecurityPolicy-2016-08")
+    facts = changed(template_dict, "TlsListener", SslPolicy="ELBSecurityPolicy-2016-08")
     with pytest.raises(GeneratorError, match="ELBSecurityPolicy-2016-08: add its protocols"):
         conformance.render(real_spec, facts)
 
@@ -122,7 +122,7 @@ def test_dicom_to_the_load_balancer_is_tls_only_with_a_certificate(
     real_spec, template_dict
 ) -> None:
     text = compliance.network_flows(real_spec, TemplateFacts(template_dict))
-    assert "| DICOM | TLS when HasTLSCertificate, else none (TCP) |" in text
+    assert "| DICOM | none (TCP) when NoTLSCertificate, TLS when HasTLSCertificate |" in text
 
 
 def test_data_protection_reads_each_store(real_spec, template_dict) -> None:
