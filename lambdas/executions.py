@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from lambdas.attempts import client_token
 from lambdas.errors import ManifestError
 from lambdas.log import log
 from lambdas.manifest import manifest_locations, read_manifest
@@ -12,10 +13,15 @@ from lambdas.manifest import manifest_locations, read_manifest
 DEFAULT_POLL_SECONDS = 30
 
 
-def execution_input(bucket: str, key: str, manifest: dict, poll_seconds: int) -> dict:
+def execution_input(
+    bucket: str, key: str, manifest: dict, poll_seconds: int, attempt: int = 1
+) -> dict:
     """The state machine input for a batch: where things are, never PHI, same for a duplicate."""
+    batch_id = manifest["batchId"]
     return {
-        "batchId": manifest["batchId"],
+        "batchId": batch_id,
+        "attempt": attempt,
+        "clientToken": client_token(batch_id, attempt),
         "bucket": bucket,
         "manifestKey": key,
         "inputS3Uri": f"s3://{bucket}/{manifest['inputPrefix']}",
@@ -27,7 +33,7 @@ def execution_input(bucket: str, key: str, manifest: dict, poll_seconds: int) ->
 
 def start_batch_execution(
     s3, sfn, state_machine_arn: str, bucket: str, key: str, poll_seconds: int
-):
+) -> None:
     """Start the execution named after the batch; an existing one means a duplicate event: fine."""
     manifest = read_manifest(s3, bucket, key)
     batch_id = manifest["batchId"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lambdas.clients import client, table
 from lambdas.environment import env
-from lambdas.results import record_failure
+from lambdas.failures import record_failure
 
 
 def handler(event: dict, context: object = None) -> dict:

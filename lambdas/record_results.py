@@ -1,4 +1,4 @@
-"""Lambda handler (state RecordResults): write the import job's per-instance results to DynamoDB."""
+"""Lambda handler (state RecordResults): record the results of a finished import job."""
 
 from __future__ import annotations
 
@@ -8,5 +8,5 @@ from lambdas.results import record_results
 
 
 def handler(event: dict, context: object = None) -> dict:
-    """Event: the execution state with $.job. Returns the job id, status and counts."""
+    """Event: the execution state with $.status (GetDICOMImportJob). Returns status and counts."""
     return record_results(event, client("s3"), table(env("JOB_TABLE_NAME")))

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from lambdas.errors import WorkflowError
 from lambdas.job_table import now_iso
 from lambdas.log import log
-from lambdas.manifest import open_marker_errors, validate_manifest
+from lambdas.manifest import check_manifest
 
 UID = r"[0-9]+(?:\.[0-9]+)*"
 INSTANCE_KEY = re.compile(rf"(?P<study>{UID})/(?P<series>{UID})/(?P<sop>{UID})\.dcm")
@@ -56,7 +56,7 @@ def _close(
     instances = [i for i in (_instance(item, input_prefix) for item in stored) if i]
     if instances:
         manifest = swept_manifest(batch_id, input_prefix, _marker(s3, bucket, marker), instances)
-        validate_manifest(manifest, f"swept batch {batch_id}")
+        check_manifest(manifest, f"swept batch {batch_id}")
         body = json.dumps(manifest).encode()
         s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json")
     s3.delete_object(Bucket=bucket, Key=marker["Key"])
@@ -113,7 +113,7 @@ def _marker(s3, bucket: str, marker: dict) -> dict:
         content = json.loads(s3.get_object(Bucket=bucket, Key=marker["Key"])["Body"].read())
     except ValueError:
         content = None
-    if open_marker_errors(content):
+    if not isinstance(content, dict) or not isinstance(content.get("openedAt"), str):
         log("marker-invalid", logging.WARNING, key=marker["Key"])
         return fallback
     return content
