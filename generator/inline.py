@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import io
 import itertools
 import re
 import string
+import tokenize
 from keyword import kwlist
 from pathlib import Path
 
@@ -101,13 +103,13 @@ def inline_source(module: str, root: Path = ROOT) -> str:
     if "handler" not in defined:
         raise GeneratorError(f"lambdas/{module}.py defines no handler(event, context)")
     kept = _reachable(nodes)
+    _shorten_globals(kept)
     _shorten_locals(kept)
     imports = [n for n in kept if isinstance(n, ast.Import | ast.ImportFrom)]
     rest = [n for n in kept if n not in imports]
-    lines = list(dict.fromkeys(ast.unparse(n) for n in imports))
+    lines = _merged_imports(imports)
     source = "\n".join([*lines, ast.unparse(ast.Module(body=rest, type_ignores=[]))]) + "\n"
-    source = re.sub(r"^((?: {4})+)", lambda m: " " * (len(m[1]) // 4), source, flags=re.M)
-    source = re.sub(r"\n\n+", "\n", source)
+    source = _squeeze(source)
     if len(source) > ZIP_FILE_LIMIT:
         raise GeneratorError(
             f"inline code of lambdas.{module} is {len(source)} characters, over the "
@@ -116,9 +118,19 @@ def inline_source(module: str, root: Path = ROOT) -> str:
     return source
 
 
+def _merged_imports(imports: list[ast.stmt]) -> list[str]:
+    """One line per module: `import x` lines, then `from x import a,b`."""
+    plain = dict.fromkeys(ast.unparse(a) for n in imports if isinstance(n, ast.Import) for a in n.names)
+    names: dict[str, dict[str, None]] = {}
+    for node in imports:
+        if isinstance(node, ast.ImportFrom):
+            names.setdefault(node.module, {}).update(dict.fromkeys(ast.unparse(a) for a in node.names))
+    return [f"import {', '.join(plain)}", *(f"from {m} import {', '.join(n)}" for m, n in names.items())]
+
+
 def _reachable(nodes: list[ast.stmt]) -> list[ast.stmt]:
     """The statements `handler` needs, in their order: definitions it uses, transitively."""
-    uses = {id(n): {x.id for x in ast.walk(n) if isinstance(x, ast.Name)} for n in nodes}
+    uses = {id(n): _free_names(n) for n in nodes}
     needed, changed = {"handler"}, True
     while changed:
         changed = False
@@ -132,11 +144,55 @@ def _reachable(nodes: list[ast.stmt]) -> list[ast.stmt]:
     return [n for n in nodes if set(_defines(n)) & needed or (not _defines(n) and uses[id(n)] & needed)]
 
 
+def _free_names(node: ast.stmt) -> set[str]:
+    """Names a statement reads that it does not bind itself (an over-approximation)."""
+    loaded = {x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)}
+    bound = {x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)}
+    bound |= {x.arg for x in ast.walk(node) if isinstance(x, ast.arg)}
+    return loaded - bound
+
+
+def _keywords(nodes: list[ast.stmt]) -> set[str]:
+    return {k.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.Call) for k in x.keywords}
+
+
+def _taken(nodes: list[ast.stmt]) -> set[str]:
+    names = {x.id for n in nodes for x in ast.walk(n) if isinstance(x, ast.Name)}
+    names |= {x.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.arg)}
+    return names | {name for n in nodes for name in _defines(n)} | set(dir(builtins)) | set(kwlist)
+
+
+def _rename(node: ast.AST, rename: dict[str, str]) -> None:
+    for x in ast.walk(node):
+        if isinstance(x, ast.Name) and x.id in rename:
+            x.id = rename[x.id]
+        elif isinstance(x, ast.arg) and x.arg in rename:
+            x.arg = rename[x.arg]
+        elif isinstance(x, ast.ExceptHandler | ast.FunctionDef) and x.name in rename:
+            x.name = rename[x.name]
+
+
+def _shorten_globals(nodes: list[ast.stmt]) -> None:
+    """Short names for module-level functions and constants (not classes: their names are
+    the error types the state machine and the logs show; not `handler`)."""
+    mine = [
+        name
+        for n in nodes
+        if isinstance(n, ast.FunctionDef | ast.Assign)
+        for name in _defines(n)
+        if name != "handler"
+    ]
+    mine = sorted(set(mine) - _keywords(nodes))
+    taken = _taken(nodes)
+    rename = dict(zip(mine, (n.upper() for n in _short_names() if n.upper() not in taken)))
+    for node in nodes:
+        _rename(node, rename)
+
+
 def _shorten_locals(nodes: list[ast.stmt]) -> None:
     """Give each function's local names (not parameters passed by keyword) one-letter names."""
-    keywords = {k.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.Call) for k in x.keywords}
-    taken = {x.id for n in nodes for x in ast.walk(n) if isinstance(x, ast.Name)}
-    taken |= {name for n in nodes for name in _defines(n)} | set(dir(builtins)) | set(kwlist)
+    keywords, taken = _keywords(nodes), _taken(nodes)
+    top = {name for n in nodes for name in _defines(n)}
     for function in (n for n in nodes if isinstance(n, ast.FunctionDef)):
         local: set[str] = set()
         for x in ast.walk(function):
@@ -148,18 +204,34 @@ def _shorten_locals(nodes: list[ast.stmt]) -> None:
                 local.add(x.name)
             elif isinstance(x, ast.FunctionDef) and x is not function:
                 local.add(x.name)
-        local -= keywords | {name for n in nodes for name in _defines(n)}
+        local -= keywords | top
         names = (n for n in _short_names() if n not in taken)
-        rename = dict(zip(sorted(local), names, strict=False))
-        for x in ast.walk(function):
-            if isinstance(x, ast.Name) and x.id in rename:
-                x.id = rename[x.id]
-            elif isinstance(x, ast.arg) and x.arg in rename:
-                x.arg = rename[x.arg]
-            elif isinstance(x, ast.ExceptHandler) and x.name in rename:
-                x.name = rename[x.name]
-            elif isinstance(x, ast.FunctionDef) and x is not function and x.name in rename:
-                x.name = rename[x.name]
+        _rename(function, dict(zip(sorted(local), names, strict=False)))
+
+
+def _squeeze(source: str) -> str:
+    """The same tokens with the least whitespace: one space per block level, none where a
+    token boundary needs none."""
+    lines, line, depth = [], "", 0
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        kind, text = token.type, token.string
+        if kind == tokenize.INDENT:
+            depth += 1
+        elif kind == tokenize.DEDENT:
+            depth -= 1
+        elif kind in (tokenize.NEWLINE, tokenize.NL):
+            if line:
+                lines.append(" " * depth + line)
+            line = ""
+        elif kind not in (tokenize.COMMENT, tokenize.ENDMARKER):
+            if _word(line[-1:]) and _word(text[:1]):
+                line += " "
+            line += text
+    return "\n".join(lines) + "\n"
+
+
+def _word(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _short_names():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 from lambdas.attempts import client_token
 from lambdas.errors import ManifestError
@@ -58,6 +57,6 @@ def start_executions(event: dict, s3, sfn, state_machine_arn: str, poll_seconds:
             for bucket, key in manifest_locations(record["body"]):
                 start_batch_execution(s3, sfn, state_machine_arn, bucket, key, poll_seconds)
         except Exception as exc:  # one bad message must not fail the others
-            log("message-failed", logging.ERROR, messageId=record.get("messageId"), error=str(exc))
+            log("message-failed", "ERROR", messageId=record.get("messageId"), error=str(exc))
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

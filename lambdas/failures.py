@@ -4,7 +4,6 @@ FAILED with the reason, so that a lookup by SOP Instance UID says why."""
 from __future__ import annotations
 
 import json
-import logging
 
 from lambdas.attempts import execution_name
 from lambdas.job_table import FAILED, instance_item, job_item, write_items
@@ -33,8 +32,8 @@ def record_failure(state: dict, s3, table) -> dict:
                  for i in manifest["instances"]]
         items.append(job_item(job_id, state, manifest, job, failedCount=len(items)))
     except Exception as exc:  # the failure must be recorded even without its manifest
-        log("manifest-unreadable", logging.ERROR, batchId=state["batchId"], error=str(exc))
+        log("manifest-unreadable", "ERROR", batchId=state["batchId"], error=str(exc))
         items = [job_item(job_id, state, {"batchId": state["batchId"]}, job)]
     write_items(table, items)
-    log("batch-failed", logging.ERROR, batchId=state["batchId"], jobId=job_id, error=job["Message"])
+    log("batch-failed", "ERROR", batchId=state["batchId"], jobId=job_id, error=job["Message"])
     return {"jobId": job_id, "jobStatus": FAILED}

@@ -46,14 +46,11 @@ def read_text(s3, uri: str) -> str | None:
 
 def ndjson(text: str) -> list[dict]:
     """The lines of an ndjson result file."""
-    try:
-        return [
-            json.loads(PYTHON_BOOLEAN.sub(lambda m: m[1] + m[2].lower(), line))
-            for line in text.splitlines()
-            if line.strip()
-        ]
-    except ValueError as exc:
-        raise ImportOutputError(f"import result is not ndjson ({exc})") from exc
+    return [
+        json.loads(PYTHON_BOOLEAN.sub(lambda m: m[1] + m[2].lower(), line))
+        for line in text.splitlines()
+        if line.strip()
+    ]
 
 
 def read_outcomes(s3, output_s3_uri: str) -> tuple[dict, dict[str, dict]]:
@@ -63,10 +60,7 @@ def read_outcomes(s3, output_s3_uri: str) -> tuple[dict, dict[str, dict]]:
     """
     text = read_text(s3, output_s3_uri + SUMMARY_NAME)
     if text is None:
-        raise ImportOutputError(
-            f"{output_s3_uri}{SUMMARY_NAME} not found; check that the data access role may write "
-            "to the results bucket"
-        )
+        raise ImportOutputError(f"no {output_s3_uri}{SUMMARY_NAME}; may the data access role write it?")
     summary = json.loads(text)["jobSummary"]
     outcomes: dict[str, dict] = {}
     for field, name in RESULT_FILES.items():

@@ -7,12 +7,12 @@ ImportedInstances, ConflictInstances and FailedInstances metrics.
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
-from lambdas.import_output import read_outcomes
+from lambdas.import_output import read_outcomes, read_text
 from lambdas.job_table import CONFLICT, FAILED, IMPORTED, instance_item, job_item, write_items
 from lambdas.log import log
-from lambdas.manifest import read_json
 
 # Objects imported as primary get this tag; the DICOM bucket's lifecycle expires only them.
 IMPORTED_TAG = {"Key": "storescp-import", "Value": "primary"}
@@ -40,7 +40,7 @@ def outcome(found: dict | None, image_sets: dict[str, dict], missing: str) -> di
 def record_results(state: dict, s3, table) -> dict:
     """Write the job item and one item per manifest instance from the job's result files."""
     job = state["status"]["JobProperties"]
-    manifest = read_json(s3, state["bucket"], state["manifestKey"])
+    manifest = json.loads(read_text(s3, f"s3://{state['bucket']}/{state['manifestKey']}"))
     summary, found = {}, {}
     if job["JobStatus"] == FAILED:
         missing = f"import job FAILED: {job.get('Message')}"

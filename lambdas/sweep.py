@@ -8,7 +8,6 @@ batch still being received is never closed under its SCP.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from datetime import datetime, timedelta
 
@@ -33,10 +32,10 @@ def sweep(s3, bucket: str, store_prefix: str, older_than: timedelta, now: dateti
             if _close(s3, bucket, store_prefix, marker, batch_id, now - older_than):
                 closed.append(batch_id)
         except Exception as exc:  # one bad batch must not keep the others open
-            log("sweep-failed", logging.ERROR, batchId=batch_id, error=str(exc))
+            log("sweep-failed", "ERROR", batchId=batch_id, error=str(exc))
             failed.append(batch_id)
     if failed:
-        raise WorkflowError(f"could not sweep batches {failed}; see the log lines 'sweep-failed'")
+        raise WorkflowError(f"could not sweep {failed}; see the log lines sweep-failed")
     return closed
 
 
@@ -47,7 +46,6 @@ def _close(
     manifest_key = f"{store_prefix}batches/{batch_id}.json"
     if _objects(s3, bucket, manifest_key):
         s3.delete_object(Bucket=bucket, Key=marker["Key"])
-        log("marker-deleted", batchId=batch_id, reason="manifest exists")
         return False
     input_prefix = f"{store_prefix}incoming/{batch_id}/"
     stored = _objects(s3, bucket, input_prefix)
@@ -114,7 +112,7 @@ def _marker(s3, bucket: str, marker: dict) -> dict:
     except ValueError:
         content = None
     if not isinstance(content, dict) or not isinstance(content.get("openedAt"), str):
-        log("marker-invalid", logging.WARNING, key=marker["Key"])
+        log("marker-invalid", "WARNING", key=marker["Key"])
         return fallback
     return content
 
