@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import GetAtt, Sub, Template, iam
+from troposphere import AWSObject, GetAtt, Sub, Template, iam, logs
 
 Statement = dict[str, Any]
 
 
-def var(logical_id: str, attribute: str = "") -> str:
-    """'${X}' or '${X.Attr}' for an Fn::Sub string."""
-    return "${" + logical_id + (f".{attribute}" if attribute else "") + "}"
+def var(resource: AWSObject, attribute: str = "") -> str:
+    """'${X}' or '${X.Attr}' for an Fn::Sub string, X being the resource's logical ID."""
+    return "${" + resource.title + (f".{attribute}" if attribute else "") + "}"
 
 
-def arn(logical_id: str, suffix: str = "", attribute: str = "Arn") -> Sub:
-    """A resource's ARN plus a suffix, e.g. arn("DicomBucket", "/incoming/*")."""
-    return Sub(var(logical_id, attribute) + suffix)
+def arn(resource: AWSObject, suffix: str = "", attribute: str = "Arn") -> Sub:
+    """A resource's ARN plus a suffix, e.g. arn(dicom_bucket, "/incoming/*")."""
+    return Sub(var(resource, attribute) + suffix)
 
 
 def allow(actions: list[str], resources: list[Any], condition: dict | None = None) -> Statement:
@@ -60,9 +60,6 @@ def same_account() -> dict[str, Any]:
     return {"StringEquals": {"aws:SourceAccount": Sub("${AWS::AccountId}")}}
 
 
-def log_writer(log_group_logical_id: str) -> Statement:
+def log_writer(log_group: logs.LogGroup) -> Statement:
     """Write log streams of one log group."""
-    return allow(
-        ["logs:CreateLogStream", "logs:PutLogEvents"],
-        [GetAtt(log_group_logical_id, "Arn")],
-    )
+    return allow(["logs:CreateLogStream", "logs:PutLogEvents"], [GetAtt(log_group, "Arn")])

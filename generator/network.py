@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from troposphere import AWSObject, GetAtt, If, NoValue, Ref, Sub, Template, awslambda, ec2, logs
+from troposphere import (
+    AWSObject,
+    GetAtt,
+    NoValue,
+    Parameter,
+    Ref,
+    Sub,
+    Template,
+    awslambda,
+    ec2,
+    logs,
+)
 from troposphere import elasticloadbalancingv2 as elb
 
 from generator.custom import route_tables
 from generator.iam import allow, log_writer, role
-from generator.parameters import HAS_PEER2, HAS_PEER3, HAS_TLS
+from generator.parameters import Inputs
 from generator.spec import Spec
 from generator.storage import Storage
 
@@ -27,7 +38,7 @@ class Network:
     task_security_group: ec2.SecurityGroup
 
 
-def _tcp(port, description: str, **source) -> dict:
+def _tcp(port: Any, description: str, **source: Any) -> dict:
     """A security group rule for one TCP port; source is CidrIp=... or SourceSecurityGroupId=..."""
     return {
         "IpProtocol": "tcp",
@@ -38,9 +49,9 @@ def _tcp(port, description: str, **source) -> dict:
     }
 
 
-def _dicom_ingress(cidr: str, description: str) -> dict:
+def _dicom_ingress(inputs: Inputs, cidr: Parameter, description: str) -> dict:
     """An ingress rule for the DICOM port from one CIDR parameter."""
-    return _tcp(Ref("SCPPort"), description, CidrIp=Ref(cidr))
+    return _tcp(Ref(inputs.parameters.SCPPort), description, CidrIp=Ref(cidr))
 
 
 class RouteTables(AWSObject):
@@ -50,18 +61,18 @@ class RouteTables(AWSObject):
     props: ClassVar[dict] = {"ServiceToken": (str, True), "SubnetIds": (list, True)}
 
 
-def add_s3_endpoint(t: Template, spec: Spec) -> None:
+def add_s3_endpoint(t: Template, spec: Spec, inputs: Inputs) -> None:
     """S3 gateway endpoint on the private subnets' route tables (found by a custom resource,
     since the parameters name subnets only), so received images reach S3 without the NAT."""
     log_group = t.add_resource(
-        logs.LogGroup("RouteTablesLogGroup", RetentionInDays=spec.resources["logRetentionDays"])
+        logs.LogGroup("RouteTablesLogGroup", RetentionInDays=spec.resources.log_retention_days)
     )
     function_role = role(
         t,
         "RouteTablesFunctionRole",
         "lambda.amazonaws.com",
         [
-            log_writer(log_group.title),
+            log_writer(log_group),
             # EC2 Describe* actions have no resource-level permissions: "*" is the only choice.
             allow(["ec2:DescribeRouteTables", "ec2:DescribeSubnets"], ["*"]),
         ],
@@ -83,13 +94,13 @@ def add_s3_endpoint(t: Template, spec: Spec) -> None:
         RouteTables(
             "PrivateRouteTables",
             ServiceToken=GetAtt(function, "Arn"),
-            SubnetIds=Ref("PrivateSubnetIDs"),
+            SubnetIds=Ref(inputs.parameters.PrivateSubnetIDs),
         )
     )
     t.add_resource(
         ec2.VPCEndpoint(
             "S3GatewayEndpoint",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(inputs.parameters.VpcID),
             VpcEndpointType="Gateway",
             ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
             RouteTableIds=GetAtt(tables, "RouteTableIds"),
@@ -97,33 +108,39 @@ def add_s3_endpoint(t: Template, spec: Spec) -> None:
     )
 
 
-def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
+def add_network(t: Template, spec: Spec, inputs: Inputs, storage: Storage) -> Network:
     """Peer rules live on the NLB's security group: they hold for the TCP and the TLS listener."""
-    health_port = spec.resources["healthPort"]
-    vpc = {"CidrIp": Ref("VpcCIDR")}
+    p, c = inputs.parameters, inputs.conditions
+    health_port = spec.resources.health_port
+    dicom_port = Ref(p.SCPPort)
+    vpc = {"CidrIp": Ref(p.VpcCIDR)}
     nlb_sg = t.add_resource(
         ec2.SecurityGroup(
             "LoadBalancerSecurityGroup",
             GroupDescription="DICOM clients allowed to reach the load balancer",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(p.VpcID),
             SecurityGroupIngress=[
-                ec2.SecurityGroupRule(**_dicom_ingress("VpcCIDR", "DICOM from inside the VPC")),
-                ec2.SecurityGroupRule(**_dicom_ingress("PeerCIDR1", "DICOM from allowed range 1")),
+                ec2.SecurityGroupRule(
+                    **_dicom_ingress(inputs, p.VpcCIDR, "DICOM from inside the VPC")
+                ),
+                ec2.SecurityGroupRule(
+                    **_dicom_ingress(inputs, p.PeerCIDR1, "DICOM from allowed range 1")
+                ),
             ],
             SecurityGroupEgress=[
-                ec2.SecurityGroupRule(**_tcp(Ref("SCPPort"), "DICOM to the SCP tasks", **vpc)),
+                ec2.SecurityGroupRule(**_tcp(dicom_port, "DICOM to the SCP tasks", **vpc)),
                 ec2.SecurityGroupRule(**_tcp(health_port, "Health checks of the SCP tasks", **vpc)),
             ],
         )
     )
     # Optional ranges are separate rules that exist only when their parameter is set.
-    for n, condition in ((2, HAS_PEER2), (3, HAS_PEER3)):
+    for n, cidr, condition in ((2, p.PeerCIDR2, c.has_peer2), (3, p.PeerCIDR3, c.has_peer3)):
         t.add_resource(
             ec2.SecurityGroupIngress(
                 f"LoadBalancerIngressPeer{n}",
-                Condition=condition,
+                Condition=condition.name,
                 GroupId=Ref(nlb_sg),
-                **_dicom_ingress(f"PeerCIDR{n}", f"DICOM from allowed range {n}"),
+                **_dicom_ingress(inputs, cidr, f"DICOM from allowed range {n}"),
             )
         )
     lb = {"SourceSecurityGroupId": Ref(nlb_sg)}
@@ -131,9 +148,9 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
         ec2.SecurityGroup(
             "TaskSecurityGroup",
             GroupDescription="SCP tasks: DICOM and health checks from the load balancer only",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(p.VpcID),
             SecurityGroupIngress=[
-                ec2.SecurityGroupRule(**_tcp(Ref("SCPPort"), "DICOM from the load balancer", **lb)),
+                ec2.SecurityGroupRule(**_tcp(dicom_port, "DICOM from the load balancer", **lb)),
                 ec2.SecurityGroupRule(
                     **_tcp(health_port, "Health checks from the load balancer", **lb)
                 ),
@@ -153,10 +170,10 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
         elb.LoadBalancer(
             "NetworkLoadBalancer",
             # Log delivery checks the bucket policy when the load balancer is created.
-            DependsOn=[f"{storage.access_logs_bucket.title}Policy"],
+            DependsOn=[storage.access_logs_policy],
             Type="network",
             Scheme="internet-facing",
-            Subnets=Ref("PublicSubnetIDs"),
+            Subnets=Ref(p.PublicSubnetIDs),
             SecurityGroups=[Ref(nlb_sg)],
             LoadBalancerAttributes=[
                 elb.LoadBalancerAttributes(Key="load_balancing.cross_zone.enabled", Value="true"),
@@ -172,9 +189,9 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
         elb.TargetGroup(
             "TargetGroup",
             Protocol="TCP",
-            Port=Ref("SCPPort"),
+            Port=dicom_port,
             TargetType="ip",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(p.VpcID),
             HealthCheckProtocol="HTTP",
             HealthCheckPort=str(health_port),
             HealthCheckPath="/health",
@@ -184,7 +201,7 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
             TargetGroupAttributes=[
                 elb.TargetGroupAttribute(
                     Key="deregistration_delay.timeout_seconds",
-                    Value=str(spec.resources["stopTimeoutSeconds"]),
+                    Value=str(spec.resources.stop_timeout_seconds),
                 ),
             ],
         )
@@ -193,14 +210,14 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
         elb.Listener(
             "Listener",
             LoadBalancerArn=Ref(nlb),
-            Port=Ref("SCPPort"),
-            Protocol=If(HAS_TLS, "TLS", "TCP"),
-            Certificates=If(
-                HAS_TLS, [elb.Certificate(CertificateArn=Ref("TLSCertificateARN"))], NoValue
+            Port=dicom_port,
+            Protocol=c.has_tls.choose("TLS", "TCP"),
+            Certificates=c.has_tls.choose(
+                [elb.Certificate(CertificateArn=Ref(p.TLSCertificateARN))], NoValue
             ),
-            SslPolicy=If(HAS_TLS, TLS_POLICY, NoValue),
+            SslPolicy=c.has_tls.choose(TLS_POLICY, NoValue),
             DefaultActions=[elb.Action(Type="forward", TargetGroupArn=Ref(target_group))],
         )
     )
-    add_s3_endpoint(t, spec)
+    add_s3_endpoint(t, spec, inputs)
     return Network(nlb, target_group, listener, task_sg)

@@ -2,69 +2,135 @@
 
 from __future__ import annotations
 
-from troposphere import Equals, Not, Parameter, Ref, Template
+from dataclasses import dataclass, fields
+from typing import Any
 
+from troposphere import Equals, If, Not, Parameter, Ref, Template
+
+from generator.errors import SpecError
 from generator.spec import Spec
 
-_PROPERTIES = {
-    "default": "Default",
-    "allowedPattern": "AllowedPattern",
-    "allowedValues": "AllowedValues",
-    "minLength": "MinLength",
-    "maxLength": "MaxLength",
-    "minValue": "MinValue",
-    "maxValue": "MaxValue",
-    "constraintDescription": "ConstraintDescription",
-}
 
-HAS_TLS = "HasTLSCertificate"
-HAS_PEER2 = "HasPeerCIDR2"
-HAS_PEER3 = "HasPeerCIDR3"
+@dataclass(frozen=True)
+class Parameters:
+    """Every template parameter as its troposphere object; a field's name is the logical ID,
+    so a typo fails when the template is built, not at lint time."""
+
+    VpcID: Parameter
+    PublicSubnetIDs: Parameter
+    PrivateSubnetIDs: Parameter
+    AvailabilityZones: Parameter
+    SecurityGroupID: Parameter
+    VpcCIDR: Parameter
+    SCPAETitle: Parameter
+    SCPPort: Parameter
+    PeerCIDR1: Parameter
+    PeerCIDR2: Parameter
+    PeerCIDR3: Parameter
+    RequireCalledAETitle: Parameter
+    RequireCallingAETitle: Parameter
+    TaskCPU: Parameter
+    TaskMemoryLimit: Parameter
+    TaskDesiredCount: Parameter
+    AutoscaleMaxCapacity: Parameter
+    TLSCertificateARN: Parameter
+    DIMSETimeout: Parameter
+    MaximumAssociations: Parameter
+    NetworkTimeout: Parameter
+    SupportedSOPClassUIDs: Parameter
+
+    def by_name(self, name: str) -> Parameter:
+        return getattr(self, name)
 
 
-def add_parameters(t: Template, spec: Spec) -> dict[str, Parameter]:
-    """Add every spec parameter in console order; return them by name."""
-    params: dict[str, Parameter] = {}
-    for group in spec.data["parameterGroups"]:
-        for p in (p for p in spec.data["parameters"] if p["group"] == group):
-            props = {_PROPERTIES[k]: v for k, v in p.items() if k in _PROPERTIES}
+@dataclass(frozen=True)
+class Condition:
+    """A template Condition, used by name in Condition= and Fn::If."""
+
+    name: str
+
+    def choose(self, when_true: Any, when_false: Any) -> If:
+        """Fn::If on this condition."""
+        return If(self.name, when_true, when_false)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    has_tls: Condition
+    has_peer2: Condition
+    has_peer3: Condition
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the other generator modules receive: the parameters and the Conditions on them."""
+
+    parameters: Parameters
+    conditions: Conditions
+
+
+def _parameters(t: Template, spec: Spec) -> Parameters:
+    """Add every spec parameter in console order."""
+    by_name: dict[str, Parameter] = {}
+    for group in spec.parameter_groups:
+        for p in spec.parameters_in(group):
             param = t.add_parameter(
-                Parameter(p["name"], Type=p["type"], Description=p["description"], **props)
+                Parameter(p.name, Type=p.type, Description=p.description, **p.properties)
             )
-            t.set_parameter_label(param, p["label"])
+            t.set_parameter_label(param, p.label)
             t.add_parameter_to_group(param, group)
-            params[p["name"]] = param
-    return params
+            by_name[p.name] = param
+    known = {f.name for f in fields(Parameters)}
+    if set(by_name) != known:
+        raise SpecError(
+            f"config/product.yaml $.parameters and generator.parameters.Parameters disagree: "
+            f"not in the spec {sorted(known - set(by_name))}, not in the generator "
+            f"{sorted(set(by_name) - known)}; add the field or the spec entry"
+        )
+    return Parameters(**by_name)
 
 
-def add_conditions(t: Template) -> None:
-    """Optional parts: the TLS listener and the second and third peer ranges."""
-    t.add_condition(HAS_TLS, Not(Equals(Ref("TLSCertificateARN"), "")))
-    t.add_condition(HAS_PEER2, Not(Equals(Ref("PeerCIDR2"), "")))
-    t.add_condition(HAS_PEER3, Not(Equals(Ref("PeerCIDR3"), "")))
+def _condition(t: Template, name: str, expression: Any) -> Condition:
+    t.add_condition(name, expression)
+    return Condition(name)
 
 
-def fargate_memory_values(size: dict[str, int]) -> list[str]:
-    """Every memory value (MiB, as strings) Fargate accepts for one CPU value."""
-    return [str(m) for m in range(size["min"], size["max"] + 1, size["step"])]
+def _is_set(parameter: Parameter) -> Not:
+    return Not(Equals(Ref(parameter), ""))
 
 
-def add_rules(t: Template, spec: Spec) -> None:
+def add_parameters(t: Template, spec: Spec) -> Inputs:
+    """Parameters, then the Conditions for the optional parts (TLS listener, peer ranges 2-3)."""
+    p = _parameters(t, spec)
+    conditions = Conditions(
+        has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
+        has_peer2=_condition(t, "HasPeerCIDR2", _is_set(p.PeerCIDR2)),
+        has_peer3=_condition(t, "HasPeerCIDR3", _is_set(p.PeerCIDR3)),
+    )
+    return Inputs(p, conditions)
+
+
+def _assertion(condition: Any, description: str) -> dict[str, Any]:
+    return {"Assert": condition, "AssertDescription": description}
+
+
+def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
     """Rules that refuse the guide's common deployment errors before anything is created."""
+    p = inputs.parameters
     subnet_attr = "AWS::EC2::Subnet::Id"
     t.add_rule(
         "SubnetsInVpc",
         {
             "Assertions": [
-                {
-                    "Assert": {
+                _assertion(
+                    {
                         "Fn::EachMemberEquals": [
                             {"Fn::ValueOfAll": [subnet_attr, "VpcId"]},
-                            Ref("VpcID"),
+                            Ref(p.VpcID),
                         ]
                     },
-                    "AssertDescription": "Every public and private subnet must be in VpcID.",
-                }
+                    "Every public and private subnet must be in VpcID.",
+                )
             ]
         },
     )
@@ -72,47 +138,41 @@ def add_rules(t: Template, spec: Spec) -> None:
         "SubnetsInAvailabilityZones",
         {
             "Assertions": [
-                {
-                    "Assert": {
+                _assertion(
+                    {
                         "Fn::EachMemberIn": [
                             {"Fn::ValueOfAll": [subnet_attr, "AvailabilityZone"]},
-                            Ref("AvailabilityZones"),
+                            Ref(p.AvailabilityZones),
                         ]
                     },
-                    "AssertDescription": "Every subnet must be in one of AvailabilityZones.",
-                }
+                    "Every subnet must be in one of AvailabilityZones.",
+                )
             ]
         },
     )
+    health_port = spec.resources.health_port
     t.add_rule(
         "HealthPortIsNotDicomPort",
         {
             "Assertions": [
-                {
-                    "Assert": Not(Equals(Ref("SCPPort"), str(spec.resources["healthPort"]))),
-                    "AssertDescription": (
-                        f"SCPPort must differ from {spec.resources['healthPort']}, "
-                        "the SCP's health check port."
-                    ),
-                }
+                _assertion(
+                    Not(Equals(Ref(p.SCPPort), str(health_port))),
+                    f"SCPPort must differ from {health_port}, the SCP's health check port.",
+                )
             ]
         },
     )
-    for cpu, size in spec.resources["fargateSizes"].items():
+    for cpu, size in spec.resources.fargate_sizes.items():
         t.add_rule(
             f"FargateMemoryForCpu{cpu}",
             {
-                "RuleCondition": Equals(Ref("TaskCPU"), cpu),
+                "RuleCondition": Equals(Ref(p.TaskCPU), cpu),
                 "Assertions": [
-                    {
-                        "Assert": {
-                            "Fn::Contains": [fargate_memory_values(size), Ref("TaskMemoryLimit")]
-                        },
-                        "AssertDescription": (
-                            f"With TaskCPU {cpu}, TaskMemoryLimit must be {size['min']}-"
-                            f"{size['max']} MiB in steps of {size['step']}."
-                        ),
-                    }
+                    _assertion(
+                        {"Fn::Contains": [size.memory_values(), Ref(p.TaskMemoryLimit)]},
+                        f"With TaskCPU {cpu}, TaskMemoryLimit must be {size.min}-"
+                        f"{size.max} MiB in steps of {size.step}.",
+                    )
                 ],
             },
         )

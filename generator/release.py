@@ -36,7 +36,7 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "template.yaml": yaml_text.encode(),
         "template.json": json_text.encode(),
         "parameters.md": docs.parameter_reference(spec).encode(),
-        **{f"lambda/{name}.zip": zipped for name in spec.data["workflow"]["functions"]},
+        **{f"lambda/{name}.zip": zipped for name in spec.workflow.functions},
         **{f"container/{k}": v for k, v in package.container_context(root).items()},
     }
     files["release-manifest.json"] = release_manifest(spec, files)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3
+from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3, sqs
 
 from generator.iam import allow, arn, policy_document, same_account
 from generator.spec import Spec
@@ -18,6 +18,7 @@ class Storage:
     dicom_bucket: s3.Bucket
     results_bucket: s3.Bucket
     access_logs_bucket: s3.Bucket
+    access_logs_policy: s3.BucketPolicy
     table: dynamodb.Table
     datastore: healthimaging.Datastore
 
@@ -27,7 +28,7 @@ def _deny_insecure_transport(bucket: s3.Bucket) -> dict:
         "Effect": "Deny",
         "Principal": "*",
         "Action": "s3:*",
-        "Resource": [GetAtt(bucket, "Arn"), arn(bucket.title, "/*")],
+        "Resource": [GetAtt(bucket, "Arn"), arn(bucket, "/*")],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
 
@@ -79,8 +80,8 @@ def _bucket(t: Template, name: str, expire_days: int, **extra) -> s3.Bucket:
     return bucket
 
 
-def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> None:
-    t.add_resource(
+def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> s3.BucketPolicy:
+    return t.add_resource(
         s3.BucketPolicy(
             f"{bucket.title}Policy",
             Bucket=Ref(bucket),
@@ -89,23 +90,25 @@ def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> No
     )
 
 
-def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy: str) -> Storage:
+def add_storage(
+    t: Template, spec: Spec, import_queue: sqs.Queue, queue_policy: sqs.QueuePolicy
+) -> Storage:
     """Buckets, table and data store; the DICOM bucket notifies the import queue of manifests."""
     res = spec.resources
-    logs = _bucket(t, "AccessLogsBucket", res["accessLogRetentionDays"])
+    logs = _bucket(t, "AccessLogsBucket", res.access_log_retention_days)
     log_delivery = "delivery.logs.amazonaws.com"
-    _bucket_policy(
+    logs_policy = _bucket_policy(
         t,
         logs,
         [
             {
                 "Sid": "S3ServerAccessLogs",
-                **allow(["s3:PutObject"], [Sub("${AccessLogsBucket.Arn}/s3/*")], same_account()),
+                **allow(["s3:PutObject"], [arn(logs, "/s3/*")], same_account()),
                 "Principal": {"Service": "logging.s3.amazonaws.com"},
             },
             {
                 "Sid": "LoadBalancerAccessLogs",
-                **allow(["s3:PutObject"], [Sub("${AccessLogsBucket.Arn}/nlb/*")], same_account()),
+                **allow(["s3:PutObject"], [arn(logs, "/nlb/*")], same_account()),
                 "Principal": {"Service": log_delivery},
             },
             {
@@ -122,13 +125,13 @@ def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy:
     dicom = _bucket(
         t,
         "DicomBucket",
-        res["receivedObjectRetentionDays"],
+        res.received_object_retention_days,
         LoggingConfiguration=logged("DicomBucket"),
         NotificationConfiguration=s3.NotificationConfiguration(
             QueueConfigurations=[
                 s3.QueueConfigurations(
                     Event="s3:ObjectCreated:*",
-                    Queue=import_queue_arn,
+                    Queue=GetAtt(import_queue, "Arn"),
                     Filter=s3.Filter(
                         S3Key=s3.S3Key(
                             Rules=[
@@ -146,7 +149,7 @@ def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy:
     results = _bucket(
         t,
         "ResultsBucket",
-        res["resultsRetentionDays"],
+        res.results_retention_days,
         LoggingConfiguration=logged("ResultsBucket"),
     )
     _bucket_policy(t, results, [])
@@ -189,4 +192,4 @@ def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy:
     datastore = t.add_resource(
         healthimaging.Datastore("Datastore", DatastoreName=Sub("${AWS::StackName}-datastore"))
     )
-    return Storage(dicom, results, logs, table, datastore)
+    return Storage(dicom, results, logs, logs_policy, table, datastore)
