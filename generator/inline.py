@@ -120,12 +120,19 @@ def inline_source(module: str, root: Path = ROOT) -> str:
 
 def _merged_imports(imports: list[ast.stmt]) -> list[str]:
     """One line per module: `import x` lines, then `from x import a,b`."""
-    plain = dict.fromkeys(ast.unparse(a) for n in imports if isinstance(n, ast.Import) for a in n.names)
+    plain = dict.fromkeys(
+        ast.unparse(a) for n in imports if isinstance(n, ast.Import) for a in n.names
+    )
     names: dict[str, dict[str, None]] = {}
     for node in imports:
         if isinstance(node, ast.ImportFrom):
-            names.setdefault(node.module, {}).update(dict.fromkeys(ast.unparse(a) for a in node.names))
-    return [f"import {', '.join(plain)}", *(f"from {m} import {', '.join(n)}" for m, n in names.items())]
+            names.setdefault(node.module, {}).update(
+                dict.fromkeys(ast.unparse(a) for a in node.names)
+            )
+    return [
+        f"import {', '.join(plain)}",
+        *(f"from {m} import {', '.join(n)}" for m, n in names.items()),
+    ]
 
 
 def _reachable(nodes: list[ast.stmt]) -> list[ast.stmt]:
@@ -141,19 +148,27 @@ def _reachable(nodes: list[ast.stmt]) -> list[ast.stmt]:
             ):
                 needed |= uses[id(node)]
                 changed = True
-    return [n for n in nodes if set(_defines(n)) & needed or (not _defines(n) and uses[id(n)] & needed)]
+    return [
+        n for n in nodes if set(_defines(n)) & needed or (not _defines(n) and uses[id(n)] & needed)
+    ]
 
 
 def _free_names(node: ast.stmt) -> set[str]:
     """Names a statement reads that it does not bind itself (an over-approximation)."""
-    loaded = {x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)}
-    bound = {x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)}
+    loaded = {
+        x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)
+    }
+    bound = {
+        x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)
+    }
     bound |= {x.arg for x in ast.walk(node) if isinstance(x, ast.arg)}
     return loaded - bound
 
 
 def _keywords(nodes: list[ast.stmt]) -> set[str]:
-    return {k.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.Call) for k in x.keywords}
+    return {
+        k.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.Call) for k in x.keywords
+    }
 
 
 def _taken(nodes: list[ast.stmt]) -> set[str]:

@@ -28,8 +28,10 @@ def record_failure(state: dict, s3, table) -> dict:
     job_id = job.get("JobId") or execution_name(state["batchId"], state.get("attempt", 1))
     try:
         manifest = read_json(s3, state["bucket"], state["manifestKey"])
-        items = [instance_item(job_id, state, i, {"importStatus": FAILED, "reason": job["Message"]})
-                 for i in manifest["instances"]]
+        items = [
+            instance_item(job_id, state, i, {"importStatus": FAILED, "reason": job["Message"]})
+            for i in manifest["instances"]
+        ]
         items.append(job_item(job_id, state, manifest, job, failedCount=len(items)))
     except Exception as exc:  # the failure must be recorded even without its manifest
         log("manifest-unreadable", "ERROR", batchId=state["batchId"], error=str(exc))

@@ -60,7 +60,9 @@ def read_outcomes(s3, output_s3_uri: str) -> tuple[dict, dict[str, dict]]:
     """
     text = read_text(s3, output_s3_uri + SUMMARY_NAME)
     if text is None:
-        raise ImportOutputError(f"no {output_s3_uri}{SUMMARY_NAME}; may the data access role write it?")
+        raise ImportOutputError(
+            f"no {output_s3_uri}{SUMMARY_NAME}; may the data access role write it?"
+        )
     summary = json.loads(text)["jobSummary"]
     outcomes: dict[str, dict] = {}
     for field, name in RESULT_FILES.items():
