@@ -259,7 +259,8 @@ def _defines(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.FunctionDef | ast.ClassDef):
         return [node.name]
     if isinstance(node, ast.Assign):
-        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+        targets = [e for t in node.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+        return [t.id for t in targets if isinstance(t, ast.Name)]
     if isinstance(node, ast.Import | ast.ImportFrom):
         return [(a.asname or a.name).split(".")[0] for a in node.names]
     return []

@@ -10,8 +10,9 @@ import os
 import shutil
 import tempfile
 import time
+import types
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 import lambdas
-from lambdas import clients, record_failure, record_results, sweeper, trigger
+from generator.inline import inline_source
+from lambdas import clients
 from tests.fakes.healthimaging import DATASTORE_ID, FakeHealthImaging
 from tests.fakes.lambda_runtime import in_process_lambdas
 from tests.fakes.sfn_sdk import SigV4Router, pascal_case_error_names, sdk_model_dir
@@ -28,9 +30,10 @@ from tests.support.aws import MotoServer
 
 ACCOUNT = "123456789012"
 ASL_PATH = Path(lambdas.__file__).parent / "statemachine" / "import_workflow.asl.json"
+# The functions the state machine invokes: placeholder -> (function name, module under lambdas/).
 FUNCTIONS = {
-    "RecordResultsFunctionArn": ("record-results", record_results.handler),
-    "RecordFailureFunctionArn": ("record-failure", record_failure.handler),
+    "RecordResultsFunctionArn": ("record-results", "record_results"),
+    "RecordFailureFunctionArn": ("record-failure", "record_failure"),
 }
 RETRY_TIMES = ("IntervalSeconds", "MaxDelaySeconds")
 EXECUTING = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -39,6 +42,14 @@ NOT_EXECUTING = {"stepfunctions": {"execute_state_machine": False}, "lambda": {"
 
 def function_arn(name: str) -> str:
     return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+
+
+def inline_handler(module: str) -> Callable[[dict, object], object]:
+    """The handler of a function's inline code, as the template carries it, loaded as Lambda
+    loads index.py."""
+    index = types.ModuleType("index")
+    exec(compile(inline_source(module), f"index.py ({module})", "exec"), index.__dict__)
+    return index.handler
 
 
 def state_machine_definition(values: dict[str, str], retry_cap: int | None = None) -> str:
@@ -73,6 +84,7 @@ class Pipeline:
     queue_url: str
     state_machine_arn: str
     invocations: list[tuple[str, dict]]
+    handlers: dict[str, Callable[[dict, object], object]]
 
     def deliver(self, wait_seconds: int = 0) -> int:
         """Receive the queued S3 events and hand them to the trigger as Lambda's SQS poller does.
@@ -96,14 +108,15 @@ class Pipeline:
                 for m in messages
             ]
         }
-        failed = {f["itemIdentifier"] for f in trigger.handler(event)["batchItemFailures"]}
+        answer = self.handlers["trigger"](event, None)
+        failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
     def sweep(self) -> list[str]:
-        return sweeper.handler({})["closedBatchIds"]
+        return self.handlers["sweeper"]({}, None)["closedBatchIds"]
 
     def executions(self) -> list[dict]:
         sfn = self.moto.client("stepfunctions")
@@ -285,9 +298,13 @@ def local_pipeline(
                 "STORE_PREFIX": "",
                 "STATUS_POLL_SECONDS": str(poll_seconds),
             }
-            handlers = dict(FUNCTIONS.values())
-            with environment(env), in_process_lambdas(handlers) as invocations:
-                yield Pipeline(moto, fake, bucket, table_name, queue_url, arn, invocations)
+            with environment(env):
+                handlers = {m: inline_handler(m) for m in ("trigger", "sweeper")}
+                invoked = {name: inline_handler(module) for name, module in FUNCTIONS.values()}
+                with in_process_lambdas(invoked) as invocations:
+                    yield Pipeline(
+                        moto, fake, bucket, table_name, queue_url, arn, invocations, handlers
+                    )
     finally:
         set_moto_config(moto, NOT_EXECUTING)
         shutil.rmtree(models, ignore_errors=True)
