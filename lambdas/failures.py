@@ -29,7 +29,12 @@ def record_failure(state: dict, s3, table) -> dict:
     try:
         manifest = read_json(s3, state["bucket"], state["manifestKey"])
         items = [
-            instance_item(job_id, state, i, {"importStatus": FAILED, "reason": job["Message"]})
+            instance_item(
+                job_id,
+                state,
+                i,
+                {"importStatus": FAILED, "reason": f"import workflow failed: {job['Message']}"},
+            )
             for i in manifest["instances"]
         ]
         items.append(job_item(job_id, state, manifest, job, failedCount=len(items)))

@@ -198,7 +198,9 @@ def test_unknown_datastore_is_caught_and_recorded(pipeline):
     (item,) = pipeline.records_for_sop(manifest["instances"][0]["sopInstanceUID"])
     assert item["jobId"] == manifest["batchId"]
     assert item["importStatus"] == "FAILED"
-    assert item["reason"].startswith("MedicalImaging.ResourceNotFoundException: no such datastore")
+    assert item["reason"].startswith(
+        "import workflow failed: MedicalImaging.ResourceNotFoundException: no such datastore"
+    )
 
 
 def test_duplicated_s3_event_gives_one_execution_and_one_import_job(pipeline):
@@ -224,4 +226,3 @@ def test_duplicated_s3_event_gives_one_execution_and_one_import_job(pipeline):
     assert len(pipeline.executions()) == 1
     assert len(starts(pipeline)) == 1
     assert len(pipeline.job_items()) == 1
-
