@@ -40,6 +40,10 @@ def item(job_id: str, record_id: str, state: dict, **attributes) -> dict:
     return {k: v for k, v in values.items() if v not in (None, "", [])}
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def job_item(job_id: str, state: dict, manifest: dict, job: dict, **counts: int) -> dict:
     """The job item: documented job attributes (GetDICOMImportJob's, as Step Functions names
     them), batch and manifest attributes, and counts."""
@@ -49,8 +53,8 @@ def job_item(job_id: str, state: dict, manifest: dict, job: dict, **counts: int)
         JOB_RECORD,
         state,
         jobStatus=job.get("JobStatus"),
-        submittedAt=job.get("SubmittedAt"),
-        endedAt=job.get("EndedAt"),
+        submittedAt=_text(job.get("SubmittedAt")),
+        endedAt=_text(job.get("EndedAt")),
         inputS3Uri=state.get("inputS3Uri"),
         outputS3Uri=job.get("OutputS3Uri"),
         datastoreId=job.get("DatastoreId"),

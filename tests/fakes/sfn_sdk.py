@@ -10,6 +10,8 @@ PascalCase (Step Functions developer guide, "AWS SDK service integrations"). So:
   model: botocore's medical-imaging model with PascalCase member names over the same wire names
   (locationName), so the interpreter's client accepts `DatastoreId=...` and returns `JobProperties`
   just as Step Functions does;
+  Step Functions hands JSON to the next state; moto would keep botocore's datetime objects, which
+  its DescribeExecution cannot serialise, so timestamps are read as their wire value (a number);
 - `SigV4Router` listens on MOTO_PORT and forwards each request by the service named in its SigV4
   credential scope: medical-imaging to the HealthImaging fake, everything else to moto;
 - `pascal_case_error_names` gives moto the `MedicalImaging.` error prefix it lacks (a binding
@@ -51,6 +53,9 @@ def sdk_model_dir(folder: Path) -> Path:
     version = sorted(p.name for p in source.iterdir())[-1]
     model = json.loads(gzip.decompress((source / version / "service-2.json.gz").read_bytes()))
     for shape in model["shapes"].values():
+        if shape.get("type") == "timestamp":  # see the module docstring
+            shape.clear()
+            shape["type"] = "string"
         if shape.get("type") != "structure":
             continue
         members = {}
