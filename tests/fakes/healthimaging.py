@@ -31,13 +31,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import boto3
 import botocore.session
 import pydicom
 from botocore.validate import ParamValidator
 
+from tests.fakes.sfn_sdk import BusyServer
 from tests.support.net import free_port
 
 DATASTORE_ID = "0123456789abcdef0123456789abcdef"
@@ -176,7 +177,7 @@ class FakeHealthImaging:
         self.warning_sops: set[str] = set()  # these are imported with the [GUIDE] warning
         self.lock = threading.Lock()
         self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        self.server = BusyServer(("127.0.0.1", self.port), self._handler_class())
 
     @property
     def endpoint(self) -> str:

@@ -74,14 +74,20 @@ def sdk_model_dir(folder: Path) -> Path:
     return folder
 
 
+class BusyServer(ThreadingHTTPServer):
+    """An HTTP server for hundreds of concurrent clients (the standard backlog is 5)."""
+
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class SigV4Router:
     """An HTTP proxy on 127.0.0.1:`port` that routes by the SigV4 service name."""
 
     def __init__(self, routes: dict[str, str], default: str, port: int | None = None):
         self.routes, self.default = routes, default
         self.port = port or free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = BusyServer(("127.0.0.1", self.port), self._handler_class())
 
     def __enter__(self) -> SigV4Router:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
