@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := dcmtk
+APT_PACKAGES := dcmtk graphviz
 
 .PHONY: help deps system-deps test lint release snapshot run demo bench reliability
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps: ## Install Debian packages the tests use (dcmtk) when missing
+system-deps: ## Install Debian packages the tests and the release use (dcmtk, graphviz) when missing
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \

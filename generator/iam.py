@@ -37,8 +37,10 @@ def role(
     service: str,
     statements: list[Statement],
     trust_condition: dict | None = None,
+    condition: str | None = None,
 ) -> iam.Role:
-    """A role the given service principal may assume, with one inline policy."""
+    """A role the given service principal may assume, with one inline policy; `condition`
+    names the template Condition the role exists under."""
     trust: Statement = {
         "Effect": "Allow",
         "Principal": {"Service": service},
@@ -46,11 +48,13 @@ def role(
     }
     if trust_condition:
         trust["Condition"] = trust_condition
+    extra = {"Condition": condition} if condition else {}
     return t.add_resource(
         iam.Role(
             name,
             AssumeRolePolicyDocument=policy_document([trust]),
             Policies=[iam.Policy(PolicyName=name, PolicyDocument=policy_document(statements))],
+            **extra,
         )
     )
 

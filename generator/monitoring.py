@@ -7,8 +7,10 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
-from generator.iam import var
+from generator.iam import allow, policy_document, var
+from generator.kms import Key
 from generator.network import Network
+from generator.parameters import Inputs
 from generator.service import Service
 from generator.spec import Spec
 from generator.workflow import Queues, Workflow, logical_name
@@ -56,16 +58,66 @@ def _expression(expression: str, label: str) -> cloudwatch.MetricDataQuery:
     )
 
 
+def _topic(t: Template, inputs: Inputs, key: Key) -> sns.Topic:
+    """The alarm topic, encrypted with the stack's key (whose policy lets CloudWatch use it: the
+    AWS managed SNS key does not, so alarms could not publish), published to by this account's
+    alarms only, over TLS; the AlarmEmail subscription when that is set."""
+    topic = t.add_resource(sns.Topic("AlarmTopic", KmsMasterKeyId=key.arn))
+    alarms = Sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*")
+    t.add_resource(
+        sns.TopicPolicy(
+            "AlarmTopicPolicy",
+            Topics=[Ref(topic)],
+            PolicyDocument=policy_document(
+                [
+                    {
+                        "Sid": "CloudWatchAlarms",
+                        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                        **allow(
+                            ["sns:Publish"],
+                            [Ref(topic)],
+                            {
+                                "ArnLike": {"aws:SourceArn": alarms},
+                                "StringEquals": {"aws:SourceAccount": Sub("${AWS::AccountId}")},
+                            },
+                        ),
+                    },
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "sns:Publish",
+                        "Resource": [Ref(topic)],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                ]
+            ),
+        )
+    )
+    t.add_resource(
+        sns.SubscriptionResource(
+            "AlarmEmailSubscription",
+            Condition=inputs.conditions.has_alarm_email.name,
+            TopicArn=Ref(topic),
+            Protocol="email",
+            Endpoint=Ref(inputs.parameters.AlarmEmail),
+        )
+    )
+    return topic
+
+
 def add_monitoring(
     t: Template,
     spec: Spec,
+    inputs: Inputs,
+    key: Key,
     network: Network,
     service: Service,
     queues: Queues,
     workflow: Workflow,
 ) -> None:
     limits = spec.resources.alarms
-    topic = t.add_resource(sns.Topic("AlarmTopic", KmsMasterKeyId="alias/aws/sns"))
+    topic = _topic(t, inputs, key)
     _alarm(
         t,
         "DeadLetterQueueAlarm",

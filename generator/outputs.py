@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from troposphere import GetAtt, Output, Ref, Sub, Template
 
 from generator.errors import SpecError
 from generator.spec import OutputSpec, Spec
 
 
-def _value(t: Template, o: OutputSpec) -> Ref | GetAtt | Sub:
+def _value(t: Template, o: OutputSpec, expressions: dict[str, Any]) -> Any:
+    if o.expression is not None:
+        return expressions[o.expression]
     if o.sub is not None:
         return Sub(o.sub)
     name, attribute = (o.ref, None) if o.ref is not None else o.get_att.split(".", 1)
@@ -21,6 +25,7 @@ def _value(t: Template, o: OutputSpec) -> Ref | GetAtt | Sub:
     return GetAtt(target, attribute) if attribute else Ref(target)
 
 
-def add_outputs(t: Template, spec: Spec) -> None:
+def add_outputs(t: Template, spec: Spec, expressions: dict[str, Any]) -> None:
+    """Outputs in spec order; `expressions` are the values the spec names by `expression`."""
     for o in spec.outputs:
-        t.add_output(Output(o.name, Description=o.description, Value=_value(t, o)))
+        t.add_output(Output(o.name, Description=o.description, Value=_value(t, o, expressions)))

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from troposphere import Equals, If, Not, Parameter, Ref, Template
+from troposphere import Equals, If, Not, Or, Parameter, Ref, Template
 
 from generator.errors import SpecError
 from generator.spec import Spec
+
+INTERNAL = "internal"
+INTERNET_FACING = "internet-facing"
+# The idle timeout of NLB TLS listeners is 350 s and cannot be changed
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html).
+TLS_IDLE_TIMEOUT = 350
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class Parameters:
     AvailabilityZones: Parameter
     SecurityGroupID: Parameter
     VpcCIDR: Parameter
+    LoadBalancerScheme: Parameter
+    CreateS3GatewayEndpoint: Parameter
     SCPAETitle: Parameter
     SCPPort: Parameter
     PeerCIDR1: Parameter
@@ -34,10 +42,14 @@ class Parameters:
     TaskDesiredCount: Parameter
     AutoscaleMaxCapacity: Parameter
     TLSCertificateARN: Parameter
+    KmsKeyArn: Parameter
     DIMSETimeout: Parameter
     MaximumAssociations: Parameter
     NetworkTimeout: Parameter
     SupportedSOPClassUIDs: Parameter
+    LogRetentionDays: Parameter
+    AlarmEmail: Parameter
+    DatastoreId: Parameter
 
     def by_name(self, name: str) -> Parameter:
         return getattr(self, name)
@@ -57,8 +69,14 @@ class Condition:
 @dataclass(frozen=True)
 class Conditions:
     has_tls: Condition
+    no_tls: Condition
     has_peer2: Condition
     has_peer3: Condition
+    create_key: Condition
+    internal: Condition
+    create_s3_endpoint: Condition
+    has_alarm_email: Condition
+    create_datastore: Condition
 
 
 @dataclass(frozen=True)
@@ -95,17 +113,30 @@ def _condition(t: Template, name: str, expression: Any) -> Condition:
     return Condition(name)
 
 
+def _is_empty(parameter: Parameter) -> Equals:
+    return Equals(Ref(parameter), "")
+
+
 def _is_set(parameter: Parameter) -> Not:
-    return Not(Equals(Ref(parameter), ""))
+    return Not(_is_empty(parameter))
 
 
 def add_parameters(t: Template, spec: Spec) -> Inputs:
-    """Parameters, then the Conditions for the optional parts (TLS listener, peer ranges 2-3)."""
+    """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
+    the stack's own key, internal load balancer, S3 endpoint, alarm e-mail, own data store."""
     p = _parameters(t, spec)
     conditions = Conditions(
         has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
+        no_tls=_condition(t, "NoTLSCertificate", _is_empty(p.TLSCertificateARN)),
         has_peer2=_condition(t, "HasPeerCIDR2", _is_set(p.PeerCIDR2)),
         has_peer3=_condition(t, "HasPeerCIDR3", _is_set(p.PeerCIDR3)),
+        create_key=_condition(t, "CreateEncryptionKey", _is_empty(p.KmsKeyArn)),
+        internal=_condition(t, "InternalLoadBalancer", Equals(Ref(p.LoadBalancerScheme), INTERNAL)),
+        create_s3_endpoint=_condition(
+            t, "CreateS3Endpoint", Equals(Ref(p.CreateS3GatewayEndpoint), "true")
+        ),
+        has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
+        create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
     )
     return Inputs(p, conditions)
 
@@ -114,8 +145,19 @@ def _assertion(condition: Any, description: str) -> dict[str, Any]:
     return {"Assert": condition, "AssertDescription": description}
 
 
+def _values(low: int, high: int) -> list[str]:
+    """Every whole number low..high as the strings Fn::Contains compares."""
+    return [str(n) for n in range(low, high + 1)]
+
+
+def _number_range(spec: Spec, name: str) -> tuple[int, int]:
+    (p,) = (p for p in spec.parameters if p.name == name)
+    return p.properties["MinValue"], p.properties["MaxValue"]
+
+
 def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
-    """Rules that refuse the guide's common deployment errors before anything is created."""
+    """Rules that refuse a parameter set that cannot work, before anything is created
+    (rule functions: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html)."""
     p = inputs.parameters
     subnet_attr = "AWS::EC2::Subnet::Id"
     t.add_rule(
@@ -150,16 +192,58 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
             ]
         },
     )
-    health_port = spec.resources.health_port
+    # An internet-facing NLB serves only the zones of its public subnets: a task in another
+    # zone never becomes healthy. An internal NLB uses the private subnets themselves.
     t.add_rule(
-        "HealthPortIsNotDicomPort",
+        "TaskSubnetsServedByLoadBalancer",
+        {
+            "RuleCondition": Equals(Ref(p.LoadBalancerScheme), INTERNET_FACING),
+            "Assertions": [
+                _assertion(
+                    {
+                        "Fn::EachMemberIn": [
+                            {"Fn::ValueOf": [p.PrivateSubnetIDs.title, "AvailabilityZone"]},
+                            {"Fn::ValueOf": [p.PublicSubnetIDs.title, "AvailabilityZone"]},
+                        ]
+                    },
+                    "Every private subnet's Availability Zone must also have one of "
+                    "PublicSubnetIDs (the load balancer serves only those zones); add a public "
+                    "subnet in that zone or use LoadBalancerScheme internal.",
+                )
+            ],
+        },
+    )
+    _, most = _number_range(spec, p.AutoscaleMaxCapacity.title)
+    low, high = _number_range(spec, p.TaskDesiredCount.title)
+    t.add_rule(
+        "AutoscaleMaxNotBelowDesired",
         {
             "Assertions": [
                 _assertion(
-                    Not(Equals(Ref(p.SCPPort), str(health_port))),
-                    f"SCPPort must differ from {health_port}, the SCP's health check port.",
+                    Or(
+                        Not(Equals(Ref(p.TaskDesiredCount), str(desired))),
+                        {"Fn::Contains": [_values(desired, most), Ref(p.AutoscaleMaxCapacity)]},
+                    ),
+                    f"With TaskDesiredCount {desired}, AutoscaleMaxCapacity must be at least "
+                    f"{desired}.",
                 )
+                for desired in range(max(low, 2), high + 1)
             ]
+        },
+    )
+    shortest, _ = _number_range(spec, p.NetworkTimeout.title)
+    t.add_rule(
+        "NetworkTimeoutWithinTlsIdleTimeout",
+        {
+            "RuleCondition": Not(Equals(Ref(p.TLSCertificateARN), "")),
+            "Assertions": [
+                _assertion(
+                    {"Fn::Contains": [_values(shortest, TLS_IDLE_TIMEOUT), Ref(p.NetworkTimeout)]},
+                    f"With TLSCertificateARN, NetworkTimeout must be at most {TLS_IDLE_TIMEOUT}: "
+                    "the load balancer closes idle TLS connections after "
+                    f"{TLS_IDLE_TIMEOUT} seconds.",
+                )
+            ],
         },
     )
     for cpu, size in spec.resources.fargate_sizes.items():

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from generator import docs, gates, package
+from generator import docs, gates, marketplace, package
 from generator.errors import GeneratorError
 from generator.spec import ROOT, Spec, load
 from generator.template import GENERATED, build_template
@@ -38,6 +38,7 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "parameters.md": docs.parameter_reference(spec).encode(),
         **{f"lambda/{name}.zip": zipped for name in spec.workflow.functions},
         **{f"container/{k}": v for k, v in package.container_context(root).items()},
+        **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},
     }
     files["release-manifest.json"] = release_manifest(spec, files)
     return dict(sorted(files.items()))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, iam, logs
 
 from generator.iam import allow, arn, log_writer, role, var
+from generator.kms import Key
 from generator.network import Network
 from generator.parameters import Inputs
 from generator.spec import Spec
@@ -43,6 +44,8 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
     res = spec.resources
     env = {p.env: Ref(inputs.parameters.by_name(p.name)) for p in spec.parameters if p.env}
     env |= {
+        # The SCP always listens on the container port; the load balancer maps SCPPort to it.
+        "SCP_PORT": str(res.container_port),
         "STORAGE": Sub(f"s3://{var(storage.dicom_bucket)}/"),
         "BATCH_MAX_FILES": str(res.batch_max_files),
         "BATCH_MAX_BYTES": str(res.batch_max_bytes),
@@ -56,7 +59,7 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
 
 
 def add_service(
-    t: Template, spec: Spec, inputs: Inputs, network: Network, storage: Storage
+    t: Template, spec: Spec, inputs: Inputs, key: Key, network: Network, storage: Storage
 ) -> Service:
     p = inputs.parameters
     res = spec.resources
@@ -66,7 +69,9 @@ def add_service(
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
         )
     )
-    log_group = t.add_resource(logs.LogGroup(LOG_GROUP, RetentionInDays=res.log_retention_days))
+    log_group = t.add_resource(
+        logs.LogGroup(LOG_GROUP, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn)
+    )
     execution_role = role(
         t,
         "TaskExecutionRole",
@@ -93,10 +98,13 @@ def add_service(
         ),
         # Open-batch markers are deleted once their manifest is written.
         allow(["s3:DeleteObject"], [arn(bucket, "/open/*")]),
+        # SSE-KMS uploads: GenerateDataKey, and Decrypt for multipart uploads
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html), through S3 only.
+        key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
+        # Hourly metering: the image calls RegisterUsage at start-up when it carries a product
+        # code; the action has no resource-level permissions, "*" is the only choice.
+        allow(["aws-marketplace:RegisterUsage"], ["*"]),
     ]
-    if spec.marketplace.register_usage:
-        # aws-marketplace:RegisterUsage has no resource-level permissions: "*" is the only choice.
-        task_statements.append(allow(["aws-marketplace:RegisterUsage"], ["*"]))
     task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
 
     health_port = res.health_port
@@ -121,7 +129,7 @@ def add_service(
                     ReadonlyRootFilesystem=True,
                     MountPoints=[ecs.MountPoint(ContainerPath="/tmp", SourceVolume="tmp")],
                     PortMappings=[
-                        ecs.PortMapping(ContainerPort=Ref(p.SCPPort), Protocol="tcp"),
+                        ecs.PortMapping(ContainerPort=res.container_port, Protocol="tcp"),
                         ecs.PortMapping(ContainerPort=health_port, Protocol="tcp"),
                     ],
                     Environment=_environment(spec, inputs, storage),
@@ -148,7 +156,7 @@ def add_service(
     service = t.add_resource(
         ecs.Service(
             "Service",
-            DependsOn=[network.listener],
+            DependsOn=[network.listener_ready],
             Cluster=Ref(cluster),
             LaunchType="FARGATE",
             DesiredCount=Ref(p.TaskDesiredCount),
@@ -171,7 +179,7 @@ def add_service(
             LoadBalancers=[
                 ecs.LoadBalancer(
                     ContainerName=CONTAINER,
-                    ContainerPort=Ref(p.SCPPort),
+                    ContainerPort=res.container_port,
                     TargetGroupArn=Ref(network.target_group),
                 )
             ],

@@ -57,13 +57,15 @@ _PROPERTIES = {
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """A stack output: exactly one of ref (logical ID), get_att ('Resource.Attribute'), sub."""
+    """A stack output: exactly one of ref (logical ID), get_att ('Resource.Attribute'), sub, or
+    expression (a value the generator computes)."""
 
     name: str
     description: str
     ref: str | None = None
     get_att: str | None = None
     sub: str | None = None
+    expression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,6 @@ class Alarms:
 class Resources:
     """Resource options fixed per release (config/product.schema.json describes each)."""
 
-    log_retention_days: int
     received_object_retention_days: int
     results_retention_days: int
     access_log_retention_days: int
@@ -131,6 +132,7 @@ class Resources:
     drain_timeout_seconds: int
     stop_timeout_seconds: int
     health_port: int
+    container_port: int
     import_queue_max_receive_count: int
     sweep_schedule: str
     sweep_after_seconds: int
@@ -210,7 +212,14 @@ class Spec:
             "parameter_groups": tuple(d["parameterGroups"]),
             "parameters": tuple(ParameterSpec.parse(p) for p in d["parameters"]),
             "outputs": tuple(
-                OutputSpec(o["name"], o["description"], o.get("ref"), o.get("getAtt"), o.get("sub"))
+                OutputSpec(
+                    o["name"],
+                    o["description"],
+                    o.get("ref"),
+                    o.get("getAtt"),
+                    o.get("sub"),
+                    o.get("expression"),
+                )
                 for o in d["outputs"]
             ),
             "resources": _fields(
@@ -275,6 +284,11 @@ def _check_consistency(data: dict[str, Any], source: Path) -> None:
             "each parameter must appear once"
         )
     res = data["resources"]
+    if res["healthPort"] == res["containerPort"]:
+        raise SpecError(
+            f"{source}: $.resources.healthPort: {res['healthPort']} is also containerPort "
+            "(rule 'distinct-ports'); the SCP needs one port for DICOM and one for health checks"
+        )
     if res["drainTimeoutSeconds"] >= res["stopTimeoutSeconds"]:
         raise SpecError(
             f"{source}: $.resources.drainTimeoutSeconds: {res['drainTimeoutSeconds']} is not "

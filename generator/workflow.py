@@ -12,6 +12,7 @@ from troposphere import stepfunctions as sfn
 
 from generator.errors import SpecError
 from generator.iam import allow, arn, log_writer, policy_document, role, same_account, var
+from generator.kms import Key
 from generator.parameters import Inputs
 from generator.spec import Spec
 from generator.storage import BATCHES_PREFIX, INCOMING_PREFIX, Storage
@@ -38,7 +39,7 @@ def logical_name(function: str) -> str:
     return "".join(part.capitalize() for part in function.split("_"))
 
 
-def add_queues(t: Template, spec: Spec) -> Queues:
+def add_queues(t: Template, spec: Spec, key: Key) -> Queues:
     """Encrypted import queue (S3 events for batch manifests) with its dead-letter queue."""
     res = spec.resources
     dlq = t.add_resource(
@@ -84,8 +85,9 @@ def add_queues(t: Template, spec: Spec) -> Queues:
     return Queues(queue, dlq, policy)
 
 
-def _data_access_role(t: Template, storage: Storage) -> iam.Role:
-    """HealthImaging reads the received objects and writes job results with this role."""
+def _data_access_role(t: Template, storage: Storage, key: Key) -> iam.Role:
+    """HealthImaging reads the received objects and writes job results with this role; the key
+    decrypts what it reads and encrypts what it writes, through S3 only."""
     dicom, results = storage.dicom_bucket, storage.results_bucket
     return role(
         t,
@@ -95,6 +97,7 @@ def _data_access_role(t: Template, storage: Storage) -> iam.Role:
             allow(["s3:ListBucket"], [GetAtt(dicom, "Arn"), GetAtt(results, "Arn")]),
             allow(["s3:GetObject"], [arn(dicom, f"/{INCOMING_PREFIX}*")]),
             allow(["s3:PutObject"], [arn(results, "/*")]),
+            key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
         ],
         trust_condition=same_account(),
     )
@@ -104,6 +107,7 @@ def _function_statements(
     storage: Storage,
     data_access_role: iam.Role,
     queues: Queues,
+    key: Key,
     state_machine: sfn.StateMachine | None,
 ) -> dict[str, list[dict[str, Any]]]:
     """What each function may do beyond writing its own logs (state_machine is None while the
@@ -120,11 +124,11 @@ def _function_statements(
         ],
         [GetAtt(table, "Arn"), arn(table, "/index/*")],
     )
+    # The key through each service, for exactly what each function does with it.
+    table_key = key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"])
+    s3_read_key = key.via("s3", ["kms:Decrypt"])
     read_manifests = allow(["s3:GetObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")])
-    datastore_arns = [
-        GetAtt(storage.datastore, "DatastoreArn"),
-        arn(storage.datastore, "/*", "DatastoreArn"),
-    ]
+    datastore_arns = storage.datastore_arns
     start_executions = (
         [allow(["states:StartExecution"], [Ref(state_machine)])] if state_machine else []
     )
@@ -140,12 +144,19 @@ def _function_statements(
                 ],
                 [GetAtt(queues.queue, "Arn")],
             ),
+            s3_read_key,
+            key.via("sqs", ["kms:Decrypt"]),
             *start_executions,
         ],
         "start_import": [
             read_manifests,
+            s3_read_key,
             table_access,
+            table_key,
             allow(["medical-imaging:StartDICOMImportJob"], datastore_arns),
+            # HealthImaging with a customer managed key: DescribeKey for every call,
+            # GenerateDataKey for writes, Decrypt for reads (devguide, data-encryption.html).
+            key.via("medical-imaging", ["kms:DescribeKey", "kms:GenerateDataKey"]),
             allow(
                 ["iam:PassRole"],
                 [GetAtt(data_access_role, "Arn")],
@@ -154,20 +165,25 @@ def _function_statements(
         ],
         "check_status": [
             table_access,
+            table_key,
             allow(["medical-imaging:GetDICOMImportJob"], datastore_arns),
+            key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey"]),
         ],
         "record_results": [
             read_manifests,
             table_access,
+            table_key,
             allow(["s3:GetObject"], [arn(results, "/*")]),
             allow(["s3:ListBucket"], [GetAtt(results, "Arn")]),
+            s3_read_key,
         ],
-        "record_failure": [read_manifests, table_access],
+        "record_failure": [read_manifests, s3_read_key, table_access, table_key],
         "sweeper": [
             allow(["s3:ListBucket"], [GetAtt(dicom, "Arn")]),
             allow(["s3:GetObject"], [arn(dicom, "/*")]),
             allow(["s3:PutObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")]),
             allow(["s3:DeleteObject"], [arn(dicom, "/open/*")]),
+            key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
         ],
     }
 
@@ -181,7 +197,7 @@ def _environment(
 ) -> dict[str, Any]:
     env: dict[str, Any] = {
         "JOB_TABLE_NAME": Ref(storage.table),
-        "DATASTORE_ID": GetAtt(storage.datastore, "DatastoreId"),
+        "DATASTORE_ID": storage.datastore_id,
         "DATA_ACCESS_ROLE_ARN": GetAtt(data_access_role, "Arn"),
         "OUTPUT_S3_URI": Sub(f"s3://{var(storage.results_bucket)}/"),
         "DICOM_BUCKET": Ref(storage.dicom_bucket),
@@ -226,6 +242,7 @@ def definition_substitutions(functions: dict[str, awslambda.Function]) -> dict[s
 def _add_function(
     t: Template,
     spec: Spec,
+    inputs: Inputs,
     name: str,
     statements: list[dict[str, Any]],
     environment: dict[str, Any],
@@ -233,7 +250,7 @@ def _add_function(
     """One workflow function with its log group and its role."""
     base = logical_name(name)
     log_group = t.add_resource(
-        logs.LogGroup(f"{base}LogGroup", RetentionInDays=spec.resources.log_retention_days)
+        logs.LogGroup(f"{base}LogGroup", RetentionInDays=Ref(inputs.parameters.LogRetentionDays))
     )
     function_role = role(
         t,
@@ -267,22 +284,22 @@ def _add_function(
 
 
 def add_workflow(
-    t: Template, spec: Spec, inputs: Inputs, storage: Storage, queues: Queues
+    t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Storage, queues: Queues
 ) -> Workflow:
     """The functions the state machine invokes, the state machine, then the functions that
     start it (trigger) or run beside it (sweeper)."""
-    data_access_role = _data_access_role(t, storage)
+    data_access_role = _data_access_role(t, storage, key)
     invoked = invoked_functions(spec)
     functions: dict[str, awslambda.Function] = {}
 
     def add(names: list[str], state_machine: sfn.StateMachine | None) -> None:
-        statements = _function_statements(storage, data_access_role, queues, state_machine)
+        statements = _function_statements(storage, data_access_role, queues, key, state_machine)
         for name in names:
             env = _environment(spec, name, storage, data_access_role, state_machine)
-            functions[name] = _add_function(t, spec, name, statements.get(name, []), env)
+            functions[name] = _add_function(t, spec, inputs, name, statements.get(name, []), env)
 
     add(invoked, None)
-    state_machine = _add_state_machine(t, spec, {n: functions[n] for n in invoked})
+    state_machine = _add_state_machine(t, spec, inputs, {n: functions[n] for n in invoked})
     add([n for n in spec.workflow.functions if n not in invoked], state_machine)
     functions = {name: functions[name] for name in spec.workflow.functions}
 
@@ -318,11 +335,13 @@ def add_workflow(
 
 
 def _add_state_machine(
-    t: Template, spec: Spec, invoked: dict[str, awslambda.Function]
+    t: Template, spec: Spec, inputs: Inputs, invoked: dict[str, awslambda.Function]
 ) -> sfn.StateMachine:
     substitutions = definition_substitutions(invoked)
     log_group = t.add_resource(
-        logs.LogGroup("StateMachineLogGroup", RetentionInDays=spec.resources.log_retention_days)
+        logs.LogGroup(
+            "StateMachineLogGroup", RetentionInDays=Ref(inputs.parameters.LogRetentionDays)
+        )
     )
     machine_role = role(
         t,
