@@ -11,6 +11,7 @@ from generator.iam import allow, arn, policy_document, same_account
 from generator.kms import Key
 from generator.parameters import Inputs
 from generator.spec import Spec
+from lambdas.results import IMPORTED_TAG
 
 BATCHES_PREFIX = "batches/"
 INCOMING_PREFIX = "incoming/"
@@ -57,8 +58,44 @@ def _encryption(key: Key | None) -> s3.BucketEncryption:
     )
 
 
-def _bucket(t: Template, name: str, expire_days: int, key: Key | None, **extra) -> s3.Bucket:
-    """Encrypted, versioned, private, retained bucket that expires objects after expire_days."""
+def _cleanup_rule(**expire: object) -> s3.LifecycleRule:
+    """Old versions go a day after they were replaced; so do unfinished multipart uploads."""
+    return s3.LifecycleRule(
+        Id="Expire" if expire else "CleanUp",
+        Status="Enabled",
+        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
+        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
+        **expire,
+    )
+
+
+def imported_instances_rules(days: int) -> list[s3.LifecycleRule]:
+    """The DICOM bucket's lifecycle: an instance expires `days` after it was imported as primary
+    (RecordResults tags it), never before; failed and conflicting instances, manifests and markers
+    stay until an operator acts."""
+    tag = s3.TagFilter(**IMPORTED_TAG)
+    return [
+        s3.LifecycleRule(
+            Id="ExpireImportedInstances",
+            Status="Enabled",
+            Prefix=INCOMING_PREFIX,
+            TagFilters=[tag],
+            ExpirationInDays=days,
+        ),
+        _cleanup_rule(),
+    ]
+
+
+def _bucket(
+    t: Template,
+    name: str,
+    expire_days: int,
+    key: Key | None,
+    rules: list[s3.LifecycleRule] | None = None,
+    **extra,
+) -> s3.Bucket:
+    """Encrypted, versioned, private, retained bucket that expires objects after expire_days
+    (or follows `rules`)."""
     bucket = t.add_resource(
         s3.Bucket(
             name,
@@ -76,19 +113,7 @@ def _bucket(t: Template, name: str, expire_days: int, key: Key | None, **extra) 
             ),
             VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
             LifecycleConfiguration=s3.LifecycleConfiguration(
-                Rules=[
-                    s3.LifecycleRule(
-                        Id="Expire",
-                        Status="Enabled",
-                        ExpirationInDays=expire_days,
-                        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
-                            NoncurrentDays=1
-                        ),
-                        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
-                            DaysAfterInitiation=1
-                        ),
-                    )
-                ]
+                Rules=rules or [_cleanup_rule(ExpirationInDays=expire_days)]
             ),
             **extra,
         )
@@ -150,6 +175,7 @@ def add_storage(
         "DicomBucket",
         res.received_object_retention_days,
         key,
+        imported_instances_rules(res.received_object_retention_days),
         LoggingConfiguration=logged("DicomBucket"),
         NotificationConfiguration=s3.NotificationConfiguration(
             QueueConfigurations=[
