@@ -69,7 +69,7 @@ def _cleanup_rule(**expire: object) -> s3.LifecycleRule:
     )
 
 
-def imported_instances_rules(days: int) -> list[s3.LifecycleRule]:
+def imported_instances_rules(days: Any) -> list[s3.LifecycleRule]:
     """The DICOM bucket's lifecycle: an instance expires `days` after it was imported as primary
     (RecordResults tags it), never before; failed and conflicting instances, manifests and markers
     stay until an operator acts."""
@@ -89,7 +89,7 @@ def imported_instances_rules(days: int) -> list[s3.LifecycleRule]:
 def _bucket(
     t: Template,
     name: str,
-    expire_days: int,
+    expire_days: Any,
     key: Key | None,
     rules: list[s3.LifecycleRule] | None = None,
     **extra,
@@ -140,10 +140,10 @@ def add_storage(
     queue_policy: sqs.QueuePolicy,
 ) -> Storage:
     """Buckets, table and data store; the DICOM bucket notifies the import queue of manifests."""
-    res = spec.resources
     # Access logs stay SSE-S3: the load balancer's log delivery supports only SSE-S3 or a key
     # whose policy names delivery.logs.amazonaws.com, and these logs hold no DICOM data.
-    logs = _bucket(t, "AccessLogsBucket", res.access_log_retention_days, None)
+    days = inputs.parameters
+    logs = _bucket(t, "AccessLogsBucket", Ref(days.AccessLogRetentionDays), None)
     log_delivery = "delivery.logs.amazonaws.com"
     logs_policy = _bucket_policy(
         t,
@@ -173,9 +173,9 @@ def add_storage(
     dicom = _bucket(
         t,
         "DicomBucket",
-        res.received_object_retention_days,
+        None,
         key,
-        imported_instances_rules(res.received_object_retention_days),
+        imported_instances_rules(Ref(days.IncomingRetentionDays)),
         LoggingConfiguration=logged("DicomBucket"),
         NotificationConfiguration=s3.NotificationConfiguration(
             QueueConfigurations=[
@@ -199,7 +199,7 @@ def add_storage(
     results = _bucket(
         t,
         "ResultsBucket",
-        res.results_retention_days,
+        Ref(days.ResultsRetentionDays),
         key,
         LoggingConfiguration=logged("ResultsBucket"),
     )

@@ -296,7 +296,7 @@ def test_dicom_bucket_expires_only_instances_imported_as_primary(resources):
             "Status": "Enabled",
             "Prefix": "incoming/",
             "TagFilters": [{"Key": "storescp-import", "Value": "primary"}],
-            "ExpirationInDays": 30,
+            "ExpirationInDays": {"Ref": "IncomingRetentionDays"},
         }
     ]
 
