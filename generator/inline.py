@@ -13,7 +13,6 @@ import ast
 import builtins
 import io
 import itertools
-import re
 import string
 import tokenize
 from keyword import kwlist
@@ -130,7 +129,7 @@ def _merged_imports(imports: list[ast.stmt]) -> list[str]:
                 dict.fromkeys(ast.unparse(a) for a in node.names)
             )
     return [
-        f"import {', '.join(plain)}",
+        *([f"import {', '.join(plain)}"] if plain else []),
         *(f"from {m} import {', '.join(n)}" for m, n in names.items()),
     ]
 
@@ -199,7 +198,8 @@ def _shorten_globals(nodes: list[ast.stmt]) -> None:
     ]
     mine = sorted(set(mine) - _keywords(nodes))
     taken = _taken(nodes)
-    rename = dict(zip(mine, (n.upper() for n in _short_names() if n.upper() not in taken)))
+    names = (n.upper() for n in _short_names() if n.upper() not in taken)
+    rename = dict(zip(mine, names, strict=False))
     for node in nodes:
         _rename(node, rename)
 
@@ -215,9 +215,9 @@ def _shorten_locals(nodes: list[ast.stmt]) -> None:
                 local.add(x.id)
             elif isinstance(x, ast.arg):
                 local.add(x.arg)
-            elif isinstance(x, ast.ExceptHandler) and x.name:
-                local.add(x.name)
-            elif isinstance(x, ast.FunctionDef) and x is not function:
+            elif (
+                isinstance(x, ast.ExceptHandler | ast.FunctionDef) and x is not function and x.name
+            ):
                 local.add(x.name)
         local -= keywords | top
         names = (n for n in _short_names() if n not in taken)

@@ -48,7 +48,7 @@ class Workflow:
 
 
 def logical_name(function: str) -> str:
-    """'start_import' -> 'StartImport'."""
+    """'record_results' -> 'RecordResults'."""
     return "".join(part.capitalize() for part in function.split("_"))
 
 

@@ -4,6 +4,7 @@ FAILED with the reason, so that a lookup by SOP Instance UID says why."""
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 
 from lambdas.attempts import execution_name
 from lambdas.job_table import FAILED, instance_item, job_item, write_items
@@ -14,10 +15,8 @@ from lambdas.manifest import read_json
 def failure_message(error: dict) -> str:
     """'Error: message' from a Catch result ({"Error", "Cause"}), without a stack trace."""
     cause = error.get("Cause", "")
-    try:
+    with suppress(ValueError, TypeError, KeyError):
         cause = json.loads(cause)["errorMessage"]
-    except (ValueError, TypeError, KeyError):
-        pass
     return f"{error.get('Error')}: {cause}"[:1000]
 
 

@@ -1,4 +1,5 @@
-"""storescp-redrive and storescp-lookup against the local pipeline (moto, the real ASL, the fake)."""
+"""storescp-redrive and storescp-lookup against the local pipeline (moto, the real ASL, the
+HealthImaging fake)."""
 
 from __future__ import annotations
 

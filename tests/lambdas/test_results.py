@@ -51,7 +51,7 @@ GUIDE_MANIFEST = """{
         ]
     }
 }
-"""  # noqa: E501
+"""
 # GUIDE: success.ndjson example, verbatim (Python's True included).
 GUIDE_SUCCESS = """{"inputFile":"dicomInputFolder/1.3.51.5145.5142.20010109.1105620.1.0.1.dcm","importResponse":{"imageSetId":"12345612345612345678907890789012", "isPrimary": True}}
 {"inputFile":"dicomInputFolder/1.3.51.5145.5142.20010109.1105630.1.0.1.dcm","importResponse":{"imageSetId":"12345612345612345678917891789012", "isPrimary": True}}
@@ -210,7 +210,7 @@ def test_missing_manifest_is_an_error_not_an_empty_result(aws):
     manifest = write_batch(clients.client("s3"), aws, 1)
     state = state_for(aws, manifest, f"s3://{aws}/nowhere/")
 
-    with pytest.raises(Exception, match="job-output-manifest.json; may the data access role"):
+    with pytest.raises(Exception, match=r"job-output-manifest\.json; may the data access role"):
         inline_handler("record_results")(state, None)
 
 
