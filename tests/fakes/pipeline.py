@@ -291,7 +291,6 @@ def local_pipeline(
                 "MOTO_PORT": str(router.port),
                 "AWS_DATA_PATH": str(sdk_model_dir(models)),
                 "AWS_ENDPOINT_URL": moto.endpoint,
-                "AWS_ENDPOINT_URL_MEDICAL_IMAGING": fake.endpoint,
                 "STATE_MACHINE_ARN": arn,
                 "JOB_TABLE_NAME": table_name,
                 "DICOM_BUCKET": bucket,

@@ -20,8 +20,12 @@ def pipeline(moto):
         yield p
 
 
-def run_batch(pipeline, count=3, **kwargs):
+def run_batch(pipeline, count=3, mark: str | None = None, **kwargs):
+    """Write a batch and run it; `mark` names a set of the fake (failing_sops, warning_sops) that
+    gets the batch's second instance (or only one)."""
     manifest = write_batch(pipeline.moto.client("s3"), pipeline.bucket, count, **kwargs)
+    if mark:
+        getattr(pipeline.fake, mark).add(manifest["instances"][min(1, count - 1)]["sopInstanceUID"])
     assert pipeline.deliver(wait_seconds=5) >= 1
     (execution,) = pipeline.wait_for_executions(1)
     return manifest, execution
@@ -102,13 +106,8 @@ def test_failed_job_fails_the_execution_and_every_instance(pipeline):
 
 
 def test_completed_job_with_failed_files_records_which_and_why(pipeline):
-    s3 = pipeline.moto.client("s3")
-    manifest = write_batch(s3, pipeline.bucket, 4)
+    manifest, execution = run_batch(pipeline, 4, mark="failing_sops")
     bad = manifest["instances"][1]["sopInstanceUID"]
-    pipeline.fake.failing_sops.add(bad)
-
-    pipeline.deliver(wait_seconds=5)
-    (execution,) = pipeline.wait_for_executions(1)
 
     assert execution["status"] == "FAILED"
     assert failed_error(pipeline, execution) == "ImportFailed"
@@ -127,13 +126,8 @@ def test_completed_job_with_failed_files_records_which_and_why(pipeline):
 
 
 def test_warning_is_recorded_on_an_imported_instance(pipeline):
-    s3 = pipeline.moto.client("s3")
-    manifest = write_batch(s3, pipeline.bucket, 2)
-    warned = manifest["instances"][0]["sopInstanceUID"]
-    pipeline.fake.warning_sops.add(warned)
-
-    pipeline.deliver(wait_seconds=5)
-    (execution,) = pipeline.wait_for_executions(1)
+    manifest, execution = run_batch(pipeline, 2, mark="warning_sops")
+    warned = manifest["instances"][1]["sopInstanceUID"]
 
     assert execution["status"] == "SUCCEEDED"
     (item,) = pipeline.records_for_sop(warned)
