@@ -27,6 +27,18 @@ def allow(actions: list[str], resources: list[Any], condition: dict | None = Non
     return statement
 
 
+def deny_insecure_transport(action: str, resources: list[Any]) -> Statement:
+    """Deny every request to these resources that does not use TLS."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resources,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def policy_document(statements: list[Statement]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
-from generator.iam import allow, policy_document, var
+from generator.iam import allow, deny_insecure_transport, policy_document, same_account, var
 from generator.kms import Key
 from generator.network import Network
 from generator.parameters import Inputs
@@ -76,20 +76,10 @@ def _topic(t: Template, inputs: Inputs, key: Key) -> sns.Topic:
                         **allow(
                             ["sns:Publish"],
                             [Ref(topic)],
-                            {
-                                "ArnLike": {"aws:SourceArn": alarms},
-                                "StringEquals": {"aws:SourceAccount": Sub("${AWS::AccountId}")},
-                            },
+                            {"ArnLike": {"aws:SourceArn": alarms}, **same_account()},
                         ),
                     },
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "sns:Publish",
-                        "Resource": [Ref(topic)],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
+                    deny_insecure_transport("sns:Publish", [Ref(topic)]),
                 ]
             ),
         )

@@ -34,8 +34,6 @@ from generator.storage import Storage
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Seconds CloudFormation waits for the route-table custom resource (default: one hour).
 CUSTOM_RESOURCE_TIMEOUT = 300
-# Tag that marks this stack's S3 gateway endpoint, so an update keeps its route tables.
-STACK_TAG = route_tables.STACK_TAG
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,8 @@ def add_s3_endpoint(t: Template, inputs: Inputs, key: Key) -> None:
             VpcEndpointType="Gateway",
             ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
             RouteTableIds=GetAtt(tables, "RouteTableIds"),
-            Tags=Tags({STACK_TAG: StackId}),
+            # Marks this stack's endpoint, so an update keeps the tables it routes.
+            Tags=Tags({route_tables.STACK_TAG: StackId}),
         )
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3, sqs
 
-from generator.iam import allow, arn, policy_document, same_account
+from generator.iam import allow, arn, deny_insecure_transport, policy_document, same_account
 from generator.kms import Key
 from generator.parameters import Inputs
 from generator.spec import Spec
@@ -27,16 +27,6 @@ class Storage:
     datastore: healthimaging.Datastore  # exists only when DatastoreId is empty
     datastore_id: Any  # the created data store's ID, or DatastoreId
     datastore_arns: list[Any]  # the data store and its image sets, for IAM statements
-
-
-def _deny_insecure_transport(bucket: s3.Bucket) -> dict:
-    return {
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [GetAtt(bucket, "Arn"), arn(bucket, "/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def _encryption(key: Key | None) -> s3.BucketEncryption:
@@ -126,7 +116,12 @@ def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> s3
         s3.BucketPolicy(
             f"{bucket.title}Policy",
             Bucket=Ref(bucket),
-            PolicyDocument=policy_document([_deny_insecure_transport(bucket), *statements]),
+            PolicyDocument=policy_document(
+                [
+                    deny_insecure_transport("s3:*", [GetAtt(bucket, "Arn"), arn(bucket, "/*")]),
+                    *statements,
+                ]
+            ),
         )
     )
 

@@ -146,6 +146,16 @@ def _matches(template, name: str, value: str) -> bool:
         ),
         ("TaskMemoryLimit", ["512", "2048", "122880"], ["", "2GB", "0512"]),
         (
+            "AlarmEmail",
+            ["", "pacs-ops@example.org", "a.b+alarms@radiology.example.co.uk"],
+            ["pacs-ops", "a@b", "ops@example.org,other@example.org", "a b@example.org"],
+        ),
+        (
+            "DatastoreId",
+            ["", "0123456789abcdef0123456789abcdef"],
+            ["0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef", "datastore-1"],
+        ),
+        (
             "KmsKeyArn",
             ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
             [

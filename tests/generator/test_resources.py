@@ -439,3 +439,10 @@ def test_outputs_computed_from_conditions(template):
             {"Ref": "DatastoreId"},
         ]
     }
+
+
+def test_every_log_group_keeps_logs_for_log_retention_days(resources):
+    groups = of_type(resources, "AWS::Logs::LogGroup")
+    assert len(groups) >= 3
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
