@@ -10,6 +10,7 @@ import uuid
 import pydicom
 import pytest
 
+from tests.fakes import healthimaging
 from tests.fakes.pipeline import local_pipeline
 from tests.lambdas.batches import batch_id, manifest_for, write_batch
 
@@ -220,3 +221,14 @@ def test_duplicated_s3_event_gives_one_execution_and_one_import_job(pipeline):
     assert len(pipeline.executions()) == 1
     assert len(starts(pipeline)) == 1
     assert len(pipeline.job_items()) == 1
+
+
+def test_a_batch_over_the_per_job_file_quota_fails_with_the_reason(pipeline, monkeypatch):
+    monkeypatch.setattr(healthimaging, "MAX_FILES_PER_JOB", 2)  # 5,000 in the quota: too slow
+
+    manifest, execution = run_batch(pipeline, 3)
+
+    assert execution["status"] == "FAILED"
+    assert failed_error(pipeline, execution) == "ImportFailed"
+    (item,) = pipeline.records_for_sop(manifest["instances"][0]["sopInstanceUID"])
+    assert item["reason"].startswith("import job FAILED: input exceeds 2 files")
