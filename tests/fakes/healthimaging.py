@@ -310,7 +310,7 @@ class FakeHealthImaging:
             )
             for obj in page.get("Contents", [])
         ]
-        # [QUOTAS] gives the limits, not how a job over them ends: the fake fails it, with a message.
+        # [QUOTAS] gives the limits, not how a job over them ends: the fake fails it with a reason.
         if len(objects) > MAX_FILES_PER_JOB or sum(o["Size"] for o in objects) > MAX_BYTES_PER_JOB:
             job.status = "FAILED"
             job.message = f"input exceeds {MAX_FILES_PER_JOB} files or {MAX_BYTES_PER_JOB} bytes"
