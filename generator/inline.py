@@ -102,6 +102,10 @@ def inline_source(module: str, root: Path = ROOT) -> str:
     if "handler" not in defined:
         raise GeneratorError(f"lambdas/{module}.py defines no handler(event, context)")
     kept = _reachable(nodes)
+    known = {name for n in kept for name in _defines(n)} | set(dir(builtins))
+    undefined = sorted({name for n in kept for name in _free_names(n)} - known)
+    if undefined:
+        raise GeneratorError(f"lambdas.{module}'s inline code uses {undefined}, defined nowhere")
     _shorten_globals(kept)
     _shorten_locals(kept)
     imports = [n for n in kept if isinstance(n, ast.Import | ast.ImportFrom)]
@@ -161,6 +165,11 @@ def _free_names(node: ast.stmt) -> set[str]:
         x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)
     }
     bound |= {x.arg for x in ast.walk(node) if isinstance(x, ast.arg)}
+    bound |= {
+        x.name
+        for x in ast.walk(node)
+        if isinstance(x, ast.ExceptHandler | ast.FunctionDef | ast.ClassDef) and x.name
+    }
     return loaded - bound
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import re
 
-from lambdas.errors import ImportOutputError
-
 SUMMARY_NAME = "job-output-manifest.json"
 RESULT_FILES = {
     "successOutputS3Uri": "success.ndjson",
@@ -60,7 +58,7 @@ def read_outcomes(s3, output_s3_uri: str) -> tuple[dict, dict[str, dict]]:
     """
     text = read_text(s3, output_s3_uri + SUMMARY_NAME)
     if text is None:
-        raise ImportOutputError(
+        raise FileNotFoundError(
             f"no {output_s3_uri}{SUMMARY_NAME}; may the data access role write it?"
         )
     summary = json.loads(text)["jobSummary"]

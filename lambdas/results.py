@@ -46,7 +46,7 @@ def record_results(state: dict, s3, table) -> dict:
         missing = f"import job FAILED: {job.get('Message')}"
     else:
         summary, found = read_outcomes(s3, job["OutputS3Uri"])
-        missing = "not listed in the import job's output"
+        missing = "not in the import job's output"
     sets = {s.get("imageSetId"): s for s in summary.get("imageSetsSummary", [])}
     instances = [
         instance_item(job["JobId"], state, i, outcome(found.get(i["key"]), sets, missing))
@@ -55,7 +55,7 @@ def record_results(state: dict, s3, table) -> dict:
     counts = {f"{s.lower()}Count": 0 for s in (IMPORTED, CONFLICT, FAILED)}
     for item in instances:
         counts[f"{item['importStatus'].lower()}Count"] += 1
-    counts["warningCount"] = sum(1 for item in instances if "warnings" in item)
+    counts["warningCount"] = sum("warnings" in item for item in instances)
     write_items(table, [job_item(job["JobId"], state, manifest, job, **counts), *instances])
     keys = [i["key"] for i in instances if i["importStatus"] == IMPORTED]
     with ThreadPoolExecutor(16) as pool:
@@ -65,5 +65,9 @@ def record_results(state: dict, s3, table) -> dict:
 
 
 def tag_imported(s3, bucket: str, key: str) -> None:
-    """Tag an object imported as primary, so that the bucket's lifecycle may expire it."""
-    s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [IMPORTED_TAG]})
+    """Tag an object imported as primary, so that the bucket's lifecycle may expire it; one that
+    cannot be tagged is kept (logged), never lost."""
+    try:
+        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [IMPORTED_TAG]})
+    except Exception as exc:
+        log("tag-failed", "ERROR", key=key, error=str(exc))

@@ -89,3 +89,27 @@ def test_a_function_without_handler_is_refused(root):
     write(root, "probe", "def run(event):\n    return 1\n")
     with pytest.raises(GeneratorError, match="defines no handler"):
         inline_source("probe", root)
+
+
+def test_a_name_defined_nowhere_is_refused(root):
+    write(root, "probe", "def handler(event, context=None):\n    raise GoneError('x')\n")
+    with pytest.raises(GeneratorError, match=r"uses \['GoneError'\], defined nowhere"):
+        inline_source("probe", root)
+
+
+def test_tag_failure_keeps_the_object(root):
+    """An object RecordResults cannot tag is logged and kept: the record goes on."""
+    write(
+        root,
+        "probe",
+        "from lambdas.results import tag_imported\n"
+        "def handler(event, context=None):\n    return tag_imported(event['s3'], 'b', 'k')\n",
+    )
+    module = types.ModuleType("index")
+    exec(inline_source("probe", root), module.__dict__)
+
+    class Refusing:
+        def put_object_tagging(self, **kwargs):
+            raise PermissionError("AccessDenied")
+
+    assert module.handler({"s3": Refusing()}) is None

@@ -187,7 +187,7 @@ def test_results_recorded_per_instance_as_the_guide_shapes_them(aws):
     assert recorded[f"INSTANCE#{sops[0]}"]["importStatus"] == "IMPORTED"
     assert recorded[f"INSTANCE#{sops[1]}"]["importStatus"] == "CONFLICT"
     assert recorded[f"INSTANCE#{sops[2]}"]["reason"] == "X: bad"
-    assert recorded[f"INSTANCE#{sops[3]}"]["reason"] == "not listed in the import job's output"
+    assert recorded[f"INSTANCE#{sops[3]}"]["reason"] == "not in the import job's output"
     job = recorded["JOB"]
     documented = {
         "jobId",
