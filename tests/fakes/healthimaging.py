@@ -5,18 +5,23 @@ Sources, each named where it is used:
 - [API] API reference, StartDICOMImportJob / GetDICOMImportJob / DICOMImportJobProperties
   (request constraints; botocore's model carries the same patterns and lengths, and the error
   codes with their HTTP statuses).
+  https://docs.aws.amazon.com/healthimaging/latest/APIReference/API_StartDICOMImportJob.html
 - [CLI] AWS CLI reference examples, start-dicom-import-job and get-dicom-import-job: the
   `outputS3Uri` GetDICOMImportJob returns is the job's folder,
   `{outputS3Uri passed}{datastoreId}-DicomImport-{jobId}/`.
+  https://awscli.amazonaws.com/v2/documentation/api/latest/reference/medical-imaging/get-dicom-import-job.html
 - [GUIDE] Developer guide, "Understanding import jobs": job-output-manifest.json (jobSummary with
   success/failure/warnings folders, counts, imageSetsSummary), SUCCESS/success.ndjson,
   FAILURE/failure.ndjson, WARNING/warning.ndjson lines; instances whose metadata conflicts with a
   primary image set go to a non-primary image set with `isPrimary: False`; a SOP instance imported
   again overwrites the older one and increments the image set's version.
+  https://docs.aws.amazon.com/healthimaging/latest/devguide/understanding-import-jobs.html
 - [THROTTLE] Developer guide, "Throttling limits": StartDICOMImportJob 1 TPS, burst 2;
   GetDICOMImportJob 25 TPS, burst 50; ThrottlingException above them.
+  https://docs.aws.amazon.com/healthimaging/latest/devguide/throttling-limits.html
 - [QUOTAS] Developer guide, "Endpoints and quotas": 100 concurrent import jobs per data store
   (ServiceQuotaExceededException above), 5,000 files and 10 GB per import job.
+  https://docs.aws.amazon.com/healthimaging/latest/devguide/endpoints-quotas.html
 
 The fake's clock can run faster than real time (`clock_scale`), so tests of hours of quota
 pressure take seconds; every rate and duration above is in the fake's seconds.
@@ -178,10 +183,6 @@ class FakeHealthImaging:
         self.lock = threading.Lock()
         self.port = free_port()
         self.server = BusyServer(("127.0.0.1", self.port), self._handler_class())
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> FakeHealthImaging:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
