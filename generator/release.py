@@ -16,6 +16,7 @@ from pathlib import Path
 
 from generator import docs, documents, gates, marketplace, package
 from generator.errors import GeneratorError
+from generator.inline import inline_source
 from generator.spec import ROOT, Spec, load
 from generator.template import GENERATED, build_template
 
@@ -31,12 +32,16 @@ def render_template(spec: Spec) -> tuple[str, str]:
 def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
     """Every artifact of dist/<version>/ except the manifest, by relative path."""
     yaml_text, json_text = render_template(spec)
-    zipped = package.lambda_zip(root)
     files = {
         "template.yaml": yaml_text.encode(),
         "template.json": json_text.encode(),
         "parameters.md": docs.parameter_reference(spec).encode(),
-        **{f"lambda/{name}.zip": zipped for name in spec.workflow.functions},
+        # The template carries each function inline; the sources are shipped for review.
+        "lambda/sources.zip": package.lambda_zip(root),
+        **{
+            f"lambda/inline/{n}.py": inline_source(n, root).encode()
+            for n in spec.workflow.functions
+        },
         **{f"container/{k}": v for k, v in package.container_context(root).items()},
         **documents.bundle(spec),
         **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},
