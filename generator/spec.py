@@ -94,12 +94,6 @@ class Marketplace:
 
 
 @dataclass(frozen=True)
-class Artifacts:
-    bucket_prefix: str
-    key_prefix: str
-
-
-@dataclass(frozen=True)
 class FargateSize:
     """Memory (MiB) Fargate accepts for one CPU value: min..max in steps."""
 
@@ -124,9 +118,6 @@ class Alarms:
 class Resources:
     """Resource options fixed per release (config/product.schema.json describes each)."""
 
-    received_object_retention_days: int
-    results_retention_days: int
-    access_log_retention_days: int
     batch_max_files: int
     batch_max_bytes: int
     drain_timeout_seconds: int
@@ -196,7 +187,6 @@ class Spec:
     version: str = field(init=False)
     description: str = field(init=False)
     image: Image = field(init=False)
-    artifacts: Artifacts = field(init=False)
     marketplace: Marketplace = field(init=False)
     parameter_groups: tuple[str, ...] = field(init=False)
     parameters: tuple[ParameterSpec, ...] = field(init=False)
@@ -214,7 +204,6 @@ class Spec:
             "version": d["product"]["version"],
             "description": d["product"]["description"],
             "image": Image(**d["image"]),
-            "artifacts": _fields(Artifacts, d["artifacts"]),
             "marketplace": Marketplace(
                 d["marketplace"]["registerUsage"], d["marketplace"].get("productCode", "")
             ),
