@@ -16,7 +16,6 @@ from pathlib import Path
 
 from generator import docs, documents, gates, marketplace, package
 from generator.errors import GeneratorError
-from generator.inline import inline_source
 from generator.spec import ROOT, Spec, load
 from generator.template import GENERATED, build_template
 
@@ -38,10 +37,7 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "parameters.md": docs.parameter_reference(spec).encode(),
         # The template carries each function inline; the sources are shipped for review.
         "lambda/sources.zip": package.lambda_zip(root),
-        **{
-            f"lambda/inline/{n}.py": inline_source(n, root).encode()
-            for n in spec.workflow.functions
-        },
+        **{f"lambda/inline/{n}.py": code.encode() for n, code in spec.inline_code.items()},
         **{f"container/{k}": v for k, v in package.container_context(root).items()},
         **documents.bundle(spec),
         **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},

@@ -14,7 +14,7 @@ from troposphere import stepfunctions as sfn
 
 from generator.errors import SpecError
 from generator.iam import allow, arn, log_writer, policy_document, role, same_account, var
-from generator.inline import HANDLER, inline_source
+from generator.inline import HANDLER
 from generator.kms import Key
 from generator.parameters import Inputs
 from generator.spec import Spec
@@ -250,7 +250,7 @@ def _add_function(
             Description=f"StoreSCP import workflow: lambdas.{name} (source in the release bundle)",
             Runtime="python3.12",
             Handler=HANDLER,
-            Code=awslambda.Code(ZipFile=inline_source(name)),
+            Code=awslambda.Code(ZipFile=spec.inline_code[name]),
             Role=GetAtt(function_role, "Arn"),
             Timeout=spec.resources.lambda_timeout_seconds,
             MemorySize=spec.resources.lambda_memory_mib,

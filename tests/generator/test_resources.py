@@ -108,7 +108,8 @@ def test_marketplace_metering_switch(spec):
     def build(register: bool) -> dict:
         marketplace = {"registerUsage": register, "productCode": "abcdefghijklmnopqrstuvwxy"}
         data = {**spec.data, "marketplace": marketplace}
-        return build_template(type(spec)(data, spec.definition)).to_dict()["Resources"]
+        changed = type(spec)(data, spec.definition, spec.inline_code)
+        return build_template(changed).to_dict()["Resources"]
 
     def task_env(resources: dict) -> dict[str, object]:
         (container,) = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"]
