@@ -17,7 +17,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from scp import pynetdicom_patches
+from scp.association import ScpRequestHandler, pynetdicom_supported
 from scp.health import start_health
 from scp.service import StoreService
 from scp.settings import Settings
@@ -52,11 +52,24 @@ TRANSFER_SYNTAXES = [
 
 class ScpServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, hardened: TCP_NODELAY, TLS handshakes off the accept loop
-    with a deadline, and a cap on connections that have not associated yet."""
+    with a deadline, a cap on connections that have not associated yet, and (through its request
+    handler) our association classes, which receive datasets into `receive_dir` while it keeps
+    `min_free_disk` bytes free."""
 
     daemon_threads = True
     request_queue_size = 128
-    reuse_port = False  # worker processes share the port; the kernel spreads connections
+
+    def __init__(
+        self,
+        *args: Any,
+        receive_dir: str,
+        min_free_disk: int,
+        reuse_port: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.receive_dir, self.min_free_disk = receive_dir, min_free_disk
+        self.reuse_port = reuse_port  # worker processes share the port; the kernel spreads them
+        super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
         if self.reuse_port:
@@ -112,11 +125,10 @@ class ScpServer(ThreadedAssociationServer):
 
 def build_ae(settings: Settings) -> AE:
     """The application entity with its presentation contexts and timeouts."""
-    pynetdicom_patches.install(settings.max_pdu_size)  # PDU size bound, event-driven waits
     _config.STORE_RECV_CHUNKED_DATASET = True  # stream datasets to a file, never hold them
     _config.LOG_HANDLER_LEVEL = "none"  # pynetdicom's PDU dumps could carry PHI
     # pydicom re-validates every UID it touches with regexes, a large share of the receive
-    # path's CPU; the SCP validates the UIDs it uses itself (service.valid_uid).
+    # path's CPU; the SCP validates the UIDs it uses itself (storing.valid_uid).
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
     ae = AE(ae_title=settings.ae_title)
@@ -124,7 +136,7 @@ def build_ae(settings: Settings) -> AE:
     ae.acse_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
-    # The limit is enforced by StoreService on associations; this only caps threads.
+    # The limit is enforced by the AssociationRegistry on associations; this only caps threads.
     ae.maximum_associations = settings.maximum_associations + PENDING_CONNECTIONS
     ae.add_supported_context(Verification)
     sop_classes = settings.supported_sop_class_uids or sorted(set(_STORAGE_CLASSES.values()))
@@ -155,12 +167,12 @@ def serve(
     on_listening: Callable[[], None] | None = None,
 ) -> int:
     """One serving process: DICOM server, optional health endpoint, metrics, drain."""
-    tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
+    tempfile.tempdir = store.temp_dir  # stock pynetdicom's files too (unsupported versions)
     ae = build_ae(settings)
     metrics = Metrics(settings.metrics_namespace)
-    service = StoreService(settings, store, metrics, slots)
+    service = StoreService(settings, store, metrics, slots).start()
     try:
-        server = _start_dicom_server(ae, settings, service, reuse_port)
+        server = _start_dicom_server(ae, settings, service, store.temp_dir, reuse_port)
     except OSError as exc:
         LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
         return 1
@@ -184,14 +196,18 @@ def serve(
 
 
 def _start_dicom_server(
-    ae: AE, settings: Settings, service: StoreService, reuse_port: bool
+    ae: AE, settings: Settings, service: StoreService, receive_dir: str, reuse_port: bool
 ) -> ScpServer:
-    ScpServer.reuse_port = reuse_port
+    own = pynetdicom_supported()
     server = ae.make_server(
         (settings.bind, settings.port),
         evt_handlers=service.handlers(),
         ssl_context=tls_context(settings),
         server_class=ScpServer,
+        request_handler=ScpRequestHandler if own else None,
+        receive_dir=receive_dir,
+        min_free_disk=settings.min_free_disk,
+        reuse_port=reuse_port,
     )
     ae._servers.append(server)
     threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
@@ -200,7 +216,7 @@ def _start_dicom_server(
 
 def _drain(settings: Settings, service: StoreService, server: ThreadedAssociationServer) -> None:
     """Stop accepting, let associations finish until the deadline, then abort the rest."""
-    service.draining = True
+    service.drain()
     server.shutdown()  # closes the listening socket: new connections are refused
     LOG.info(
         "draining",

@@ -6,13 +6,50 @@ incoming/{batchId}/{Study}/{Series}/{SOP}.dcm, open/{batchId}.json, batches/{bat
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from typing import Any, Protocol
 
 from scp import ScpError
 
+OWNED_SUBDIR = ".storescp-tmp"  # the only folder the SCP ever empties, inside one the user names
+
 
 class StorageError(ScpError):
     """Storing failed; nothing was acknowledged and nothing half-written is visible."""
+
+
+class OwnedFolder:
+    """`{parent}/.storescp-tmp`: created, locked and emptied by this SCP alone. The lock (held by
+    the supervisor and inherited by its workers) stops a second SCP from emptying it under us."""
+
+    def __init__(self, parent: str) -> None:
+        self.path = os.path.join(os.path.abspath(parent), OWNED_SUBDIR)
+        self._lock_fd: int | None = None
+
+    def claim(self) -> None:
+        """Create the folder, take its lock and remove what a previous run left in it."""
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot use folder {self.path!r}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageError(
+                f"{self.path!r} is in use by another SCP; give each SCP its own TEMP_DIR/STORAGE"
+            ) from None
+        self._lock_fd = fd
+        for entry in os.scandir(self.path):
+            if entry.name == ".lock":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.remove(entry.path)
 
 
 class Store(Protocol):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import tempfile
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scp.storage import StorageError
+from scp.storage import OwnedFolder, StorageError
 
 LOG = logging.getLogger("scp.storage")
 MAX_PARTS = 10000
@@ -34,7 +32,7 @@ class S3Store:
         self.bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = multipart_threshold
-        self._temp_dir = temp_dir or os.path.join(tempfile.gettempdir(), "storescp-receive")
+        self._owned = OwnedFolder(temp_dir or tempfile.gettempdir())
         self._endpoint_url = endpoint_url
         self._client = client
 
@@ -64,17 +62,13 @@ class S3Store:
 
     @property
     def temp_dir(self) -> str:
-        return self._temp_dir
+        return self._owned.path
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self._prefix}"
 
     def prepare(self) -> None:
-        shutil.rmtree(self._temp_dir, ignore_errors=True)
-        try:
-            os.makedirs(self._temp_dir, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot use temporary folder {self._temp_dir!r}: {exc}") from None
+        self._owned.claim()
 
     def put_file(self, key: str, path: str, size: int) -> None:
         full = self._prefix + key

@@ -12,7 +12,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import create_file_meta, decode, encode
 
-from scp.pynetdicom_patches import encode_file_meta, encode_store_rsp
+from scp.association import encode_file_meta, encode_store_rsp
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 SOPS = ["1.2.3", "1.2.826.0.1.3680043.10.1234.1", "1." + "2" * 62]  # odd, even, 64 long
