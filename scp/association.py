@@ -465,25 +465,23 @@ class ScpAssociation(Association):
     dimse: ScpDIMSE
     dul: ScpDUL
 
-    def run_reactor(self) -> None:
-        try:
-            super().run_reactor()
-        finally:
-            self.dimse.discard_all()
-
     def _run_reactor(self) -> None:
         """pynetdicom's acceptor loop (see the contract test) without its 1 ms sleep: waiting
-        happens in ScpDIMSE.get_msg, which any message or DUL indication ends."""
+        happens in ScpDIMSE.get_msg, which any message or DUL indication ends. When it ends,
+        so do the association's temporary files."""
         self._is_paused = False
-        while not self._kill:
-            self._is_paused = True
-            self._reactor_checkpoint.wait()
-            self._is_paused = False
-            context_id, msg = self.dimse.get_msg(block=False)
-            if msg:
-                self._serve_request(msg, cast(int, context_id))
-            if self._peer_ended():
-                return
+        try:
+            while not self._kill:
+                self._is_paused = True
+                self._reactor_checkpoint.wait()
+                self._is_paused = False
+                context_id, msg = self.dimse.get_msg(block=False)
+                if msg:
+                    self._serve_request(msg, cast(int, context_id))
+                if self._peer_ended():
+                    return
+        finally:
+            self.dimse.discard_all()
 
     def _peer_ended(self) -> bool:
         """Release, abort, a dead DUL or the network timeout: handled as pynetdicom does."""

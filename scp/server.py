@@ -169,6 +169,7 @@ def serve(
     """One serving process: DICOM server, optional health endpoint, metrics, drain."""
     tempfile.tempdir = store.temp_dir  # stock pynetdicom's files too (unsupported versions)
     ae = build_ae(settings)
+    store.connect()
     metrics = Metrics(settings.metrics_namespace)
     service = StoreService(settings, store, metrics, slots).start()
     try:

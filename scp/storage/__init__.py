@@ -66,6 +66,10 @@ class Store(Protocol):
     def prepare(self) -> None:
         """Create what the store needs and remove leftovers of a previous crash."""
 
+    def connect(self) -> None:
+        """Make this process's clients (each serving process, before it listens, so the first
+        instance or a health check never waits on loading an SDK)."""
+
     def put_file(self, key: str, path: str, size: int) -> None:
         """Store the file at path under key; the file may be moved or consumed."""
 

@@ -42,6 +42,9 @@ class LocalStore:
         for folder in self._owned:
             folder.claim()
 
+    def connect(self) -> None:
+        pass
+
     def put_file(self, key: str, path: str, size: int) -> None:
         dest = self._path(key)
         try:

@@ -70,6 +70,9 @@ class S3Store:
     def prepare(self) -> None:
         self._owned.claim()
 
+    def connect(self) -> None:
+        self.client  # noqa: B018 - made now, not on the first instance
+
     def put_file(self, key: str, path: str, size: int) -> None:
         full = self._prefix + key
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-from tests.reliability import wire
+from tests.support import wire
 from tests.reliability.instances import Instance
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import wire
+from tests.support import wire
 from tests.reliability.conftest import FULL, report
 from tests.reliability.instances import folder_objects, make_instances
 

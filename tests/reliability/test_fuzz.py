@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from bench.runner import RssSampler
-from tests.reliability import wire
-from tests.reliability.conftest import FULL, ScpProcess, report
+from tests.support import wire
+from tests.reliability.conftest import FULL, report
 from tests.reliability.fuzz import Case, cases
 from tests.reliability.instances import dataset_of, folder_objects, iter_instances, make_instances
 from tests.reliability.sender import SteadySender
+from tests.support.scp import ScpProcess
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 COUNT = 10_000 if FULL else 800
@@ -70,7 +71,7 @@ class FuzzRun:
 def fuzz_run(tmp_path_factory) -> Iterator[FuzzRun]:
     """Our SCP receives COUNT malformed inputs (8 peers at a time) while one modality stores."""
     folder = tmp_path_factory.mktemp("fuzz")
-    scp = ScpProcess(str(folder / "store"), folder / "scp.log").start()
+    scp = ScpProcess(log_path=folder / "scp.log", storage=str(folder / "store")).start()
     try:
         sender = SteadySender(scp.port, iter_instances(series=2), folder, interval=0.02)
         sender.start()
@@ -80,7 +81,7 @@ def fuzz_run(tmp_path_factory) -> Iterator[FuzzRun]:
         baseline, problems, peaks = scp.rss(), [], []
         with ThreadPoolExecutor(max_workers=8) as pool:
             for half in (inputs[: COUNT // 2], inputs[COUNT // 2 :]):
-                sampler = RssSampler(scp.process.pid)
+                sampler = RssSampler(scp.proc.pid)
                 sampler.start()
                 problems += [p for p in pool.map(lambda c: send_case(scp.port, c), half) if p]
                 peaks.append(sampler.stop())
