@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from bench.runner import RssSampler
-from tests.support import wire
 from tests.reliability.conftest import FULL, report
 from tests.reliability.fuzz import Case, cases
 from tests.reliability.instances import dataset_of, folder_objects, iter_instances, make_instances
 from tests.reliability.sender import SteadySender
+from tests.support import wire
 from tests.support.scp import ScpProcess
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
