@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.runner import RssSampler
+from scp.storage import OWNED_SUBDIR
 from tests.reliability.conftest import FULL, report
 from tests.reliability.fuzz import Case, cases
 from tests.reliability.instances import dataset_of, folder_objects, iter_instances, make_instances
@@ -113,3 +115,20 @@ def test_memory_stays_bounded_under_malformed_input(fuzz_run: FuzzRun):
     )
     assert second - first < MEMORY_GROWTH_LIMIT, "memory grows with the number of inputs"
     assert second < MEMORY_LIMIT
+
+
+def test_malformed_input_leaves_no_temporary_file(fuzz_run: FuzzRun):
+    """After every malformed input and aborted transfer, while the SCP still runs, its own
+    temporary folder holds nothing but its lock (the good sender has finished)."""
+    folder = fuzz_run.storage / OWNED_SUBDIR
+
+    def left() -> list[Path]:
+        return [p for p in folder.rglob("*") if p.is_file() and p.name != ".lock"]
+
+    deadline = time.monotonic() + 10  # associations still ending close their files
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    files = left()
+    size = sum(p.stat().st_size for p in files)
+    report(f"fuzz leftovers: {len(files)} temporary files, {size} bytes after {COUNT} inputs")
+    assert (len(files), size) == (0, 0)
