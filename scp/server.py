@@ -173,7 +173,7 @@ def serve(
     metrics = Metrics(settings.metrics_namespace)
     service = StoreService(settings, store, metrics, slots).start()
     try:
-        server = _start_dicom_server(ae, settings, service, store.temp_dir, reuse_port)
+        server = start_dicom_server(ae, settings, service, store.temp_dir, reuse_port)
     except OSError as exc:
         LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
         return 1
@@ -196,7 +196,7 @@ def serve(
     return 0
 
 
-def _start_dicom_server(
+def start_dicom_server(
     ae: AE, settings: Settings, service: StoreService, receive_dir: str, reuse_port: bool
 ) -> ScpServer:
     own = pynetdicom_supported()
