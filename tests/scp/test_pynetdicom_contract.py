@@ -27,6 +27,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import create_file_meta, decode, encode
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.presentation import negotiate_as_acceptor, negotiate_unrestricted
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import CTImageStorage
 from pynetdicom.transport import AssociationSocket, RequestHandler
@@ -79,6 +80,10 @@ PINNED = {
     DIMSEMessage.decode_msg: "f51c777e841a76be",
     DIMSEMessage.message_to_primitive: "f8f43d34e43450ef",
     StorageServiceClass.SCP: "63afca7fc6c6e7ee",
+    # SharedContexts: each association deep-copies the server's contexts; negotiation as
+    # acceptor only reads them, so ours share them.
+    negotiate_as_acceptor: "d5413f08f0ac7b32",
+    negotiate_unrestricted: "344f31fc8c738793",
     # Hand-encoded C-STORE-RSP: send_msg fires EVT_DIMSE_SENT, then encodes.
     DIMSEServiceProvider.send_msg: "a839cf2fb46976d9",
 }
