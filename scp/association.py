@@ -18,8 +18,10 @@ stock pynetdicom. The changes:
    dataset streams to `{receive_dir}/{random}.part` (never `.dcm`), is refused before anything is
    written when free disk space is below the minimum, and is removed as soon as its association
    no longer needs it (handled, refused, aborted or cut off mid-transfer). File meta and
-   C-STORE-RSP are hand-encoded (byte-identical to pynetdicom's), a fifth of the CPU per instance.
-   EVT_DIMSE_SENT still fires: when a handler is bound to it, the stock encoder runs.
+   C-STORE-RSP are hand-encoded (byte-identical to pynetdicom's), a fifth of the CPU per instance,
+   and the response goes to the socket from the association's thread (`ScpDUL.send_command`),
+   sparing the DUL thread a wake-up per instance. EVT_DIMSE_SENT and EVT_PDU_SENT still fire:
+   when a handler is bound to either, the stock path runs.
 
 Every pynetdicom method these rely on is pinned by tests/scp/test_pynetdicom_contract.py.
 """
@@ -130,6 +132,12 @@ def encode_store_rsp(
         ]
     )
     return _element(0x00000000, b"UL", struct.pack("<I", len(body)), False) + body
+
+
+def p_data_tf(context_id: int, pdv: bytes) -> bytes:
+    """A P-DATA-TF PDU holding one presentation data value (control header included)."""
+    item = struct.pack(">LB", len(pdv) + 1, context_id) + pdv
+    return struct.pack(">BBL", P_DATA_TF, 0, len(item)) + item
 
 
 # -- temporary files -----------------------------------------------------------------------------
@@ -322,9 +330,7 @@ class ScpDIMSE(DIMSEServiceProvider):
                 primitive.AffectedSOPInstanceUID or "",
             )
             if not self.maximum_pdu_size or len(command) + 7 <= self.maximum_pdu_size:
-                pdata = P_DATA()
-                pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
-                self.dul.send_pdu(pdata)
+                cast(ScpDUL, self.dul).send_command(context_id, command)
                 return
         super().send_msg(primitive, context_id)
 
@@ -388,6 +394,24 @@ class ScpDUL(DULServiceProvider):
         super().send_pdu(primitive)
         self.waker.signal()
 
+    def send_command(self, context_id: int, command: bytes) -> None:
+        """Send a one-PDV command (a C-STORE-RSP) from the association's own thread.
+
+        In Sta6 a P-DATA request is only ever sent as is (DT-1, no state change), so when nothing
+        waits in the DUL's queue (order is kept) and no handler wants EVT_PDU_SENT, the PDU goes
+        straight to the socket, saving the DUL thread's wake-up per instance; otherwise it goes
+        through the DUL as usual."""
+        if (
+            self.state_machine.current_state != "Sta6"
+            or not self.to_provider_queue.empty()
+            or self.assoc.get_handlers(evt.EVT_PDU_SENT)
+        ):
+            pdata = P_DATA()
+            pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+            self.send_pdu(pdata)
+            return
+        cast(ScpSocket, self.socket).send(p_data_tf(context_id, b"\x03" + command))
+
     def kill_dul(self) -> None:
         super().kill_dul()
         self.waker.signal()
@@ -408,6 +432,7 @@ class ScpSocket(AssociationSocket):
         super().__init__(assoc, client_socket=client_socket)
         self.max_pdu = max_pdu
         self._header: tuple[int, int] | None = None
+        self._send_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -433,6 +458,11 @@ class ScpSocket(AssociationSocket):
         if waker is not None and waker in readable:
             dul.waker.drain()
         return sock in readable
+
+    def send(self, bytestream: bytes) -> None:
+        """Whole PDUs, whichever thread sends them (the DUL, or ScpDUL.send_command)."""
+        with self._send_lock:
+            super().send(bytestream)
 
     def recv(self, nr_bytes: int) -> bytearray:
         """The DUL reads a PDU as recv(6), then recv(length): refuse an oversized body."""

@@ -27,6 +27,9 @@ from pynetdicom.dimse_messages import C_STORE_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import create_file_meta, decode, encode
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.fsm import DT_1
+from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import negotiate_as_acceptor, negotiate_unrestricted
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import CTImageStorage
@@ -84,8 +87,11 @@ PINNED = {
     # acceptor only reads them, so ours share them.
     negotiate_as_acceptor: "d5413f08f0ac7b32",
     negotiate_unrestricted: "344f31fc8c738793",
-    # Hand-encoded C-STORE-RSP: send_msg fires EVT_DIMSE_SENT, then encodes.
+    # Hand-encoded C-STORE-RSP: send_msg fires EVT_DIMSE_SENT, then encodes; sent from the
+    # association's thread because DT-1 (Sta6 + P-DATA) only sends it (_send fires PDU_SENT).
     DIMSEServiceProvider.send_msg: "a839cf2fb46976d9",
+    DT_1: "82e5c5d4114534fa",
+    DULServiceProvider._send: "a850a7919e68484e",
 }
 
 
@@ -189,26 +195,40 @@ def test_every_wake_up_reaches_an_idle_reactor(server, tmp_path, monkeypatch) ->
     assert assoc.is_released and time.monotonic() - started < 5
 
 
-def test_store_responses_are_hand_encoded_unless_dimse_sent_is_bound(server, tmp_path) -> None:
+@pytest.mark.parametrize("event", [evt.EVT_DIMSE_SENT, evt.EVT_PDU_SENT])
+def test_store_responses_go_straight_to_the_socket_unless_a_sent_event_is_bound(
+    server, tmp_path, event
+) -> None:
+    """Unbound: hand-encoded and sent from the association thread (the DUL's queue unused).
+    Bound: the stock path, and the event fires."""
     encoded: list[int] = []
-    original = association.encode_store_rsp
+    queued: list[object] = []
+    original_encode, original_send_pdu = association.encode_store_rsp, association.ScpDUL.send_pdu
 
-    def spy(*args):
+    def spy_encode(*args):
         encoded.append(args[1])
-        return original(*args)
+        return original_encode(*args)
+
+    def spy_send_pdu(dul, primitive):
+        queued.append(type(primitive).__name__)
+        original_send_pdu(dul, primitive)
 
     path = _instance(tmp_path, "e")
-    sent: list[object] = []
+    fired: list[object] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(association, "encode_store_rsp", spy)
+        mp.setattr(association, "encode_store_rsp", spy_encode)
+        mp.setattr(association.ScpDUL, "send_pdu", spy_send_pdu)
         for bound in (False, True):
             if bound:
-                server.bind(evt.EVT_DIMSE_SENT, lambda e: sent.append(e.message))
+                server.bind(event, lambda e: fired.append(e))
             assoc = _sender().associate("127.0.0.1", server.server_address[1])
             assert assoc.send_c_store(str(path)).Status == 0
             assoc.release()
-    assert encoded == [0x0000], "the fast path did not answer the first C-STORE"
-    assert [type(m) for m in sent] == [C_STORE_RSP], "EVT_DIMSE_SENT did not fire"
+            if not bound:
+                assert encoded == [0x0000], "the fast path did not answer the C-STORE"
+                assert "P_DATA" not in queued, "the response went through the DUL's queue"
+    assert fired, f"{event.name} did not fire"
+    assert "P_DATA" in queued
 
 
 def test_received_files_carry_the_hand_encoded_file_meta(server, tmp_path) -> None:
@@ -237,6 +257,14 @@ def test_file_meta_is_pynetdicoms_byte_for_byte(sop: str, ts: str) -> None:
     assert ours == theirs.getvalue()
     meta = dcmread(BytesIO(b"\0" * 128 + b"DICM" + ours)).file_meta
     assert (meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID) == (sop, ts)
+
+
+@pytest.mark.parametrize("context_id", [1, 255])
+def test_p_data_tf_is_pynetdicoms_byte_for_byte(context_id: int) -> None:
+    pdv = b"\x03" + encode_store_rsp(7, 0, CT, SOPS[0])
+    primitive = P_DATA()
+    primitive.presentation_data_value_list.append((context_id, pdv))
+    assert association.p_data_tf(context_id, pdv) == P_DATA_TF(primitive).encode()
 
 
 @pytest.mark.parametrize("sop", SOPS)
