@@ -23,8 +23,8 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
-from pynetdicom.dimse_messages import C_STORE_RSP, DIMSEMessage
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_messages import C_ECHO_RQ, C_STORE_RQ, C_STORE_RSP, DIMSEMessage
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dsutils import create_file_meta, decode, encode
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.fsm import DT_1
@@ -288,3 +288,51 @@ def test_store_response_is_pynetdicoms_byte_for_byte(
         message_id,
         0x8001,
     )
+
+
+def _store_rq_command(**fields: object) -> bytes:
+    rq = C_STORE()
+    rq.MessageID, rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID = 7, CT, SOPS[0]
+    rq.Priority = 2
+    rq.DataSet = BytesIO(b"\0")
+    for name, value in fields.items():
+        setattr(rq, name, value)
+    message = C_STORE_RQ()
+    message.primitive_to_message(rq)
+    return encode(message.command_set, True, True)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"MoveOriginatorApplicationEntityTitle": "MOVER", "MoveOriginatorMessageID": 3},
+     {"AffectedSOPInstanceUID": SOPS[2], "MessageID": 65535, "Priority": 1}],
+)  # fmt: skip
+def test_hand_read_store_requests_equal_pynetdicoms(fields) -> None:
+    raw = _store_rq_command(**fields)
+    parsed = association.store_rq_fields(raw)
+    assert parsed is not None
+    ours = association.C_STORE_RQ.__new__(association.C_STORE_RQ)
+    association.ScpMessage.__init__(ours)
+    ours.context_id, ours._scp_fields = 1, parsed
+    theirs = C_STORE_RQ()
+    theirs.command_set, theirs.data_set, theirs.context_id = (
+        decode(BytesIO(raw), True, True),
+        None,
+        1,
+    )
+    a, b = ours.message_to_primitive(), theirs.message_to_primitive()
+    for name in ("MessageID", "AffectedSOPClassUID", "AffectedSOPInstanceUID", "Priority",
+                 "MoveOriginatorApplicationEntityTitle", "MoveOriginatorMessageID"):  # fmt: skip
+        assert getattr(a, name) == getattr(b, name), name
+
+
+def test_anything_but_a_plain_store_request_is_left_to_pynetdicom() -> None:
+    echo = C_ECHO()
+    echo.MessageID, echo.AffectedSOPClassUID = 1, "1.2.840.10008.1.1"
+    message = C_ECHO_RQ()
+    message.primitive_to_message(echo)
+    echo = encode(message.command_set, True, True)
+    assert association.store_rq_fields(echo) is None
+    raw = _store_rq_command()
+    assert association.store_rq_fields(raw[:-1]) is None  # truncated
+    assert association.store_rq_fields(raw + b"\x00\x00\x00\x09\x02\x00\x00\x00\x00\x00") is None
