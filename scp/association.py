@@ -256,10 +256,10 @@ class ScpMessage(stock_messages.DIMSEMessage):
             sop_instance = str(self.command_set.get("AffectedSOPInstanceUID", ""))
         if isinstance(self, C_STORE_RQ) and _config.STORE_RECV_CHUNKED_DATASET:
             dimse = cast(ScpDIMSE, assoc.dimse)
-            if not dimse.space_for_one():
+            if not dimse.disk.space_for_one():
                 self._scp_discard = True  # answered NO_DISK_SPACE; nothing written
                 return False
-            part = PartFile(dimse.receive_dir)
+            part = PartFile(dimse.disk.folder)
             dimse.receiving = part
             part.write(b"\0" * 128 + b"DICM")
             transfer_syntax = assoc._accepted_cx[context_id].transfer_syntax[0]
@@ -305,23 +305,21 @@ def refused_for_space(request: C_STORE) -> bool:
     return getattr(request, "_scp_discarded", False)
 
 
-class ScpDIMSE(DIMSEServiceProvider):
-    """DIMSE provider of one association: owns its temporary files, waits on its queue."""
+class DiskGuard:
+    """The receive folder of one server and the free space it must keep; low space is logged
+    once until it recovers, whichever association meets it."""
 
-    def __init__(self, assoc: Association, receive_dir: str, min_free: int) -> None:
-        super().__init__(assoc)
-        self.receive_dir, self.min_free = receive_dir, min_free
-        self.receiving: PartFile | None = None  # dataset of the message being received
-        self._served: Any = None  # last request handed to the reactor
-        self._space_logged = False
+    def __init__(self, folder: str, min_free: int) -> None:
+        self.folder, self.min_free = folder, min_free
+        self._low = False
 
     def space_for_one(self) -> bool:
-        free = shutil.disk_usage(self.receive_dir).free
+        free = shutil.disk_usage(self.folder).free
         if free >= self.min_free:
-            self._space_logged = False
+            self._low = False
             return True
-        if not self._space_logged:
-            self._space_logged = True
+        if not self._low:
+            self._low = True
             LOG.error(
                 "temporary folder low on space; refusing instances",
                 extra={
@@ -333,6 +331,16 @@ class ScpDIMSE(DIMSEServiceProvider):
                 },
             )
         return False
+
+
+class ScpDIMSE(DIMSEServiceProvider):
+    """DIMSE provider of one association: owns its temporary files, waits on its queue."""
+
+    def __init__(self, assoc: Association, disk: DiskGuard) -> None:
+        super().__init__(assoc)
+        self.disk = disk
+        self.receiving: PartFile | None = None  # dataset of the message being received
+        self._served: Any = None  # last request handed to the reactor
 
     def receive_primitive(self, primitive: P_DATA) -> None:
         if self.message is None:
@@ -610,7 +618,7 @@ class ScpRequestHandler(RequestHandler):
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         server = self.server
-        dimse = ScpDIMSE(assoc, server.receive_dir, server.min_free_disk)  # type: ignore
+        dimse = ScpDIMSE(assoc, server.disk)  # type: ignore[attr-defined]
         assoc.dimse = dimse
         assoc.dul = ScpDUL(assoc, dimse)
         assoc.dul.socket = ScpSocket(assoc, self.request, self.ae.maximum_pdu_size)

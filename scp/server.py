@@ -17,7 +17,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from scp.association import ScpRequestHandler, pynetdicom_supported
+from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
 from scp.health import start_health
 from scp.service import StoreService
 from scp.settings import Settings
@@ -76,7 +76,7 @@ class ScpServer(ThreadedAssociationServer):
         reuse_port: bool = False,
         **kwargs: Any,
     ) -> None:
-        self.receive_dir, self.min_free_disk = receive_dir, min_free_disk
+        self.disk = DiskGuard(receive_dir, min_free_disk)
         self.reuse_port = reuse_port  # worker processes share the port; the kernel spreads them
         super().__init__(*args, **kwargs)
         self.contexts = SharedContexts(self.contexts)
