@@ -96,17 +96,10 @@ class ScpProcess:
 
     def rss(self) -> int:
         """Resident bytes of the SCP and all its worker processes."""
+        from bench.runner import tree_rss  # bench starts the SCP with this module
+
         assert self.proc is not None
-        try:
-            processes = [psutil.Process(self.proc.pid)]
-            processes += processes[0].children(recursive=True)
-        except psutil.NoSuchProcess:
-            return 0
-        total = 0
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += process.memory_info().rss
-        return total
+        return tree_rss(psutil.Process(self.proc.pid))
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; returns the exit code."""
