@@ -26,6 +26,7 @@ from scp.storage import Store
 from scp.telemetry import METRICS_INTERVAL, Metrics
 
 LOG = logging.getLogger("scp")
+SIGNAL_POLL = 0.2  # seconds between the main thread's looks at the stop flag
 PENDING_CONNECTIONS = 100  # connections not yet associated, beyond MaximumAssociations
 
 # Stored as received, never transcoded: the uncompressed syntaxes and every compressed one
@@ -196,8 +197,13 @@ def serve(
         on_listening()
     if health:
         health.ready = True
-    while not stop.wait(METRICS_INTERVAL):
-        metrics.flush(service.active_count() if with_health else None)
+    # Short waits: a SIGTERM delivered to another thread only runs its Python handler once the
+    # main thread executes bytecode again, so a minute-long wait would delay the drain a minute.
+    next_flush = time.monotonic() + METRICS_INTERVAL
+    while not stop.wait(SIGNAL_POLL):
+        if time.monotonic() >= next_flush:
+            metrics.flush(service.active_count() if with_health else None)
+            next_flush += METRICS_INTERVAL
     _drain(settings, service, server)
     metrics.flush(service.active_count() if with_health else None)
     if health:
