@@ -80,7 +80,6 @@ class ScpServer(ThreadedAssociationServer):
         self.disk = DiskGuard(receive_dir, min_free_disk)
         self.reuse_port = reuse_port  # worker processes share the port; the kernel spreads them
         super().__init__(*args, **kwargs)
-        self.contexts = SharedContexts(self.contexts)
 
     def server_bind(self) -> None:
         if self.reuse_port:
@@ -226,6 +225,8 @@ def start_dicom_server(
         min_free_disk=settings.min_free_disk,
         reuse_port=reuse_port,
     )
+    if own:
+        server.contexts = SharedContexts(server.contexts)
     ae._servers.append(server)
     threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
     return server

@@ -117,19 +117,40 @@ def test_the_pynetdicom_code_we_rely_on_is_unchanged(function) -> None:
     )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ScpServer]:
-    """Our DICOM server in this process (folder store), as serve() builds it."""
+def _server(tmp_path: Path) -> tuple[ScpServer, StoreService]:
     settings = Settings(storage=str(tmp_path / "store"), port=free_port(), bind="127.0.0.1",
                         acse_timeout=30, max_pdu_size=16384, min_free_disk=0)  # fmt: skip
     store = open_store(settings.storage)
     store.prepare()
     service = StoreService(settings, store, Metrics("Test")).start()
     ae = build_ae(settings)
-    srv = start_dicom_server(ae, settings, service, store.temp_dir, False)
+    return start_dicom_server(ae, settings, service, store.temp_dir, False), service
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ScpServer]:
+    """Our DICOM server in this process (folder store), as serve() builds it."""
+    srv, service = _server(tmp_path)
     yield srv
     srv.shutdown()
     service.finish_all(5)
+
+
+def test_on_another_pynetdicom_the_server_stores_with_stock_associations(tmp_path, monkeypatch):
+    monkeypatch.setattr(pynetdicom, "__version__", "9.9.9")
+    srv, service = _server(tmp_path)
+    seen: list[Association] = []
+    srv.bind(evt.EVT_C_STORE, lambda e: seen.append(e.assoc) or service.on_store(e))
+    try:
+        assoc = _sender().associate("127.0.0.1", srv.server_address[1])
+        assert assoc.send_c_store(str(_instance(tmp_path, "stock"))).Status == 0
+        assoc.release()
+    finally:
+        srv.shutdown()
+        service.finish_all(5)
+    assert [type(a) for a in seen] == [Association]
+    assert type(srv.contexts) is list
+    assert len(list((tmp_path / "store" / "incoming").rglob("*.dcm"))) == 1
 
 
 def _instance(tmp_path: Path, name: str) -> Path:
