@@ -191,8 +191,8 @@ class Settings:
         "TEMP_DIR",
         _text,
         "",
-        "Folder in which the SCP creates (and empties at start-up) its own .storescp-tmp folder "
-        "for instances being received (default: STORAGE, or the system temp dir for S3)",
+        "Folder in which the SCP creates (and empties at start-up) its own .storescp-tmp-{port} "
+        "folder for instances being received (default: STORAGE, or the system temp dir for S3)",
     )
     min_free_disk: int = _setting(
         "MIN_FREE_DISK",

@@ -13,7 +13,12 @@ from typing import Any, Protocol
 
 from scp import ScpError
 
-OWNED_SUBDIR = ".storescp-tmp"  # the only folder the SCP ever empties, inside one the user names
+OWNED_SUBDIR = ".storescp-tmp"  # the only folders the SCP ever empties, inside one the user names
+
+
+def owned_name(port: int = 0) -> str:
+    """`.storescp-tmp-{port}`: SCPs on one host (other ports) never share a temporary folder."""
+    return f"{OWNED_SUBDIR}-{port}" if port else OWNED_SUBDIR
 
 
 class StorageError(ScpError):
@@ -21,11 +26,11 @@ class StorageError(ScpError):
 
 
 class OwnedFolder:
-    """`{parent}/.storescp-tmp`: created, locked and emptied by this SCP alone. The lock (held by
-    the supervisor and inherited by its workers) stops a second SCP from emptying it under us."""
+    """`{parent}/.storescp-tmp-{port}`: created, locked and emptied by this SCP alone. The lock
+    (held by the supervisor, inherited by its workers) stops another SCP from emptying it."""
 
-    def __init__(self, parent: str) -> None:
-        self.path = os.path.join(os.path.abspath(parent), OWNED_SUBDIR)
+    def __init__(self, parent: str, port: int = 0) -> None:
+        self.path = os.path.join(os.path.abspath(parent), owned_name(port))
         self._lock_fd: int | None = None
 
     def claim(self) -> None:
@@ -86,6 +91,7 @@ def open_store(
     endpoint_url: str = "",
     temp_dir: str = "",
     multipart_threshold: int = 64 * 2**20,
+    port: int = 0,
 ) -> Store:
     """A Store for a folder path or an s3://bucket/prefix URI."""
     if target.startswith("s3://"):
@@ -98,7 +104,8 @@ def open_store(
             endpoint_url=endpoint_url,
             temp_dir=temp_dir,
             multipart_threshold=multipart_threshold,
+            port=port,
         )
     from scp.storage.local import LocalStore
 
-    return LocalStore(target, temp_dir=temp_dir)
+    return LocalStore(target, temp_dir=temp_dir, port=port)

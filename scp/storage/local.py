@@ -16,14 +16,14 @@ from scp.storage import OwnedFolder, StorageError
 class LocalStore:
     """Instances under a folder, laid out like the S3 bucket. The default for laptops."""
 
-    def __init__(self, root: str, temp_dir: str = "") -> None:
+    def __init__(self, root: str, temp_dir: str = "", port: int = 0) -> None:
         self.root = os.path.abspath(root)
         # Staging is our own folder inside the root (same filesystem, so a rename puts a file in
         # place atomically), outside incoming/, emptied at start-up. Instances are received
         # there too unless TEMP_DIR says otherwise; then they are copied through staging.
-        self._owned = [OwnedFolder(self.root)]
+        self._owned = [OwnedFolder(self.root, port)]
         if temp_dir:
-            self._owned.append(OwnedFolder(temp_dir))
+            self._owned.append(OwnedFolder(temp_dir, port))
         self._staging = self._owned[0].path
         self._temp_dir = self._owned[-1].path
 

@@ -28,11 +28,12 @@ class S3Store:
         temp_dir: str = "",
         multipart_threshold: int = 64 * 2**20,
         client: Any = None,
+        port: int = 0,
     ) -> None:
         self.bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = multipart_threshold
-        self._owned = OwnedFolder(temp_dir or tempfile.gettempdir())
+        self._owned = OwnedFolder(temp_dir or tempfile.gettempdir(), port)
         self._endpoint_url = endpoint_url
         self._client = client
 

@@ -120,10 +120,13 @@ def test_memory_stays_bounded_under_malformed_input(fuzz_run: FuzzRun):
 def test_malformed_input_leaves_no_temporary_file(fuzz_run: FuzzRun):
     """After every malformed input and aborted transfer, while the SCP still runs, its own
     temporary folder holds nothing but its lock (the good sender has finished)."""
-    folder = fuzz_run.storage / OWNED_SUBDIR
 
     def left() -> list[Path]:
-        return [p for p in folder.rglob("*") if p.is_file() and p.name != ".lock"]
+        return [
+            p
+            for p in fuzz_run.storage.glob(OWNED_SUBDIR + "*/**/*")
+            if p.is_file() and p.name != ".lock"
+        ]
 
     deadline = time.monotonic() + 10  # associations still ending close their files
     while left() and time.monotonic() < deadline:

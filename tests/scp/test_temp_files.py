@@ -8,17 +8,18 @@ from pathlib import Path
 
 from pydicom.uid import CTImageStorage
 
-from scp.storage import OWNED_SUBDIR
+from scp.storage import OWNED_SUBDIR, owned_name
 from tests.scp.test_lifecycle import wait_until
 from tests.support import wire
 from tests.support.dicom_files import dataset_bytes, make_dataset, uid, write_part10
+from tests.support.net import free_port
 
 CONTEXTS = [(1, CTImageStorage, [wire.EXPLICIT_LE])]
 
 
 def leftovers(folder: Path) -> list[Path]:
-    """Files in the SCP's own temporary folder other than its lock."""
-    return [p for p in (folder / OWNED_SUBDIR).rglob("*") if p.name != ".lock"]
+    """Files in the SCPs' own temporary folders in folder, other than their locks."""
+    return [p for p in folder.glob(OWNED_SUBDIR + "*/**/*") if p.name != ".lock"]
 
 
 def _dataset(tmp_path: Path, name: str, side: int = 512) -> tuple[str, bytes]:
@@ -59,9 +60,10 @@ def test_only_the_scps_own_folder_inside_temp_dir_is_emptied(start_scp, tmp_path
     (temp / "keep").mkdir(parents=True)
     (temp / "keep" / "mine.dcm").write_bytes(b"user data")
     (temp / "notes.txt").write_text("user data")
-    (temp / OWNED_SUBDIR).mkdir()
-    (temp / OWNED_SUBDIR / "stale.part").write_bytes(b"left by a crash")
-    scp = start_scp(temp_dir=str(temp))
+    port = free_port()
+    (temp / owned_name(port)).mkdir()
+    (temp / owned_name(port) / "stale.part").write_bytes(b"left by a crash")
+    scp = start_scp(temp_dir=str(temp), port=port)
     assert (temp / "keep" / "mine.dcm").read_bytes() == b"user data"
     assert (temp / "notes.txt").read_text() == "user data"
     assert not leftovers(temp), "leftovers of a previous run were kept"
@@ -71,7 +73,7 @@ def test_only_the_scps_own_folder_inside_temp_dir_is_emptied(start_scp, tmp_path
     assoc.release()
     assert not leftovers(temp)
     try:
-        start_scp(temp_dir=str(temp), storage=str(tmp_path / "other"))
+        start_scp(temp_dir=str(temp), storage=str(tmp_path / "other"), port=port)
     except RuntimeError as exc:
         assert "in use by another SCP" in str(exc)
     else:
