@@ -19,6 +19,7 @@ class Cell:
     mb_per_s: float | None = None
     instances_per_s: float | None = None
     peak_rss_mib: float | None = None
+    cpu_per_1000: float | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -43,6 +44,7 @@ def summarise(measurements: list[Measurement]) -> dict[Key, Cell]:
             cell.mb_per_s = median(m.mb_per_s for m in good)
             cell.instances_per_s = median(m.instances_per_s for m in good)
             cell.peak_rss_mib = median(m.peak_rss for m in good) / MIB
+            cell.cpu_per_1000 = median(m.cpu_per_1000 for m in good)
         cells[key] = cell
     return cells
 
@@ -128,7 +130,8 @@ def render(measurements: list[Measurement], about: dict[str, str], datasets: dic
         *(f"- {k}: {v}" for k, v in about.items()),
         "",
         "Throughput counts the Part 10 file bytes sent (1 MB = 10^6 bytes) over the wall time from",
-        "the first storescu start to the last exit; peak RSS is the server's whole process tree.",
+        "the first storescu start to the last exit; peak RSS is the server's whole process tree,",
+        "and CPU s/1k is its user + system CPU seconds per 1,000 instances (reaped children too).",
         "Figures are medians over the repeats; 'vs ours' is the server's throughput divided by",
         "ours (folder store) in this same run. dcmtk storescp runs with --fork (a process per",
         "association); pynetdicom's storescp app accepts at most 10 associations (its default), so",
@@ -145,8 +148,8 @@ def render(measurements: list[Measurement], about: dict[str, str], datasets: dic
             "",
             f"## {name}: {data.count} instances, {data.file_bytes / 1e6:,.1f} MB",
             "",
-            "| Server | Assoc | MB/s | inst/s | peak RSS MiB | vs ours |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| Server | Assoc | MB/s | inst/s | peak RSS MiB | CPU s/1k | vs ours |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         parallels = sorted({k[2] for k in cells if k[1] == name})
         for server in servers:
@@ -158,6 +161,7 @@ def render(measurements: list[Measurement], about: dict[str, str], datasets: dic
                 lines.append(
                     f"| {server} | {parallel} | {_fmt(cell.mb_per_s)} | "
                     f"{_fmt(cell.instances_per_s)} | {_fmt(cell.peak_rss_mib, 0)} | "
+                    f"{_fmt(cell.cpu_per_1000, 2)} | "
                     f"{'-' if r is None else f'{r:.2f}x'} |"
                 )
     failures = [

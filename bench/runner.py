@@ -34,6 +34,12 @@ class Measurement:
     bytes: int
     peak_rss: int
     error: str = ""
+    cpu_seconds: float = 0.0  # the server's process tree, user + system, during the send
+
+    @property
+    def cpu_per_1000(self) -> float:
+        """CPU seconds the server spent per 1,000 instances."""
+        return self.cpu_seconds * 1000 / self.instances
 
     @property
     def mb_per_s(self) -> float:
@@ -45,6 +51,22 @@ class Measurement:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def tree_cpu(root: psutil.Process) -> float:
+    """User + system CPU seconds of `root`, its live descendants and its reaped children."""
+    total = 0.0
+    try:
+        processes = [root, *root.children(recursive=True)]
+        times = root.cpu_times()
+        total += times.children_user + times.children_system
+    except psutil.NoSuchProcess:
+        return 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def tree_rss(root: psutil.Process) -> int:
@@ -157,14 +179,17 @@ def measure(
     run = f"{server_cls.name}-{data.name}-{parallel}-{repeat}"
     log = logs / f"{run}.log"
     server = server_cls(root / run, free_port(), log, extra_args)
-    seconds, peak, count, stored_bytes = 0.0, 0, 0, 0
+    seconds, peak, count, stored_bytes, cpu = 0.0, 0, 0, 0, 0.0
     try:
         server.start()
+        process = psutil.Process(server.process.pid)
         sampler = RssSampler(server.process.pid)
         sampler.start()
+        cpu = -tree_cpu(process)
         started = time.perf_counter()
         errors = send(data.files, server.port, parallel, log)
         seconds = time.perf_counter() - started
+        cpu += tree_cpu(process)
         peak = sampler.stop()
         count, stored_bytes = server.stored()
     except BenchError as e:
@@ -189,4 +214,5 @@ def measure(
         bytes=data.file_bytes,
         peak_rss=peak,
         error="; ".join(errors),
+        cpu_seconds=cpu,
     )

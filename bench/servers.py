@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import boto3
 
 from bench.errors import BenchError
 from tests.support.aws import FAKE_AWS_ENV, REGION
-from tests.support.net import free_port
+from tests.support.scp import ScpProcess
 
 AE_TITLE = "STORESCP"
 # dcmtk (also inside Orthanc) waits ~44 ms per PDU on Nagle's algorithm without this.
@@ -179,7 +178,7 @@ class Pynetdicom(Server):
 
 
 class Ours(Server):
-    """Our SCP (`python -m scp`) with the folder store; ready when /health answers 200."""
+    """Our SCP (`python -m scp`, started by the tests' launcher) with the folder store."""
 
     name = "ours"
 
@@ -187,41 +186,36 @@ class Ours(Server):
         self, workdir: Path, port: int, log: Path, extra_args: list[str] | None = None
     ) -> None:
         super().__init__(workdir, port, log, extra_args)
-        self.health_port = free_port()
+        self.scp = ScpProcess(
+            log_path=log,
+            flags=self.extra_args,
+            port=port,
+            ae_title=AE_TITLE,
+            storage=self.storage(),
+            maximum_associations=64,
+            log_level="WARNING",
+            **self.settings(),
+        )
 
     def storage(self) -> str:
         return str(self.workdir / "store")
 
+    def settings(self) -> dict[str, str]:
+        return {}
+
     def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "scp",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--ae-title",
-            AE_TITLE,
-            "--storage",
-            self.storage(),
-            "--health-port",
-            str(self.health_port),
-            "--maximum-associations",
-            "64",
-            "--log-level",
-            "WARNING",
-            *self.extra_args,
-        ]
+        return self.scp.argv()
 
-    def ready(self) -> bool:
-        url = f"http://127.0.0.1:{self.health_port}/health"
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.scp.start()
+        except (RuntimeError, TimeoutError) as exc:
+            raise BenchError(f"ours on port {self.port}: {exc}") from None
+        self.process = self.scp.proc
 
-    def env(self) -> dict[str, str]:
-        repo = str(Path(__file__).resolve().parent.parent)
-        return {**super().env(), "PYTHONPATH": repo}
+    def stop(self) -> None:
+        self.scp.stop(timeout=15)
 
     def stored(self) -> tuple[int, int]:
         return files_under(Path(self.storage()) / "incoming", "*.dcm")
@@ -237,11 +231,8 @@ class OursS3(Ours):
     def storage(self) -> str:
         return f"s3://{self.bucket}/{self.workdir.name}/"
 
-    def command(self) -> list[str]:
-        return [*super().command(), "--s3-endpoint-url", self.endpoint]
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), **FAKE_AWS_ENV}
+    def settings(self) -> dict[str, str]:
+        return {"s3_endpoint_url": self.endpoint}
 
     def _objects(self):
         s3 = s3_client(self.endpoint)

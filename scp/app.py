@@ -24,6 +24,7 @@ def run(settings: Settings) -> int:
         settings.storage,
         endpoint_url=settings.s3_endpoint_url,
         temp_dir=settings.temp_dir,
+        port=settings.port,
         multipart_threshold=settings.s3_multipart_threshold,
     )
     try:

@@ -134,8 +134,11 @@ class AssociationBatches:
         called_ae: str,
         limits: Limits,
         id_factory: Callable[[], str] = new_batch_id,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store, self.limits, self.id_factory = store, limits, id_factory
+        self.clock, self.sleep = clock, sleep
         self.calling_ae, self.called_ae = calling_ae, called_ae
         self.open: dict[str, Batch] = {}
         self.closed: list[str] = []
@@ -165,7 +168,7 @@ class AssociationBatches:
                 )
                 self._write_marker(batch)
                 self.open[study_uid] = batch
-            elif time.monotonic() - batch.marker_written > MARKER_REFRESH_SECONDS:
+            elif self.clock() - batch.marker_written > MARKER_REFRESH_SECONDS:
                 self._write_marker(batch)  # heartbeat: the sweeper leaves live batches alone
             return batch
 
@@ -185,7 +188,7 @@ class AssociationBatches:
 
     def _write_marker(self, batch: Batch) -> None:
         self.store.put_json(f"open/{batch.batch_id}.json", batch.marker())
-        batch.marker_written = time.monotonic()
+        batch.marker_written = self.clock()
 
     def _close(self, batch: Batch, reason: str) -> None:
         del self.open[batch.study_uid]
@@ -206,7 +209,7 @@ class AssociationBatches:
                 if attempt == CLOSE_ATTEMPTS:
                     # The open marker stays: the sweeper closes this batch from what is stored.
                     return
-                time.sleep(0.5 * 2**attempt)
+                self.sleep(0.5 * 2**attempt)
         self.closed.append(batch.batch_id)
         LOG.info(
             "batch closed",

@@ -54,7 +54,7 @@ MAX_SMALL_VALUE = 1024  # wanted values are short; a longer one is a lie
 
 
 class DatasetError(ScpError):
-    """The dataset does not parse to its end, or lacks what every instance must have."""
+    """The dataset does not parse to its end, or lies about its lengths."""
 
 
 @dataclass
@@ -292,22 +292,20 @@ def dictionary_vr(tag: int) -> bytes:
 def _store(info: InstanceInfo, tag: int, value: bytes, u16: str) -> None:
     name = WANTED[tag]
     if tag in US_TAGS:
-        if len(value) != 2:
-            raise DatasetError(f"{name} is not a 2-byte unsigned short")
-        setattr(info, name, struct.unpack(u16, value)[0])
+        if len(value) == 2:  # a malformed value is not ours to refuse: the geometry stays unknown
+            setattr(info, name, struct.unpack(u16, value)[0])
     else:
         setattr(info, name, value.rstrip(b"\x00 ").decode("ascii", "replace").strip())
 
 
 def _check(info: InstanceInfo) -> None:
-    for name in ("sop_class_uid", "sop_instance_uid", "study_instance_uid", "series_instance_uid"):
-        if not getattr(info, name):
-            raise DatasetError(f"dataset has no {name}")
+    """Native pixel data must hold what its geometry says, when the geometry is well formed (a
+    malformed value, such as a Number of Frames of `1A`, is stored as received)."""
     if info.pixel_data_length is not None and info.pixel_data_length >= 0:
         try:
             frames = int(info.number_of_frames or "1")
         except ValueError:
-            raise DatasetError("number_of_frames is not an integer") from None
+            return
         bits = info.rows * info.columns * info.samples_per_pixel * max(frames, 1)
         bits *= info.bits_allocated
         expected = (bits + 7) // 8

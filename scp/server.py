@@ -17,7 +17,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from scp import pynetdicom_patches
+from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
 from scp.health import start_health
 from scp.service import StoreService
 from scp.settings import Settings
@@ -26,6 +26,7 @@ from scp.storage import Store
 from scp.telemetry import METRICS_INTERVAL, Metrics
 
 LOG = logging.getLogger("scp")
+SIGNAL_POLL = 0.2  # seconds between the main thread's looks at the stop flag
 PENDING_CONNECTIONS = 100  # connections not yet associated, beyond MaximumAssociations
 
 # Stored as received, never transcoded: the uncompressed syntaxes and every compressed one
@@ -50,13 +51,35 @@ TRANSFER_SYNTAXES = [
 ]
 
 
+class SharedContexts(list):
+    """The server's supported presentation contexts, shared by its associations instead of
+    deep-copied for each (171 contexts x 16 transfer syntaxes: tens of ms per association).
+    Safe because acceptor negotiation only reads them (pinned by the contract tests)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return list(self)
+
+
 class ScpServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, hardened: TCP_NODELAY, TLS handshakes off the accept loop
-    with a deadline, and a cap on connections that have not associated yet."""
+    with a deadline, a cap on connections that have not associated yet, and (through its request
+    handler) our association classes, which receive datasets into `receive_dir` while it keeps
+    `min_free_disk` bytes free."""
 
     daemon_threads = True
     request_queue_size = 128
-    reuse_port = False  # worker processes share the port; the kernel spreads connections
+
+    def __init__(
+        self,
+        *args: Any,
+        receive_dir: str,
+        min_free_disk: int,
+        reuse_port: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.disk = DiskGuard(receive_dir, min_free_disk)
+        self.reuse_port = reuse_port  # worker processes share the port; the kernel spreads them
+        super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
         if self.reuse_port:
@@ -112,11 +135,10 @@ class ScpServer(ThreadedAssociationServer):
 
 def build_ae(settings: Settings) -> AE:
     """The application entity with its presentation contexts and timeouts."""
-    pynetdicom_patches.install(settings.max_pdu_size)  # PDU size bound, event-driven waits
     _config.STORE_RECV_CHUNKED_DATASET = True  # stream datasets to a file, never hold them
     _config.LOG_HANDLER_LEVEL = "none"  # pynetdicom's PDU dumps could carry PHI
     # pydicom re-validates every UID it touches with regexes, a large share of the receive
-    # path's CPU; the SCP validates the UIDs it uses itself (service.valid_uid).
+    # path's CPU; the SCP validates the UIDs it uses itself (storing.valid_uid).
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
     ae = AE(ae_title=settings.ae_title)
@@ -124,7 +146,7 @@ def build_ae(settings: Settings) -> AE:
     ae.acse_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
-    # The limit is enforced by StoreService on associations; this only caps threads.
+    # The limit is enforced by the AssociationRegistry on associations; this only caps threads.
     ae.maximum_associations = settings.maximum_associations + PENDING_CONNECTIONS
     ae.add_supported_context(Verification)
     sop_classes = settings.supported_sop_class_uids or sorted(set(_STORAGE_CLASSES.values()))
@@ -155,12 +177,13 @@ def serve(
     on_listening: Callable[[], None] | None = None,
 ) -> int:
     """One serving process: DICOM server, optional health endpoint, metrics, drain."""
-    tempfile.tempdir = store.temp_dir  # where pynetdicom streams datasets being received
+    tempfile.tempdir = store.temp_dir  # stock pynetdicom's files too (unsupported versions)
     ae = build_ae(settings)
+    store.connect()
     metrics = Metrics(settings.metrics_namespace)
-    service = StoreService(settings, store, metrics, slots)
+    service = StoreService(settings, store, metrics, slots).start()
     try:
-        server = _start_dicom_server(ae, settings, service, reuse_port)
+        server = start_dicom_server(ae, settings, service, store.temp_dir, reuse_port)
     except OSError as exc:
         LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
         return 1
@@ -173,8 +196,13 @@ def serve(
         on_listening()
     if health:
         health.ready = True
-    while not stop.wait(METRICS_INTERVAL):
-        metrics.flush(service.active_count() if with_health else None)
+    # Short waits: a SIGTERM delivered to another thread only runs its Python handler once the
+    # main thread executes bytecode again, so a minute-long wait would delay the drain a minute.
+    next_flush = time.monotonic() + METRICS_INTERVAL
+    while not stop.wait(SIGNAL_POLL):
+        if time.monotonic() >= next_flush:
+            metrics.flush(service.active_count() if with_health else None)
+            next_flush += METRICS_INTERVAL
     _drain(settings, service, server)
     metrics.flush(service.active_count() if with_health else None)
     if health:
@@ -183,16 +211,22 @@ def serve(
     return 0
 
 
-def _start_dicom_server(
-    ae: AE, settings: Settings, service: StoreService, reuse_port: bool
+def start_dicom_server(
+    ae: AE, settings: Settings, service: StoreService, receive_dir: str, reuse_port: bool
 ) -> ScpServer:
-    ScpServer.reuse_port = reuse_port
+    own = pynetdicom_supported()
     server = ae.make_server(
         (settings.bind, settings.port),
         evt_handlers=service.handlers(),
         ssl_context=tls_context(settings),
         server_class=ScpServer,
+        request_handler=ScpRequestHandler if own else None,
+        receive_dir=receive_dir,
+        min_free_disk=settings.min_free_disk,
+        reuse_port=reuse_port,
     )
+    if own:
+        server.contexts = SharedContexts(server.contexts)
     ae._servers.append(server)
     threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
     return server
@@ -200,7 +234,7 @@ def _start_dicom_server(
 
 def _drain(settings: Settings, service: StoreService, server: ThreadedAssociationServer) -> None:
     """Stop accepting, let associations finish until the deadline, then abort the rest."""
-    service.draining = True
+    service.drain()
     server.shutdown()  # closes the listening socket: new connections are refused
     LOG.info(
         "draining",

@@ -195,7 +195,15 @@ class Settings:
         "TEMP_DIR",
         _text,
         "",
-        "Folder for instances being received (default: STORAGE/.tmp or the system temp dir)",
+        "Folder in which the SCP creates (and empties at start-up) its own .storescp-tmp-{port} "
+        "folder for instances being received (default: STORAGE, or the system temp dir for S3)",
+    )
+    min_free_disk: int = _setting(
+        "MIN_FREE_DISK",
+        _int_range(0, 2**50),
+        256 * 2**20,
+        "Free bytes the temporary folder must keep: below it instances are refused (0xA701) "
+        "before anything is written",
     )
 
     @property
@@ -306,13 +314,22 @@ README_END = "<!-- END generated from scp/settings.py -->"
 
 
 def update_readme(path: str = "README.md") -> None:
-    """Rewrite the settings table between the README's markers (`make snapshot` runs this)."""
+    """Rewrite the settings and status tables between the README's markers (`make snapshot`)."""
+    from scp.statuses import README_BEGIN as STATUS_BEGIN
+    from scp.statuses import README_END as STATUS_END
+    from scp.statuses import statuses_table
+
     with open(path) as fp:
         text = fp.read()
-    head, _, rest = text.partition(README_BEGIN + "\n")
-    _, _, tail = rest.partition(README_END)
+    for begin, end, table in [
+        (README_BEGIN, README_END, settings_table()),
+        (STATUS_BEGIN, STATUS_END, statuses_table()),
+    ]:
+        head, _, rest = text.partition(begin + "\n")
+        _, _, tail = rest.partition(end)
+        text = f"{head}{begin}\n{table}\n{end}{tail}"
     with open(path, "w") as fp:
-        fp.write(f"{head}{README_BEGIN}\n{settings_table()}\n{README_END}{tail}")
+        fp.write(text)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Every C-STORE response status the SCP can return, with when and why (pure data, no imports
-of pynetdicom: the Conformance Statement generator reads it)."""
+"""Every C-STORE response status the SCP returns: the handlers use these, the Conformance
+Statement and the README list them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StoreStatus:
+    """One C-STORE response status: its code, its DICOM name, and when the SCP returns it."""
+
     code: int
     name: str
     meaning: str
@@ -16,44 +18,71 @@ class StoreStatus:
 SUCCESS = StoreStatus(
     0x0000,
     "Success",
-    "The instance is stored durably (S3 PutObject or multipart upload complete, or fsync of "
-    "the local file) and recorded in its batch; only then is success sent.",
+    "The instance is stored durably (S3 acknowledged it, or the local file and its folder are "
+    "fsynced) and recorded in its batch.",
 )
 OUT_OF_RESOURCES = StoreStatus(
     0xA700,
     "Refused: Out of Resources",
-    "Storing failed (S3 or disk error after retries); nothing was kept. Transient: the "
-    "modality should send the instance again.",
+    "Storing failed (S3 or the local folder returned an error). Nothing was stored; the modality "
+    "should send the instance again later.",
+)
+NO_DISK_SPACE = StoreStatus(
+    0xA701,
+    "Refused: Out of Resources",
+    "The SCP's temporary folder has less free space than MIN_FREE_DISK, so the instance was not "
+    "received; nothing was written. Send it again later.",
 )
 DATASET_MISMATCH = StoreStatus(
     0xA900,
-    "Error: Data Set Does Not Match SOP Class",
-    "The request's SOP Class UID differs from the presentation context's, or the data set's "
-    "SOP Class or SOP Instance UID differs from the request's. Nothing is stored.",
+    "Error: Data Set does not match SOP Class",
+    "The request's SOP Class UID differs from its presentation context, or the dataset's SOP "
+    "Class or SOP Instance UID differs from the request's.",
 )
 CANNOT_UNDERSTAND = StoreStatus(
     0xC210,
-    "Error: Cannot Understand",
-    "The data set does not parse to its end (truncated, or lengths that lie). Nothing is stored.",
+    "Error: Cannot understand",
+    "The dataset does not parse to its end: it is truncated, an element's length runs past its "
+    "end, or its pixel data is shorter than rows x columns x samples x frames x bits allocated.",
 )
 UNEXPECTED_ERROR = StoreStatus(
     0xC211,
-    "Error: Cannot Understand (unexpected error)",
+    "Error: Cannot understand (unexpected)",
     "An unexpected error in the SCP, or a C-STORE on an association the SCP did not accept. "
-    "Nothing is stored; the SCP logs the error.",
+    "The log line says what happened.",
 )
 INVALID_UID = StoreStatus(
     0xC212,
-    "Error: Cannot Understand (invalid UID)",
-    "The SOP Class, SOP Instance, Study Instance or Series Instance UID is missing or not a "
-    "valid UID (digits and dots, at most 64 characters). Nothing is stored.",
+    "Error: Cannot understand (invalid UID)",
+    "The request's SOP Class or SOP Instance UID is not a valid UID ([0-9.], at most 64 "
+    "characters), so it cannot name an object.",
+)
+NOT_IMPORTABLE = StoreStatus(
+    0xC213,
+    "Error: Cannot understand (cannot be imported)",
+    "The dataset has no valid Study Instance UID or Series Instance UID; HealthImaging cannot "
+    "import such an instance, so it is refused rather than stored.",
 )
 
 STORE_STATUSES: tuple[StoreStatus, ...] = (
     SUCCESS,
     OUT_OF_RESOURCES,
+    NO_DISK_SPACE,
     DATASET_MISMATCH,
     CANNOT_UNDERSTAND,
     UNEXPECTED_ERROR,
     INVALID_UID,
+    NOT_IMPORTABLE,
 )
+
+
+README_BEGIN = (
+    "<!-- BEGIN generated from scp/statuses.py (scp.statuses.statuses_table), do not edit -->"
+)
+README_END = "<!-- END generated from scp/statuses.py -->"
+
+
+def statuses_table() -> str:
+    """The README's table of C-STORE statuses (markdown)."""
+    rows = [f"| 0x{s.code:04X} | {s.name} | {s.meaning} |" for s in STORE_STATUSES]
+    return "\n".join(["| Status | Name | When |", "|---|---|---|", *rows])

@@ -6,13 +6,55 @@ incoming/{batchId}/{Study}/{Series}/{SOP}.dcm, open/{batchId}.json, batches/{bat
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from typing import Any, Protocol
 
 from scp import ScpError
 
+OWNED_SUBDIR = ".storescp-tmp"  # the only folders the SCP ever empties, inside one the user names
+
+
+def owned_name(port: int = 0) -> str:
+    """`.storescp-tmp-{port}`: SCPs on one host (other ports) never share a temporary folder."""
+    return f"{OWNED_SUBDIR}-{port}" if port else OWNED_SUBDIR
+
 
 class StorageError(ScpError):
     """Storing failed; nothing was acknowledged and nothing half-written is visible."""
+
+
+class OwnedFolder:
+    """`{parent}/.storescp-tmp-{port}`: created, locked and emptied by this SCP alone. The lock
+    (held by the supervisor, inherited by its workers) stops another SCP from emptying it."""
+
+    def __init__(self, parent: str, port: int = 0) -> None:
+        self.path = os.path.join(os.path.abspath(parent), owned_name(port))
+        self._lock_fd: int | None = None
+
+    def claim(self) -> None:
+        """Create the folder, take its lock and remove what a previous run left in it."""
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot use folder {self.path!r}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageError(
+                f"{self.path!r} is in use by another SCP; give each SCP its own TEMP_DIR/STORAGE"
+            ) from None
+        self._lock_fd = fd
+        for entry in os.scandir(self.path):
+            if entry.name == ".lock":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.remove(entry.path)
 
 
 class Store(Protocol):
@@ -28,6 +70,10 @@ class Store(Protocol):
 
     def prepare(self) -> None:
         """Create what the store needs and remove leftovers of a previous crash."""
+
+    def connect(self) -> None:
+        """Make this process's clients (each serving process, before it listens, so the first
+        instance or a health check never waits on loading an SDK)."""
 
     def put_file(self, key: str, path: str, size: int) -> None:
         """Store the file at path under key; the file may be moved or consumed."""
@@ -45,6 +91,7 @@ def open_store(
     endpoint_url: str = "",
     temp_dir: str = "",
     multipart_threshold: int = 64 * 2**20,
+    port: int = 0,
 ) -> Store:
     """A Store for a folder path or an s3://bucket/prefix URI."""
     if target.startswith("s3://"):
@@ -57,7 +104,8 @@ def open_store(
             endpoint_url=endpoint_url,
             temp_dir=temp_dir,
             multipart_threshold=multipart_threshold,
+            port=port,
         )
     from scp.storage.local import LocalStore
 
-    return LocalStore(target, temp_dir=temp_dir)
+    return LocalStore(target, temp_dir=temp_dir, port=port)

@@ -10,21 +10,22 @@ import shutil
 import tempfile
 from typing import Any
 
-from scp.storage import StorageError
-
-TEMP_SUBDIR = ".tmp"
+from scp.storage import OwnedFolder, StorageError
 
 
 class LocalStore:
     """Instances under a folder, laid out like the S3 bucket. The default for laptops."""
 
-    def __init__(self, root: str, temp_dir: str = "") -> None:
+    def __init__(self, root: str, temp_dir: str = "", port: int = 0) -> None:
         self.root = os.path.abspath(root)
-        # Staging lives inside the root (same filesystem, so a rename puts a file in place
-        # atomically) but outside incoming/, and is emptied at start-up. Instances are received
+        # Staging is our own folder inside the root (same filesystem, so a rename puts a file in
+        # place atomically), outside incoming/, emptied at start-up. Instances are received
         # there too unless TEMP_DIR says otherwise; then they are copied through staging.
-        self._staging = os.path.join(self.root, TEMP_SUBDIR)
-        self._temp_dir = temp_dir or self._staging
+        self._owned = [OwnedFolder(self.root, port)]
+        if temp_dir:
+            self._owned.append(OwnedFolder(temp_dir, port))
+        self._staging = self._owned[0].path
+        self._temp_dir = self._owned[-1].path
 
     @property
     def prefix(self) -> str:
@@ -38,13 +39,11 @@ class LocalStore:
         return self.root
 
     def prepare(self) -> None:
-        try:
-            os.makedirs(self.root, exist_ok=True)
-            for folder in {self._staging, self._temp_dir}:
-                shutil.rmtree(folder, ignore_errors=True)
-                os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot use folder {self.root!r}: {exc.strerror}") from None
+        for folder in self._owned:
+            folder.claim()
+
+    def connect(self) -> None:
+        pass
 
     def put_file(self, key: str, path: str, size: int) -> None:
         dest = self._path(key)
@@ -98,12 +97,17 @@ class LocalStore:
             _fsync_path(os.path.dirname(created))
 
     def _copy_into_place(self, path: str, dest: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".dcm")
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
+        fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
 
 def _fsync_path(path: str) -> None:

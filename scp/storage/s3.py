@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import tempfile
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scp.storage import StorageError
+from scp.storage import OwnedFolder, StorageError
 
 LOG = logging.getLogger("scp.storage")
 MAX_PARTS = 10000
@@ -30,11 +28,12 @@ class S3Store:
         temp_dir: str = "",
         multipart_threshold: int = 64 * 2**20,
         client: Any = None,
+        port: int = 0,
     ) -> None:
         self.bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = multipart_threshold
-        self._temp_dir = temp_dir or os.path.join(tempfile.gettempdir(), "storescp-receive")
+        self._owned = OwnedFolder(temp_dir or tempfile.gettempdir(), port)
         self._endpoint_url = endpoint_url
         self._client = client
 
@@ -64,17 +63,16 @@ class S3Store:
 
     @property
     def temp_dir(self) -> str:
-        return self._temp_dir
+        return self._owned.path
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self._prefix}"
 
     def prepare(self) -> None:
-        shutil.rmtree(self._temp_dir, ignore_errors=True)
-        try:
-            os.makedirs(self._temp_dir, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot use temporary folder {self._temp_dir!r}: {exc}") from None
+        self._owned.claim()
+
+    def connect(self) -> None:
+        self.client  # noqa: B018 - made now, not on the first instance
 
     def put_file(self, key: str, path: str, size: int) -> None:
         full = self._prefix + key

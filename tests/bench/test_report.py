@@ -19,6 +19,7 @@ def m(server: str, mb_s: float, dataset="ct", parallel=1, repeat=1, rss_mib=50, 
         100 * MB,
         rss_mib * 2**20,
         error,
+        cpu_seconds=0.25,  # 2.50 s per 1,000 of its 100 instances
     )
 
 
@@ -70,8 +71,8 @@ def test_render_has_a_row_per_server_and_parallelism_with_ratios():
         {"Date": "today"},
         {"ct": Data()},
     )
-    assert "| ours | 1 | 100.0 | 100.0 | 50 | 1.00x |" in text
-    assert "| dcmtk | 1 | 150.0 | 150.0 | 50 | 1.50x |" in text
-    assert "| ours | 4 | failed | failed | failed | - |" in text
+    assert "| ours | 1 | 100.0 | 100.0 | 50 | 2.50 | 1.00x |" in text
+    assert "| dcmtk | 1 | 150.0 | 150.0 | 50 | 2.50 | 1.50x |" in text
+    assert "| ours | 4 | failed | failed | failed | failed | - |" in text
     assert "- ours ct@4: run 1: boom" in text
     assert "do not edit" in text

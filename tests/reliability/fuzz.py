@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-from tests.reliability import wire
 from tests.reliability.instances import Instance
+from tests.support import wire
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ROWS_TAG = b"\x28\x00\x10\x00"

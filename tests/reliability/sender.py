@@ -12,7 +12,7 @@ from pynetdicom.association import Association
 
 from bench.datasets import SC_IMAGE
 from tests.reliability.instances import Instance
-from tests.reliability.wire import EXPLICIT_LE
+from tests.support.wire import EXPLICIT_LE
 
 
 class SteadySender(threading.Thread):

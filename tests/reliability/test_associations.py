@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import wire
 from tests.reliability.conftest import FULL, report
 from tests.reliability.instances import folder_objects, make_instances
+from tests.support import wire
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from bench.runner import RssSampler
-from tests.reliability import wire
-from tests.reliability.conftest import FULL, ScpProcess, report
+from scp.storage import OWNED_SUBDIR
+from tests.reliability.conftest import FULL, report
 from tests.reliability.fuzz import Case, cases
 from tests.reliability.instances import dataset_of, folder_objects, iter_instances, make_instances
 from tests.reliability.sender import SteadySender
+from tests.support import wire
+from tests.support.scp import ScpProcess
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 COUNT = 10_000 if FULL else 800
@@ -70,7 +73,7 @@ class FuzzRun:
 def fuzz_run(tmp_path_factory) -> Iterator[FuzzRun]:
     """Our SCP receives COUNT malformed inputs (8 peers at a time) while one modality stores."""
     folder = tmp_path_factory.mktemp("fuzz")
-    scp = ScpProcess(str(folder / "store"), folder / "scp.log").start()
+    scp = ScpProcess(log_path=folder / "scp.log", storage=str(folder / "store")).start()
     try:
         sender = SteadySender(scp.port, iter_instances(series=2), folder, interval=0.02)
         sender.start()
@@ -80,7 +83,7 @@ def fuzz_run(tmp_path_factory) -> Iterator[FuzzRun]:
         baseline, problems, peaks = scp.rss(), [], []
         with ThreadPoolExecutor(max_workers=8) as pool:
             for half in (inputs[: COUNT // 2], inputs[COUNT // 2 :]):
-                sampler = RssSampler(scp.process.pid)
+                sampler = RssSampler(scp.proc.pid)
                 sampler.start()
                 problems += [p for p in pool.map(lambda c: send_case(scp.port, c), half) if p]
                 peaks.append(sampler.stop())
@@ -112,3 +115,23 @@ def test_memory_stays_bounded_under_malformed_input(fuzz_run: FuzzRun):
     )
     assert second - first < MEMORY_GROWTH_LIMIT, "memory grows with the number of inputs"
     assert second < MEMORY_LIMIT
+
+
+def test_malformed_input_leaves_no_temporary_file(fuzz_run: FuzzRun):
+    """After every malformed input and aborted transfer, while the SCP still runs, its own
+    temporary folder holds nothing but its lock (the good sender has finished)."""
+
+    def left() -> list[Path]:
+        return [
+            p
+            for p in fuzz_run.storage.glob(OWNED_SUBDIR + "*/**/*")
+            if p.is_file() and p.name != ".lock"
+        ]
+
+    deadline = time.monotonic() + 10  # associations still ending close their files
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    files = left()
+    size = sum(p.stat().st_size for p in files)
+    report(f"fuzz leftovers: {len(files)} temporary files, {size} bytes after {COUNT} inputs")
+    assert (len(files), size) == (0, 0)

@@ -12,7 +12,13 @@ from pydicom.sequence import Sequence
 
 from scp.dataset_scan import DatasetError, scan_part10
 from tests.scp.conftest import SERIES, STUDY
-from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.dicom_files import (
+    make_dataset,
+    raw_element,
+    real_world_files,
+    uid,
+    write_part10,
+)
 
 
 @pytest.mark.parametrize(
@@ -83,11 +89,29 @@ def test_pixel_data_shorter_than_rows_times_columns_is_refused(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
-def test_dataset_without_identifiers_is_refused(tmp_path: Path, missing: str) -> None:
+def test_dataset_without_identifiers_parses_for_the_scp_to_refuse(tmp_path, missing) -> None:
+    """The walker reports what is there; the SCP refuses it with NOT_IMPORTABLE (0xC213)."""
     ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"))
     delattr(ds, missing)
-    with pytest.raises(DatasetError, match="has no"):
-        scan_part10(str(_file(tmp_path, ds)))
+    info = scan_part10(str(_file(tmp_path, ds)))
+    assert info.sop_instance_uid == uid("c")
+    field = {"StudyInstanceUID": "study_instance_uid", "SeriesInstanceUID": "series_instance_uid"}
+    assert getattr(info, field[missing]) == ""
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value")
+def test_real_world_files_parse(tmp_path: Path) -> None:
+    files = real_world_files(tmp_path, uid("w"), uid("w", 1))
+    assert b"LO\x03\x00ODD" in files["private-odd-length"].read_bytes()
+    assert b"\xff\xff\xff\xff" in files["undefined-length-sequence"].read_bytes()
+    for name, path in files.items():
+        assert scan_part10(str(path)).sop_instance_uid == uid(uid("w"), name), name
+
+
+def test_malformed_rows_leave_the_geometry_unchecked(tmp_path: Path) -> None:
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"))
+    ds[0x00280010] = raw_element(0x00280010, "US", b"\x40\x00\x00\x00")
+    assert scan_part10(str(_file(tmp_path, ds))).rows == 0
 
 
 def test_encapsulated_pixel_data_without_its_delimiter_is_refused(instances, tmp_path) -> None:

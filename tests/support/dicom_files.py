@@ -98,3 +98,42 @@ def dataset_bytes(path: Path) -> bytes:
     assert data[128:132] == b"DICM", f"{path} is not Part 10"
     group_length = int.from_bytes(data[140:144], "little")
     return data[144 + group_length :]
+
+
+def raw_element(tag: int, vr: str, value: bytes):
+    """An element written exactly as given, however malformed its value."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    return RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+
+
+def real_world_files(folder: Path, study: str, series: str) -> dict[str, Path]:
+    """Complete files with what real devices send and a lenient SCP stores as received:
+    malformed numbers and dates, an odd value length, private tags, undefined-length
+    sequences. Name -> file; each file's SOP Instance UID is uid(study, name)."""
+    from pydicom.sequence import Sequence
+
+    cases = {
+        "rtdose-frames-1A": [(0x00280008, "IS", b"1A")],
+        "numbers": [(0x00180050, "DS", b"1,5"), (0x00200013, "IS", b"x7")],
+        "dates": [(0x00080020, "DA", b"2026-13-45"), (0x00080030, "TM", b"25:99")],
+        "private-odd-length": [(0x00090010, "LO", b"ACME"), (0x00091001, "LO", b"ODD")],
+        "undefined-length-sequence": [],
+    }
+    files = {}
+    for name, elements in cases.items():
+        ds = make_dataset(study=study, series=series, sop=uid(study, name))
+        for tag, vr, value in elements:
+            ds[tag] = raw_element(tag, vr, value)
+        if name == "undefined-length-sequence":
+            item = Dataset()
+            item.CodeValue = "123"
+            ds.ContentSequence = Sequence([item, Dataset()])
+            ds["ContentSequence"].is_undefined_length = True
+        path = write_part10(ds, folder / f"{name}.dcm")
+        if name == "private-odd-length":  # pydicom pads values to even length; undo it
+            data = path.read_bytes()
+            path.write_bytes(data.replace(b"LO\x04\x00ODD ", b"LO\x03\x00ODD"))
+        files[name] = path
+    return files

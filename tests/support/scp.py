@@ -1,77 +1,83 @@
-"""Run the SCP as a real process on free loopback ports, for tests and benchmarks."""
+"""The one way tests, the reliability suite and the benchmark start our SCP: `python -m scp` as a
+real process on free loopback ports, ready once /health answers 200."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from tests.support.aws import FAKE_AWS_ENV
 from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class ScpProcess:
-    """`python -m scp` with the given settings (flag name -> value), stdout captured to a file.
+    """`python -m scp` with the given settings (flag name -> value) and extra command-line
+    flags; stdout and stderr go to `log_path`. The fake AWS credentials are in its environment.
 
     Usage: `with ScpProcess(storage=str(tmp_path)) as scp: ... scp.port ...`
     """
 
     def __init__(
-        self, log_dir: Path | str | None = None, env: dict[str, str] | None = None, **settings: Any
+        self,
+        log_dir: Path | str | None = None,
+        env: dict[str, str] | None = None,
+        flags: list[str] | tuple[str, ...] = (),
+        log_path: Path | None = None,
+        **settings: Any,
     ) -> None:
         self.port = int(settings.pop("port", 0)) or free_port()
         self.health_port = int(settings.pop("health_port", 0)) or free_port()
-        self.ae_title = settings.get("ae_title", "STORESCP")
+        self.ae_title = settings.setdefault("ae_title", "STORESCP")
         settings.setdefault("bind", "127.0.0.1")
         self.settings = settings
-        self.env = {**os.environ, **(env or {})}
-        self.log_path = Path(log_dir or "/tmp") / f"scp-{self.port}.log"
+        self.flags = list(flags)
+        self.env = {**os.environ, **FAKE_AWS_ENV, "PYTHONPATH": str(REPO), **(env or {})}
+        self.log_path = log_path or Path(log_dir or "/tmp") / f"scp-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def argv(self) -> list[str]:
-        args = [
-            sys.executable,
-            "-m",
-            "scp",
-            "--port",
-            str(self.port),
-            "--health-port",
-            str(self.health_port),
-        ]
+        args = [sys.executable, "-m", "scp", "--port", str(self.port)]
+        args += ["--health-port", str(self.health_port)]
         for name, value in self.settings.items():
             if isinstance(value, bool):
                 value = str(value).lower()
             elif isinstance(value, list | tuple):
                 value = ",".join(value)
             args += ["--" + name.replace("_", "-"), str(value)]
-        return args
+        return args + self.flags
 
-    def start(self, timeout: float = 20.0) -> ScpProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in __exit__
-        self.proc = subprocess.Popen(
-            self.argv(), cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+    def start(self, timeout: float = 30.0) -> ScpProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv(), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"SCP exited with {self.proc.returncode}:\n{self.output()}")
+                raise RuntimeError(f"SCP exited with {self.proc.returncode}:\n{self.tail()}")
             if self.health()[0] == 200:
                 return self
             time.sleep(0.05)
         self.kill()
-        raise TimeoutError(f"SCP not healthy after {timeout}s:\n{self.output()}")
+        raise TimeoutError(f"SCP not healthy after {timeout}s:\n{self.tail()}")
 
-    def health(self) -> tuple[int, dict[str, Any]]:
+    def health(self, timeout: float = 1.0) -> tuple[int, dict[str, Any]]:
         url = f"http://127.0.0.1:{self.health_port}/health"
         try:
-            with urllib.request.urlopen(url, timeout=1) as rsp:
+            with urllib.request.urlopen(url, timeout=timeout) as rsp:
                 return rsp.status, json.load(rsp)
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
@@ -79,12 +85,21 @@ class ScpProcess:
             return 0, {}
 
     def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every JSON line the SCP printed."""
         return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
+
+    def rss(self) -> int:
+        """Resident bytes of the SCP and all its worker processes."""
+        from bench.runner import tree_rss  # bench starts the SCP with this module
+
+        assert self.proc is not None
+        return tree_rss(psutil.Process(self.proc.pid))
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; returns the exit code."""
@@ -94,19 +109,30 @@ class ScpProcess:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGKILL the SCP and every worker it started, as a crashed host would."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children = psutil.Process(self.proc.pid).children(recursive=True)
             self.proc.kill()
             self.proc.wait(10)
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            psutil.wait_procs(children, timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL whatever is left after timeout."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.terminate(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self.kill()
 
     def __enter__(self) -> ScpProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.terminate(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            self.kill()
-            self._log.close()
+        self.stop()

@@ -1,0 +1,125 @@
+"""Storing one received instance: check it, store it durably, record it in its batch; the
+answer is a C-STORE status (scp/statuses.py), never an exception."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from pynetdicom import evt
+
+from scp import statuses
+from scp.association import refused_for_space
+from scp.batches import StoredInstance
+from scp.dataset_scan import DatasetError, InstanceInfo, scan_part10
+from scp.registry import AssociationState
+from scp.settings import UID_RE
+from scp.statuses import StoreStatus
+from scp.storage import StorageError, Store
+from scp.telemetry import Metrics
+
+LOG = logging.getLogger("scp")
+
+
+class Refused(Exception):
+    """An instance is refused with a DICOM failure status."""
+
+    def __init__(self, status: StoreStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def valid_uid(uid: str) -> bool:
+    return 0 < len(uid) <= 64 and UID_RE.match(uid) is not None
+
+
+class InstanceStorer:
+    """The C-STORE pipeline of one process, over one Store."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store, self.metrics = store, metrics
+
+    def store_instance(self, state: AssociationState | None, event: evt.Event) -> int:
+        started = time.monotonic()
+        sop_uid = str(event.request.AffectedSOPInstanceUID or "")
+        try:
+            if state is None:
+                raise Refused(statuses.UNEXPECTED_ERROR, "association not accepted by this SCP")
+            size = self._store(state, event, sop_uid)
+        except Refused as exc:
+            return self._failed(state, exc.status, str(exc), sop_uid)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            return self._failed(state, statuses.UNEXPECTED_ERROR, reason, sop_uid)
+        state.instances += 1
+        state.bytes += size
+        self.metrics.stored(size, (time.monotonic() - started) * 1000)
+        return statuses.SUCCESS.code
+
+    def _store(self, state: AssociationState, event: evt.Event, sop_uid: str) -> int:
+        sop_class = str(event.request.AffectedSOPClassUID or "")
+        if not (valid_uid(sop_uid) and valid_uid(sop_class)):
+            raise Refused(
+                statuses.INVALID_UID, "C-STORE request has an invalid SOP Class/Instance UID"
+            )
+        if sop_class != event.context.abstract_syntax:
+            raise Refused(
+                statuses.DATASET_MISMATCH, "SOP Class differs from the presentation context's"
+            )
+        if refused_for_space(event.request):
+            raise Refused(statuses.NO_DISK_SPACE, "temporary folder below MIN_FREE_DISK")
+        path = os.fspath(event.dataset_path)
+        try:
+            info = scan_part10(path)
+        except DatasetError as exc:
+            raise Refused(statuses.CANNOT_UNDERSTAND, f"dataset does not parse: {exc}") from None
+        _check_identity(info, sop_class, sop_uid)
+        size = os.path.getsize(path)
+        try:
+            batch = state.batches.batch_for(info.study_instance_uid, info.study_date, size)
+            key = batch.key_for(info.series_instance_uid, sop_uid)
+            self.store.put_file(key, path, size)
+        except StorageError as exc:
+            raise Refused(statuses.OUT_OF_RESOURCES, str(exc)) from None
+        state.batches.record(
+            batch,
+            StoredInstance(
+                key, sop_uid, info.series_instance_uid, sop_class, info.transfer_syntax_uid, size
+            ),
+        )
+        return size
+
+    def _failed(
+        self, state: AssociationState | None, status: StoreStatus, reason: str, sop_uid: str
+    ) -> int:
+        if state is not None:
+            state.failures += 1
+        self.metrics.failed()
+        LOG.error(
+            "instance refused",
+            extra={
+                "fields": {
+                    "event": "store-failed",
+                    "status": f"0x{status.code:04X}",
+                    "reason": reason,
+                    "sopInstanceUID": sop_uid if valid_uid(sop_uid) else "(invalid)",
+                    "callingAETitle": state.calling_ae if state else "",
+                }
+            },
+        )
+        return status.code
+
+
+def _check_identity(info: InstanceInfo, sop_class: str, sop_uid: str) -> None:
+    if info.sop_instance_uid != sop_uid:
+        raise Refused(
+            statuses.DATASET_MISMATCH, "dataset's SOP Instance UID differs from the request's"
+        )
+    if info.sop_class_uid != sop_class:
+        raise Refused(
+            statuses.DATASET_MISMATCH, "dataset's SOP Class UID differs from the request's"
+        )
+    for name in ("study_instance_uid", "series_instance_uid"):
+        if not valid_uid(getattr(info, name)):
+            raise Refused(statuses.NOT_IMPORTABLE, f"{name} is missing or not a valid UID")

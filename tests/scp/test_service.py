@@ -1,0 +1,187 @@
+"""The SCP's responsibilities in-process, over a store that fails on demand: storing one
+instance, closing batches (byte limit, manifest retry, marker heartbeat), admission, the
+registry that health reads, and the folder store's cross-device copy."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pydicom.uid import CTImageStorage
+
+from scp.admission import Admission
+from scp.batches import MARKER_REFRESH_SECONDS, AssociationBatches, Limits, StoredInstance
+from scp.closing import BatchCloser
+from scp.registry import AssociationRegistry, AssociationState
+from scp.settings import Settings
+from scp.storage import OWNED_SUBDIR, StorageError
+from scp.storage.local import LocalStore
+from scp.storing import InstanceStorer
+from scp.telemetry import Metrics
+from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.memory_store import MemoryStore
+
+STUDY = uid("svc")
+
+
+def instance(key: str, size: int) -> StoredInstance:
+    return StoredInstance(key, key, uid("svc", 1), CTImageStorage, "1.2.840.10008.1.2.1", size)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def batches(store: MemoryStore, clock: Clock, **limits: int) -> AssociationBatches:
+    return AssociationBatches(
+        store, "MODALITY", "STORESCP", Limits(**limits), clock=clock, sleep=clock.sleep
+    )
+
+
+def test_a_batch_closes_at_its_byte_limit_before_the_instance_that_would_exceed_it(tmp_path):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock, max_bytes=250)
+    ids = []
+    for i in range(3):
+        batch = b.batch_for(STUDY, "", 100)
+        b.record(batch, instance(batch.key_for(uid("svc", 1), uid("svc", i)), 100))
+        ids.append(batch.batch_id)
+    assert ids[0] == ids[1] != ids[2]
+    doc = store.document(f"batches/{ids[0]}.json")
+    assert (doc["closeReason"], doc["instanceCount"], doc["totalBytes"]) == ("byte-limit", 2, 200)
+    assert f"open/{ids[0]}.json" not in store.objects
+    assert f"open/{ids[2]}.json" in store.objects
+
+
+def test_a_manifest_write_is_retried_with_backoff(tmp_path):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock)
+    batch = b.batch_for(STUDY, "", 10)
+    b.record(batch, instance(batch.key_for("1.2", "1.3"), 10))
+    store.fail("put_json", "batches/", times=2)
+    assert b.close_all("released") == [batch.batch_id]
+    assert clock.slept == [1.0, 2.0]
+    assert store.document(f"batches/{batch.batch_id}.json")["instanceCount"] == 1
+    assert f"open/{batch.batch_id}.json" not in store.objects
+
+
+def test_a_manifest_that_cannot_be_written_leaves_its_marker_for_the_sweeper(tmp_path, caplog):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock)
+    batch = b.batch_for(STUDY, "", 10)
+    b.record(batch, instance(batch.key_for("1.2", "1.3"), 10))
+    store.fail("put_json", "batches/", times=3)
+    with caplog.at_level(logging.ERROR):
+        assert b.close_all("released") == []
+    assert f"batches/{batch.batch_id}.json" not in store.objects
+    assert f"open/{batch.batch_id}.json" in store.objects, "the sweeper needs the marker"
+    assert caplog.text.count("batch manifest not written") == 3
+
+
+def test_an_open_batch_refreshes_its_marker_so_the_sweeper_leaves_it_alone(tmp_path):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock)
+    batch = b.batch_for(STUDY, "", 10)
+    marker = ("put_json", f"open/{batch.batch_id}.json")
+    clock.now += MARKER_REFRESH_SECONDS / 2
+    b.batch_for(STUDY, "", 10)
+    assert store.calls.count(marker) == 1
+    clock.now += MARKER_REFRESH_SECONDS
+    assert b.batch_for(STUDY, "", 10) is batch
+    assert store.calls.count(marker) == 2
+
+
+def _event(path: Path, sop: str) -> SimpleNamespace:
+    request = SimpleNamespace(AffectedSOPInstanceUID=sop, AffectedSOPClassUID=CTImageStorage)
+    return SimpleNamespace(
+        request=request, context=SimpleNamespace(abstract_syntax=CTImageStorage), dataset_path=path
+    )
+
+
+def _state(store: MemoryStore) -> AssociationState:
+    return AssociationState("MODALITY", "STORESCP", "127.0.0.1", batches(store, Clock()))
+
+
+def test_a_storage_failure_answers_out_of_resources_and_records_nothing(tmp_path):
+    store = MemoryStore(tmp_path)
+    storer, state = InstanceStorer(store, Metrics("Test")), _state(store)
+    sop = uid("svc", "fail")
+    path = write_part10(make_dataset(study=STUDY, series=uid("svc", 1), sop=sop), tmp_path / "a")
+    store.fail("put_file")
+    assert storer.store_instance(state, _event(path, sop)) == 0xA700
+    assert storer.store_instance(state, _event(path, sop)) == 0x0000
+    (open_batch,) = state.batches.open.values()
+    assert list(open_batch.instances) == [open_batch.key_for(uid("svc", 1), sop)]
+    assert (state.instances, state.failures) == (1, 1)
+
+
+def test_the_active_count_never_waits_on_a_batch_being_closed(tmp_path):
+    """A closer stuck on storage (S3 down) holds no lock the health endpoint needs."""
+    store = MemoryStore(tmp_path)
+    registry = AssociationRegistry()
+    closer = BatchCloser(registry, join_timeout=1)
+    assoc = threading.Thread(target=lambda: None)  # an association whose thread has ended
+    assoc.start()
+    assoc.join()
+    assoc.is_released = True  # type: ignore[attr-defined]
+    state = _state(store)
+    batch = state.batches.batch_for(STUDY, "", 10)
+    state.batches.record(batch, instance(batch.key_for("1.2", "1.3"), 10))
+    assert registry.admit(assoc, state, limit=5)  # type: ignore[arg-type]
+    store.block()
+    reaper = threading.Thread(target=closer.reap)
+    reaper.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert registry.active_count() == 1
+    assert time.monotonic() - started < 0.01
+    store.unblock()
+    reaper.join(5)
+    assert registry.active_count() == 0
+    assert f"batches/{batch.batch_id}.json" in store.objects
+
+
+def test_admission_rejects_by_title_and_while_draining() -> None:
+    admission = Admission(Settings(ae_title="SCP", require_called_ae_title=True,
+                                   require_calling_ae_title=("CT1",)))  # fmt: skip
+    assert admission.check("CT1", "SCP") is None
+    assert admission.check("CT1", "OTHER").reason == "called AE title not recognised"
+    assert admission.check("MR9", "SCP").reason == "calling AE title not allowed"
+    admission.drain()
+    assert admission.check("CT1", "SCP").reason == "draining"
+
+
+def test_the_folder_store_copies_across_file_systems(tmp_path):
+    """TEMP_DIR on another file system (tmpfs here): the instance is copied through staging,
+    fsynced and renamed into place; staging keeps nothing, and a missing file is a StorageError."""
+    temp = Path("/dev/shm") / f"scp-test-{os.getpid()}"
+    temp.mkdir(exist_ok=True)
+    if os.stat(temp).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm is on the same file system as the test folder")
+    try:
+        store = LocalStore(str(tmp_path / "store"), temp_dir=str(temp))
+        store.prepare()
+        received = Path(store.temp_dir) / "x.part"
+        received.write_bytes(b"instance bytes")
+        store.put_file("incoming/b/s/r/x.dcm", str(received), 14)
+        assert (tmp_path / "store/incoming/b/s/r/x.dcm").read_bytes() == b"instance bytes"
+        with pytest.raises(StorageError):
+            store.put_file("incoming/b/s/r/y.dcm", str(Path(store.temp_dir) / "gone"), 1)
+        assert [p.name for p in (tmp_path / "store" / OWNED_SUBDIR).iterdir()] == [".lock"]
+    finally:
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
