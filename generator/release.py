@@ -1,6 +1,8 @@
 """`make release`: validate the spec, build every artifact, pass the gates, write dist/<version>/.
 
-Nothing is written unless every gate passes. Usage: python -m generator.release [--out DIR]
+The artifacts include the SCP image, built from the bundle's own container/ context, as an OCI
+archive with its SBOM; the image gate runs it. Nothing is written unless every gate passes.
+Usage: python -m generator.release [--out DIR] [--no-image]
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from generator import docs, gates, package
+from generator import docs, gates, image, oci, package, sbom
 from generator.errors import GeneratorError
 from generator.spec import ROOT, Spec, load
 from generator.template import GENERATED, build_template
@@ -37,23 +39,85 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "template.json": json_text.encode(),
         "parameters.md": docs.parameter_reference(spec).encode(),
         **{f"lambda/{name}.zip": zipped for name in spec.data["workflow"]["functions"]},
-        **{f"container/{k}": v for k, v in package.container_context(root).items()},
+        **{
+            f"container/{k}": v
+            for k, v in package.container_context(root, product_code(spec)).items()
+        },
     }
     files["release-manifest.json"] = release_manifest(spec, files)
     return dict(sorted(files.items()))
 
 
-def release_manifest(spec: Spec, files: dict[str, bytes]) -> bytes:
+def product_code(spec: Spec) -> str:
+    """The Marketplace product code the image carries ("" when the product does not meter)."""
+    marketplace = spec.data["marketplace"]
+    return marketplace["productCode"] if marketplace["registerUsage"] else ""
+
+
+def release_manifest(
+    spec: Spec, files: dict[str, bytes], container: dict[str, object] | None = None
+) -> bytes:
     manifest = {
         "generated": GENERATED,
         "version": spec.version,
         "image": spec.image_uri,
+        **({"container": container} if container else {}),
         "artifacts": [
             {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             for path, data in sorted(files.items())
         ],
     }
     return (json.dumps(manifest, indent=2) + "\n").encode()
+
+
+IMAGE_ARCHIVE = "image/{repository}-{tag}.oci.tar"
+SBOM = "image/sbom.cdx.json"
+MAX_IMAGE_BYTES = 150 * 10**6
+
+
+def with_image(
+    spec: Spec, root: Path, files: dict[str, bytes], engine: image.Engine
+) -> tuple[dict[str, bytes], list[str]]:
+    """The bundle plus the image built from its container/ context (OCI archive, SBOM), and the
+    image gate's findings: its size, its user, and a run of it (health, C-ECHO, SIGTERM)."""
+    context = {
+        k.removeprefix("container/"): v for k, v in files.items() if k.startswith("container/")
+    }
+    name, tag = spec.data["image"]["repository"], spec.data["image"]["tag"]
+    local = f"localhost/{name}:{tag}"
+    epoch = image.source_epoch(root)
+    archive = image.build(engine, context, local, epoch)
+    try:
+        data = oci.normalized(archive, epoch)
+    finally:
+        shutil.rmtree(archive.parent, ignore_errors=True)
+    built = oci.read(data)
+    document = sbom.sbom(built, name, tag, epoch)
+    path = IMAGE_ARCHIVE.format(repository=name.rsplit("/", 1)[-1], tag=tag)
+    files = {k: v for k, v in files.items() if k != "release-manifest.json"}
+    files |= {path: data, SBOM: sbom.render(document)}
+    size = built.uncompressed_bytes
+    container = {
+        "uri": spec.image_uri,
+        "archive": path,
+        "digest": built.digest,
+        "compressedBytes": built.compressed_bytes,
+        "uncompressedBytes": size,
+        "sbom": SBOM,
+        "sbomFormat": "CycloneDX 1.5",
+        "sbomComponents": len(document["components"]),
+        "user": built.config["config"].get("User", ""),
+    }
+    files["release-manifest.json"] = release_manifest(spec, files, container)
+    findings = (
+        []
+        if size <= MAX_IMAGE_BYTES
+        else [f"image is {size / 1e6:.1f} MB unpacked, above {MAX_IMAGE_BYTES / 1e6:.0f} MB"]
+    )
+    if container["user"] in ("", "0", "root") or str(container["user"]).startswith("0:"):
+        findings.append(f"image runs as {container['user'] or 'root'}; set a non-root USER")
+    findings += image.smoke(engine, local)
+    return dict(sorted(files.items())), findings
 
 
 def run_gates(spec: Spec, files: dict[str, bytes]) -> dict[str, list[str]]:
@@ -104,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generator.release", description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="parent of <version>/")
     parser.add_argument("--root", type=Path, default=ROOT, help="repository root to package")
+    parser.add_argument(
+        "--no-image", dest="image", action="store_false", help="skip building the SCP image"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         spec = load(args.root / "config" / "product.yaml", args.root)
         files = bundle(spec, args.root)
         findings = run_gates(spec, files)
+        if args.image:
+            files, findings["image"] = with_image(spec, args.root, files, image.require_engine())
     except GeneratorError as exc:
         print(f"release failed: {exc}", file=sys.stderr)
         return 2
