@@ -7,9 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := dcmtk
+# dcmtk: DICOM peers in tests. The rest builds, runs, pushes and serves the SCP image (tests use
+# Debian's docker-registry as a local registry).
+APT_PACKAGES := dcmtk buildah podman runc skopeo mmdebstrap docker-registry
+# IMAGE=0 releases without building the SCP image.
+IMAGE ?= 1
 
-.PHONY: help deps system-deps test lint release snapshot run demo bench reliability
+.PHONY: help deps system-deps test lint release publish lock snapshot run demo bench reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,11 +24,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps: ## Install Debian packages the tests use (dcmtk) when missing
+system-deps: ## Install the Debian packages the tests and the image build use, when missing
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		$(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			$(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
 
 CHECKOV := $(VENV)/checkov/bin/checkov
@@ -41,8 +46,15 @@ lint: deps ## ruff over the code
 	$(PY) -m ruff check scp lambdas generator tests bench
 	$(PY) -m ruff format --check scp lambdas generator tests bench
 
-release: deps ## Build the Marketplace bundle into dist/<version>/ with every gate (installs checkov into .venv/checkov)
-	$(PY) -m generator.release
+release: deps ## Build the Marketplace bundle and the SCP image into dist/<version>/ with every gate (IMAGE=0: no image)
+	$(PY) -m generator.release $(if $(filter 0,$(IMAGE)),--no-image)
+
+publish: deps ## Push the released image: make publish REGISTRY=host[/path] [TAG=tag] [TLS_VERIFY=false]
+	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com [TAG=...]"; exit 2; }
+	$(PY) -m generator.publish --registry $(REGISTRY) $(if $(TAG),--tag $(TAG)) $(if $(filter false,$(TLS_VERIFY)),--no-tls-verify)
+
+lock: deps ## Re-resolve the image's locked Python packages (requirements*.lock) after a dependency change
+	$(PY) -m generator.lock
 
 snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
 	$(PY) -m generator.snapshot

@@ -70,9 +70,14 @@ def release_manifest(
     return (json.dumps(manifest, indent=2) + "\n").encode()
 
 
-IMAGE_ARCHIVE = "image/{repository}-{tag}.oci.tar"
 SBOM = "image/sbom.cdx.json"
 MAX_IMAGE_BYTES = 150 * 10**6
+
+
+def image_archive(spec: Spec) -> str:
+    """Path of the image's OCI archive in dist/<version>/."""
+    image = spec.data["image"]
+    return f"image/{image['repository'].rsplit('/', 1)[-1]}-{image['tag']}.oci.tar"
 
 
 def with_image(
@@ -93,7 +98,7 @@ def with_image(
         shutil.rmtree(archive.parent, ignore_errors=True)
     built = oci.read(data)
     document = sbom.sbom(built, name, tag, epoch)
-    path = IMAGE_ARCHIVE.format(repository=name.rsplit("/", 1)[-1], tag=tag)
+    path = image_archive(spec)
     files = {k: v for k, v in files.items() if k != "release-manifest.json"}
     files |= {path: data, SBOM: sbom.render(document)}
     size = built.uncompressed_bytes
