@@ -13,7 +13,7 @@ APT_PACKAGES := dcmtk buildah podman runc skopeo mmdebstrap docker-registry
 # IMAGE=0 releases without building the SCP image.
 IMAGE ?= 1
 
-.PHONY: help deps system-deps test lint release publish lock snapshot run demo bench reliability
+.PHONY: help deps system-deps test lint release publish lock snapshot run demo bench fargate-sizing reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ demo: deps ## Run the whole pipeline locally (moto, SCP, import workflow, Health
 bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom (BENCH_ARGS="--help" lists options)
 	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc"
 	$(PY) -m bench $(BENCH_ARGS)
+
+fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-2048); writes bench/fargate-sizing.json
+	$(MAKE) --no-print-directory system-deps
+	$(PY) -m bench --fargate $(BENCH_ARGS)
 
 reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, faults
 	RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -q -o timeout=1200

@@ -7,7 +7,8 @@ the kernel and ECS publish it:
 - cgroup v1: `cpu.cfs_quota_us` / `cpu.cfs_period_us` of the cpu controller's cgroup (-1: none);
   each readable ancestor counts too, since a limit set on a parent (a task) binds its children;
 - ECS (Fargate included): the task metadata endpoint v4 (`$ECS_CONTAINER_METADATA_URI_V4/task`)
-  gives the task's `Limits.CPU` in vCPUs, which covers a task-level limit a container cannot see.
+  gives the task's `Limits.CPU` "expressed in vCPUs" (AWS, "Amazon ECS task metadata v4 JSON
+  response for tasks on Fargate"), which covers a task-level limit a container cannot see.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ from tests.generator.contract import FUNCTIONS
 from tests.generator.sources import copy_sources
 
 
+RELEASE = (sys.executable, "-m", "generator.release")
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
     return copy_sources(tmp_path_factory.mktemp("root"))
@@ -27,8 +30,7 @@ def released(tmp_path_factory, sources) -> tuple[Path, str]:
     """One real release run (every gate but the image's) into a temporary dist/."""
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
-        [sys.executable, "-m", "generator.release", "--root", str(sources), "--out", str(out)]
-        + ["--no-image"],
+        [*RELEASE, "--root", str(sources), "--out", str(out), "--no-image"],
         cwd=ROOT,
         capture_output=True,
         text=True,
