@@ -16,7 +16,6 @@ from generator.spec import ROOT, load
 from tests.generator.contract import FUNCTIONS
 from tests.generator.sources import copy_sources
 
-
 RELEASE = (sys.executable, "-m", "generator.release")
 
 
