@@ -194,38 +194,18 @@ class Engine:
             _run(["buildah", "rm", container], "buildah rm", env=self.env)
 
     def build(self, context: Path, tag: str, build_args: dict[str, str], epoch: int) -> None:
+        """Build context as tag, then drop the image the tag named before (no cache piles up)."""
         args = [a for k, v in sorted(build_args.items()) for a in ("--build-arg", f"{k}={v}")]
         if self.name == "docker":
+            cmd = ["docker", "build", "--quiet", "-t", tag, *args, str(context)]
             env = {**self.env, "SOURCE_DATE_EPOCH": str(epoch)}
-            _run(
-                ["docker", "build", "--quiet", "-t", tag, *args, str(context)],
-                "docker build",
-                env=env,
-                timeout=1800,
-            )
-            return
-        _run(
-            [
-                "buildah",
-                "bud",
-                "--quiet",
-                "--isolation",
-                "chroot",
-                "--network",
-                "host",
-                "--layers",
-                "--identity-label=false",
-                "--timestamp",
-                str(epoch),
-                "-t",
-                tag,
-                *args,
-                str(context),
-            ],
-            "buildah bud",
-            env=self.env,
-            timeout=1800,
-        )
+        else:
+            cmd = ["buildah", "bud", "--quiet", "--isolation", "chroot", "--network", "host"]
+            cmd += ["--identity-label=false", "--timestamp", str(epoch), "-t", tag]
+            cmd += [*args, str(context)]
+            env = self.env
+        _run(cmd, f"{self.name} build", env=env, timeout=1800)
+        self.run("image", "prune", "--force", check=False)
 
     def save(self, name: str, archive: Path) -> None:
         """The image as an OCI archive, layers gzip-compressed as a registry holds them."""
