@@ -1,9 +1,9 @@
 # StoreSCP for AWS HealthImaging: the SCP container. Build context: dist/<version>/container/, as
 # `make release` writes it (this file, the lock files, the locked wheels, scp/, the manifest schema).
 # The build needs no network: Python packages come from the wheels in the context, hash-checked.
-# BASE_IMAGE: a Debian-based image with python3 >= 3.11. The release builds its own from Debian
-# packages (generator/image.py, mmdebstrap); a registry image such as python:3.11-slim-bookworm
-# works too: --build-arg BASE_IMAGE=python:3.11-slim-bookworm
+# BASE_IMAGE: a Debian-based image with python3 >= 3.11. The default is the one `make release`
+# builds from Debian packages (generator/image.py, mmdebstrap) and tags on this machine; a registry
+# image works too: --build-arg BASE_IMAGE=python:3.11-slim-bookworm
 ARG BASE_IMAGE=localhost/storescp-base:bookworm
 
 FROM ${BASE_IMAGE} AS build

@@ -265,11 +265,13 @@ def require_engine() -> Engine:
 
 
 def base_image(engine: Engine) -> str:
-    """The default BASE_IMAGE: Debian from packages, imported once per recipe."""
+    """The default BASE_IMAGE: Debian from packages, imported once per recipe, and also tagged
+    with the Dockerfile's default name so that a plain build of dist/<version>/container/ works."""
     sources = debian_sources()
     name = f"{BASE_REPOSITORY}:{SUITE}-{base_key(sources)}"
     if not engine.has_image(name):
         engine.import_base(base_rootfs(sources), name)
+    engine.run("tag", name, f"{BASE_REPOSITORY}:{SUITE}")
     return name
 
 
