@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from generator.image import Engine
-from tests.support.net import free_port
+from tests.support.net import free_port, get_health
 
 
 class Container:
@@ -46,14 +44,7 @@ class Container:
         return self
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.health_port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as rsp:
-                return rsp.status, json.load(rsp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
-        except OSError:
-            return 0, {}
+        return get_health(self.health_port)
 
     def state(self) -> str:
         return self.engine.run("inspect", "--format", "{{.State.Status}}", self.id).strip()
