@@ -7,13 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# dcmtk: DICOM peers in tests. The rest builds, runs, pushes and serves the SCP image (tests use
-# Debian's docker-registry as a local registry).
-APT_PACKAGES := dcmtk buildah podman runc skopeo mmdebstrap docker-registry
+# dcmtk: DICOM peers in tests; graphviz: the release's architecture diagram. The rest builds,
+# runs, pushes and serves the SCP image (tests use Debian's docker-registry as a local registry).
+APT_PACKAGES := dcmtk graphviz buildah podman runc skopeo mmdebstrap docker-registry
 # IMAGE=0 releases without building the SCP image.
 IMAGE ?= 1
 
-.PHONY: help deps system-deps test lint release publish lock snapshot run demo bench fargate-sizing reliability
+.PHONY: help deps system-deps test lint release publish lock snapshot docs run demo bench fargate-sizing reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps: ## Install the Debian packages the tests and the image build use, when missing
+system-deps: ## Install the Debian packages the tests, the release and the image build use, when missing
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
@@ -59,6 +59,9 @@ lock: deps ## Re-resolve the image's locked Python packages (requirements*.lock)
 snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
 	$(PY) -m generator.snapshot
 	$(PY) -m scp.settings
+
+docs: deps ## Regenerate docs/ (Conformance Statement, security pages, runbook, cost estimate)
+	$(PY) -m generator.documents
 
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 	$(PY) -m scp --storage ./received --bind 127.0.0.1

@@ -137,5 +137,5 @@ def main(repeat: int, cache: Path) -> int:
     }
     SIZING.write_text(json.dumps(document, indent=2) + "\n")
     print(render(rows))
-    print(f"{machine}\nwrote {SIZING}")
+    print(f"{machine}\nwrote {SIZING}; `make docs` updates the cost estimate")
     return 0

@@ -28,7 +28,7 @@ def cfn_lint(template: str, spec: Spec) -> list[str]:
     config = ManualArgs(
         regions=["us-east-1"],
         append_rules=[str(LINT_RULES)],
-        ignore_checks=[s["id"] for s in spec.data["lint"]["cfnLintIgnore"]],
+        ignore_checks=[s.id for s in spec.lint.cfn_lint_ignore],
         configure_rules={"E9002": {"allowed": allowed}},
     )
     return [
@@ -57,7 +57,7 @@ def checkov_command() -> Path:
 
 def checkov(template: str, spec: Spec) -> list[str]:
     """Failed checks not skipped in the spec."""
-    skips = ",".join(s["id"] for s in spec.data["lint"]["checkovSkips"])
+    skips = ",".join(s.id for s in spec.lint.checkov_skips)
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "template.yaml").write_text(template)
         cmd = [

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import GetAtt, Sub, Template, iam
+from troposphere import AWSObject, GetAtt, Sub, Template, iam, logs
 
 Statement = dict[str, Any]
 
 
-def var(logical_id: str, attribute: str = "") -> str:
-    """'${X}' or '${X.Attr}' for an Fn::Sub string."""
-    return "${" + logical_id + (f".{attribute}" if attribute else "") + "}"
+def var(resource: AWSObject, attribute: str = "") -> str:
+    """'${X}' or '${X.Attr}' for an Fn::Sub string, X being the resource's logical ID."""
+    return "${" + resource.title + (f".{attribute}" if attribute else "") + "}"
 
 
-def arn(logical_id: str, suffix: str = "", attribute: str = "Arn") -> Sub:
-    """A resource's ARN plus a suffix, e.g. arn("DicomBucket", "/incoming/*")."""
-    return Sub(var(logical_id, attribute) + suffix)
+def arn(resource: AWSObject, suffix: str = "", attribute: str = "Arn") -> Sub:
+    """A resource's ARN plus a suffix, e.g. arn(dicom_bucket, "/incoming/*")."""
+    return Sub(var(resource, attribute) + suffix)
 
 
 def allow(actions: list[str], resources: list[Any], condition: dict | None = None) -> Statement:
@@ -25,6 +25,18 @@ def allow(actions: list[str], resources: list[Any], condition: dict | None = Non
     if condition:
         statement["Condition"] = condition
     return statement
+
+
+def deny_insecure_transport(action: str, resources: list[Any]) -> Statement:
+    """Deny every request to these resources that does not use TLS."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resources,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def policy_document(statements: list[Statement]) -> dict[str, Any]:
@@ -37,8 +49,10 @@ def role(
     service: str,
     statements: list[Statement],
     trust_condition: dict | None = None,
+    condition: str | None = None,
 ) -> iam.Role:
-    """A role the given service principal may assume, with one inline policy."""
+    """A role the given service principal may assume, with one inline policy; `condition`
+    names the template Condition the role exists under."""
     trust: Statement = {
         "Effect": "Allow",
         "Principal": {"Service": service},
@@ -46,11 +60,13 @@ def role(
     }
     if trust_condition:
         trust["Condition"] = trust_condition
+    extra = {"Condition": condition} if condition else {}
     return t.add_resource(
         iam.Role(
             name,
             AssumeRolePolicyDocument=policy_document([trust]),
             Policies=[iam.Policy(PolicyName=name, PolicyDocument=policy_document(statements))],
+            **extra,
         )
     )
 
@@ -60,9 +76,6 @@ def same_account() -> dict[str, Any]:
     return {"StringEquals": {"aws:SourceAccount": Sub("${AWS::AccountId}")}}
 
 
-def log_writer(log_group_logical_id: str) -> Statement:
+def log_writer(log_group: logs.LogGroup) -> Statement:
     """Write log streams of one log group."""
-    return allow(
-        ["logs:CreateLogStream", "logs:PutLogEvents"],
-        [GetAtt(log_group_logical_id, "Arn")],
-    )
+    return allow(["logs:CreateLogStream", "logs:PutLogEvents"], [GetAtt(log_group, "Arn")])

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
-from generator.iam import var
+from generator.iam import allow, deny_insecure_transport, policy_document, same_account, var
+from generator.kms import Key
 from generator.network import Network
+from generator.parameters import Inputs
+from generator.service import Service
 from generator.spec import Spec
 from generator.workflow import Queues, Workflow, logical_name
 
@@ -15,7 +19,7 @@ PERIOD = 300
 FAILED_EXECUTIONS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
 
 
-def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props) -> None:
+def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props: Any) -> None:
     t.add_resource(
         cloudwatch.Alarm(
             name,
@@ -30,7 +34,7 @@ def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props) 
 
 
 def _metric(
-    metric_id: str, namespace: str, name: str, dimension: str, value
+    metric_id: str, namespace: str, name: str, dimension: str, value: Any
 ) -> cloudwatch.MetricDataQuery:
     """A 5-minute Sum of one metric with one dimension, as input to a math expression."""
     return cloudwatch.MetricDataQuery(
@@ -54,11 +58,56 @@ def _expression(expression: str, label: str) -> cloudwatch.MetricDataQuery:
     )
 
 
+def _topic(t: Template, inputs: Inputs, key: Key) -> sns.Topic:
+    """The alarm topic, encrypted with the stack's key (whose policy lets CloudWatch use it: the
+    AWS managed SNS key does not, so alarms could not publish), published to by this account's
+    alarms only, over TLS; the AlarmEmail subscription when that is set."""
+    topic = t.add_resource(sns.Topic("AlarmTopic", KmsMasterKeyId=key.arn))
+    alarms = Sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*")
+    t.add_resource(
+        sns.TopicPolicy(
+            "AlarmTopicPolicy",
+            Topics=[Ref(topic)],
+            PolicyDocument=policy_document(
+                [
+                    {
+                        "Sid": "CloudWatchAlarms",
+                        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                        **allow(
+                            ["sns:Publish"],
+                            [Ref(topic)],
+                            {"ArnLike": {"aws:SourceArn": alarms}, **same_account()},
+                        ),
+                    },
+                    deny_insecure_transport("sns:Publish", [Ref(topic)]),
+                ]
+            ),
+        )
+    )
+    t.add_resource(
+        sns.SubscriptionResource(
+            "AlarmEmailSubscription",
+            Condition=inputs.conditions.has_alarm_email.name,
+            TopicArn=Ref(topic),
+            Protocol="email",
+            Endpoint=Ref(inputs.parameters.AlarmEmail),
+        )
+    )
+    return topic
+
+
 def add_monitoring(
-    t: Template, spec: Spec, network: Network, queues: Queues, workflow: Workflow
+    t: Template,
+    spec: Spec,
+    inputs: Inputs,
+    key: Key,
+    network: Network,
+    service: Service,
+    queues: Queues,
+    workflow: Workflow,
 ) -> None:
-    limits = spec.resources["alarms"]
-    topic = t.add_resource(sns.Topic("AlarmTopic", KmsMasterKeyId="alias/aws/sns"))
+    limits = spec.resources.alarms
+    topic = _topic(t, inputs, key)
     _alarm(
         t,
         "DeadLetterQueueAlarm",
@@ -73,7 +122,7 @@ def add_monitoring(
         ],
         Statistic="Maximum",
         Period=PERIOD,
-        Threshold=limits["dlqDepth"],
+        Threshold=limits.dlq_depth,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     _alarm(
@@ -88,43 +137,48 @@ def add_monitoring(
             ),
             _expression("m0 + m1 + m2", "Failed imports"),
         ],
-        Threshold=limits["failedImports"],
+        Threshold=limits.failed_imports,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     for name, function in workflow.functions.items():
         _alarm(
             t,
             f"{logical_name(name)}ErrorRateAlarm",
-            f"Error rate of the {name} function is above {limits['lambdaErrorRatePercent']} %.",
+            f"Error rate of the {name} function is above {limits.lambda_error_rate_percent} %.",
             topic,
             Metrics=[
                 _metric("errors", "AWS/Lambda", "Errors", "FunctionName", Ref(function)),
                 _metric("invocations", "AWS/Lambda", "Invocations", "FunctionName", Ref(function)),
                 _expression("IF(invocations > 0, 100 * errors / invocations, 0)", "Error rate (%)"),
             ],
-            Threshold=limits["lambdaErrorRatePercent"],
+            Threshold=limits.lambda_error_rate_percent,
             ComparisonOperator="GreaterThanThreshold",
         )
-    for metric, key in (("CPUUtilization", "cpuPercent"), ("MemoryUtilization", "memoryPercent")):
+    for metric, limit in (
+        ("CPUUtilization", limits.cpu_percent),
+        ("MemoryUtilization", limits.memory_percent),
+    ):
         _alarm(
             t,
             f"Service{metric}Alarm",
-            f"Average {metric} of the SCP service is above {limits[key]} %.",
+            f"Average {metric} of the SCP service is above {limit} %.",
             topic,
             Namespace="AWS/ECS",
             MetricName=metric,
             Dimensions=[
-                cloudwatch.MetricDimension(Name="ClusterName", Value=Ref("Cluster")),
-                cloudwatch.MetricDimension(Name="ServiceName", Value=GetAtt("Service", "Name")),
+                cloudwatch.MetricDimension(Name="ClusterName", Value=Ref(service.cluster)),
+                cloudwatch.MetricDimension(
+                    Name="ServiceName", Value=GetAtt(service.service, "Name")
+                ),
             ],
             Statistic="Average",
             Period=PERIOD,
-            Threshold=limits[key],
+            Threshold=limit,
             ComparisonOperator="GreaterThanThreshold",
         )
     t.add_resource(
         cloudwatch.Dashboard(
-            "Dashboard", DashboardBody=Sub(_dashboard_body(network, queues, workflow))
+            "Dashboard", DashboardBody=Sub(_dashboard_body(network, service, queues, workflow))
         )
     )
 
@@ -146,15 +200,17 @@ def _widget(title: str, metrics: list[list], y: int, x: int, stat: str = "Sum") 
     }
 
 
-def _dashboard_body(network: Network, queues: Queues, workflow: Workflow) -> str:
+def _dashboard_body(network: Network, service: Service, queues: Queues, workflow: Workflow) -> str:
     """Dashboard JSON as an Fn::Sub string (resource names resolved by CloudFormation)."""
-    service = ["ClusterName", "${Cluster}", "ServiceName", "${Service.Name}"]
+    dimensions = ["ClusterName", var(service.cluster), "ServiceName", var(service.service, "Name")]
     scp = "StoreSCP/${AWS::StackName}"
-    functions = [f.title for f in workflow.functions.values()]
     widgets = [
         _widget(
             "SCP service CPU and memory (%)",
-            [["AWS/ECS", "CPUUtilization", *service], ["AWS/ECS", "MemoryUtilization", *service]],
+            [
+                ["AWS/ECS", "CPUUtilization", *dimensions],
+                ["AWS/ECS", "MemoryUtilization", *dimensions],
+            ],
             0,
             0,
             "Average",
@@ -166,7 +222,7 @@ def _dashboard_body(network: Network, queues: Queues, workflow: Workflow) -> str
                     "AWS/NetworkELB",
                     "ActiveFlowCount",
                     "LoadBalancer",
-                    var(network.load_balancer.title, "LoadBalancerFullName"),
+                    var(network.load_balancer, "LoadBalancerFullName"),
                 ]
             ],
             0,
@@ -182,7 +238,7 @@ def _dashboard_body(network: Network, queues: Queues, workflow: Workflow) -> str
         _widget(
             "Import workflow executions",
             [
-                ["AWS/States", m, "StateMachineArn", var(workflow.state_machine.title)]
+                ["AWS/States", m, "StateMachineArn", var(workflow.state_machine)]
                 for m in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed")
             ],
             6,
@@ -192,7 +248,7 @@ def _dashboard_body(network: Network, queues: Queues, workflow: Workflow) -> str
             "Lambda invocations and errors",
             [
                 ["AWS/Lambda", m, "FunctionName", var(f)]
-                for f in functions
+                for f in workflow.functions.values()
                 for m in ("Invocations", "Errors")
             ],
             12,
@@ -205,7 +261,7 @@ def _dashboard_body(network: Network, queues: Queues, workflow: Workflow) -> str
                     "AWS/SQS",
                     "ApproximateNumberOfMessagesVisible",
                     "QueueName",
-                    var(q.title, "QueueName"),
+                    var(q, "QueueName"),
                 ]
                 for q in (queues.queue, queues.dead_letter_queue)
             ],

@@ -1,33 +1,50 @@
-"""The Network Load Balancer, its security group (peer restriction), listener and target group."""
+"""The Network Load Balancer (internet-facing or internal), its security group (peer
+restriction), the TCP or TLS listener, the target group, and the optional S3 gateway endpoint."""
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from troposphere import AWSObject, GetAtt, If, NoValue, Ref, Sub, Template, awslambda, ec2, logs
+from troposphere import (
+    AWSObject,
+    GetAtt,
+    Parameter,
+    Ref,
+    StackId,
+    Sub,
+    Tags,
+    Template,
+    awslambda,
+    cloudformation,
+    ec2,
+    logs,
+)
 from troposphere import elasticloadbalancingv2 as elb
 
 from generator.custom import route_tables
 from generator.iam import allow, log_writer, role
-from generator.parameters import HAS_PEER2, HAS_PEER3, HAS_TLS
+from generator.kms import Key
+from generator.parameters import Inputs
 from generator.spec import Spec
 from generator.storage import Storage
 
 # TLS 1.3 and 1.2 only.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Seconds CloudFormation waits for the route-table custom resource (default: one hour).
+CUSTOM_RESOURCE_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
 class Network:
     load_balancer: elb.LoadBalancer
     target_group: elb.TargetGroup
-    listener: elb.Listener
+    listener_ready: cloudformation.WaitConditionHandle  # exists once the listener does
     task_security_group: ec2.SecurityGroup
 
 
-def _tcp(port, description: str, **source) -> dict:
+def _tcp(port: Any, description: str, **source: Any) -> dict:
     """A security group rule for one TCP port; source is CidrIp=... or SourceSecurityGroupId=..."""
     return {
         "IpProtocol": "tcp",
@@ -38,37 +55,57 @@ def _tcp(port, description: str, **source) -> dict:
     }
 
 
-def _dicom_ingress(cidr: str, description: str) -> dict:
-    """An ingress rule for the DICOM port from one CIDR parameter."""
-    return _tcp(Ref("SCPPort"), description, CidrIp=Ref(cidr))
+def _dicom_ingress(inputs: Inputs, cidr: Parameter, description: str) -> dict:
+    """An ingress rule for the load balancer's DICOM port from one CIDR parameter."""
+    return _tcp(Ref(inputs.parameters.SCPPort), description, CidrIp=Ref(cidr))
 
 
 class RouteTables(AWSObject):
     """Custom resource answered by generator/custom/route_tables.py."""
 
     resource_type = "Custom::RouteTables"
-    props: ClassVar[dict] = {"ServiceToken": (str, True), "SubnetIds": (list, True)}
+    props: ClassVar[dict] = {
+        "ServiceToken": (str, True),
+        "ServiceTimeout": (int, False),
+        "SubnetIds": (list, True),
+    }
 
 
-def add_s3_endpoint(t: Template, spec: Spec) -> None:
-    """S3 gateway endpoint on the private subnets' route tables (found by a custom resource,
-    since the parameters name subnets only), so received images reach S3 without the NAT."""
+def add_s3_endpoint(t: Template, inputs: Inputs, key: Key) -> None:
+    """Only with CreateS3GatewayEndpoint: an S3 gateway endpoint on the private subnets' route
+    tables (found by a custom resource, since the parameters name subnets only)."""
+    p, create = inputs.parameters, inputs.conditions.create_s3_endpoint.name
     log_group = t.add_resource(
-        logs.LogGroup("RouteTablesLogGroup", RetentionInDays=spec.resources["logRetentionDays"])
+        logs.LogGroup(
+            "RouteTablesLogGroup",
+            Condition=create,
+            RetentionInDays=Ref(p.LogRetentionDays),
+            KmsKeyId=key.arn,
+        )
     )
     function_role = role(
         t,
         "RouteTablesFunctionRole",
         "lambda.amazonaws.com",
         [
-            log_writer(log_group.title),
+            log_writer(log_group),
             # EC2 Describe* actions have no resource-level permissions: "*" is the only choice.
-            allow(["ec2:DescribeRouteTables", "ec2:DescribeSubnets"], ["*"]),
+            allow(
+                [
+                    "ec2:DescribePrefixLists",
+                    "ec2:DescribeRouteTables",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcEndpoints",
+                ],
+                ["*"],
+            ),
         ],
+        condition=create,
     )
     function = t.add_resource(
         awslambda.Function(
             "RouteTablesFunction",
+            Condition=create,
             Runtime="python3.12",
             Handler="index.handler",
             Code=awslambda.Code(ZipFile=inspect.getsource(route_tables)),
@@ -82,48 +119,62 @@ def add_s3_endpoint(t: Template, spec: Spec) -> None:
     tables = t.add_resource(
         RouteTables(
             "PrivateRouteTables",
+            Condition=create,
             ServiceToken=GetAtt(function, "Arn"),
-            SubnetIds=Ref("PrivateSubnetIDs"),
+            ServiceTimeout=CUSTOM_RESOURCE_TIMEOUT,
+            SubnetIds=Ref(p.PrivateSubnetIDs),
         )
     )
     t.add_resource(
         ec2.VPCEndpoint(
             "S3GatewayEndpoint",
-            VpcId=Ref("VpcID"),
+            Condition=create,
+            VpcId=Ref(p.VpcID),
             VpcEndpointType="Gateway",
             ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
             RouteTableIds=GetAtt(tables, "RouteTableIds"),
+            # Marks this stack's endpoint, so an update keeps the tables it routes.
+            Tags=Tags({route_tables.STACK_TAG: StackId}),
         )
     )
 
 
-def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
-    """Peer rules live on the NLB's security group: they hold for the TCP and the TLS listener."""
-    health_port = spec.resources["healthPort"]
-    vpc = {"CidrIp": Ref("VpcCIDR")}
+def _security_groups(
+    t: Template, spec: Spec, inputs: Inputs
+) -> tuple[ec2.SecurityGroup, ec2.SecurityGroup]:
+    """Peer rules live on the NLB's security group: they hold for the TCP and the TLS listener.
+    The tasks accept DICOM (on the container port) and health checks from that group only."""
+    p, c = inputs.parameters, inputs.conditions
+    health_port = spec.resources.health_port
+    container_port = spec.resources.container_port
+    vpc = {"CidrIp": Ref(p.VpcCIDR)}
     nlb_sg = t.add_resource(
         ec2.SecurityGroup(
             "LoadBalancerSecurityGroup",
             GroupDescription="DICOM clients allowed to reach the load balancer",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(p.VpcID),
             SecurityGroupIngress=[
-                ec2.SecurityGroupRule(**_dicom_ingress("VpcCIDR", "DICOM from inside the VPC")),
-                ec2.SecurityGroupRule(**_dicom_ingress("PeerCIDR1", "DICOM from allowed range 1")),
+                ec2.SecurityGroupRule(
+                    **_dicom_ingress(inputs, p.VpcCIDR, "DICOM from inside the VPC")
+                ),
+                ec2.SecurityGroupRule(
+                    **_dicom_ingress(inputs, p.PeerCIDR1, "DICOM from allowed range 1")
+                ),
             ],
             SecurityGroupEgress=[
-                ec2.SecurityGroupRule(**_tcp(Ref("SCPPort"), "DICOM to the SCP tasks", **vpc)),
+                ec2.SecurityGroupRule(**_tcp(container_port, "DICOM to the SCP tasks", **vpc)),
                 ec2.SecurityGroupRule(**_tcp(health_port, "Health checks of the SCP tasks", **vpc)),
             ],
         )
     )
     # Optional ranges are separate rules that exist only when their parameter is set.
-    for n, condition in ((2, HAS_PEER2), (3, HAS_PEER3)):
+    for n, cidr, condition in ((2, p.PeerCIDR2, c.has_peer2), (3, p.PeerCIDR3, c.has_peer3)):
         t.add_resource(
             ec2.SecurityGroupIngress(
                 f"LoadBalancerIngressPeer{n}",
-                Condition=condition,
+                Condition=condition.name,
                 GroupId=Ref(nlb_sg),
-                **_dicom_ingress(f"PeerCIDR{n}", f"DICOM from allowed range {n}"),
+                **_dicom_ingress(inputs, cidr, f"DICOM from allowed range {n}"),
             )
         )
     lb = {"SourceSecurityGroupId": Ref(nlb_sg)}
@@ -131,9 +182,9 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
         ec2.SecurityGroup(
             "TaskSecurityGroup",
             GroupDescription="SCP tasks: DICOM and health checks from the load balancer only",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(p.VpcID),
             SecurityGroupIngress=[
-                ec2.SecurityGroupRule(**_tcp(Ref("SCPPort"), "DICOM from the load balancer", **lb)),
+                ec2.SecurityGroupRule(**_tcp(container_port, "DICOM from the load balancer", **lb)),
                 ec2.SecurityGroupRule(
                     **_tcp(health_port, "Health checks from the load balancer", **lb)
                 ),
@@ -149,14 +200,61 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
             ],
         )
     )
+    return nlb_sg, task_sg
+
+
+def _listeners(
+    t: Template, inputs: Inputs, nlb: elb.LoadBalancer, target_group: elb.TargetGroup
+) -> cloudformation.WaitConditionHandle:
+    """A TLS listener (TLS 1.2+) with a certificate, else a TCP listener whose idle timeout is
+    NetworkTimeout (tcp.idle_timeout.seconds, 60-6000 s; TLS listeners keep a fixed 350 s:
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html).
+    Returns a handle that exists once whichever listener exists does (the service waits on it)."""
+    p, c = inputs.parameters, inputs.conditions
+    forward = [elb.Action(Type="forward", TargetGroupArn=Ref(target_group))]
+    tls = t.add_resource(
+        elb.Listener(
+            "TlsListener",
+            Condition=c.has_tls.name,
+            LoadBalancerArn=Ref(nlb),
+            Port=Ref(p.SCPPort),
+            Protocol="TLS",
+            Certificates=[elb.Certificate(CertificateArn=Ref(p.TLSCertificateARN))],
+            SslPolicy=TLS_POLICY,
+            DefaultActions=forward,
+        )
+    )
+    tcp = t.add_resource(
+        elb.Listener(
+            "TcpListener",
+            Condition=c.no_tls.name,
+            LoadBalancerArn=Ref(nlb),
+            Port=Ref(p.SCPPort),
+            Protocol="TCP",
+            ListenerAttributes=[
+                elb.ListenerAttribute(Key="tcp.idle_timeout.seconds", Value=Ref(p.NetworkTimeout))
+            ],
+            DefaultActions=forward,
+        )
+    )
+    return t.add_resource(
+        cloudformation.WaitConditionHandle(
+            "ListenerReady", Metadata={"Listener": c.has_tls.choose(Ref(tls), Ref(tcp))}
+        )
+    )
+
+
+def add_network(t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Storage) -> Network:
+    p, c = inputs.parameters, inputs.conditions
+    nlb_sg, task_sg = _security_groups(t, spec, inputs)
     nlb = t.add_resource(
         elb.LoadBalancer(
             "NetworkLoadBalancer",
             # Log delivery checks the bucket policy when the load balancer is created.
-            DependsOn=[f"{storage.access_logs_bucket.title}Policy"],
+            DependsOn=[storage.access_logs_policy],
             Type="network",
-            Scheme="internet-facing",
-            Subnets=Ref("PublicSubnetIDs"),
+            Scheme=Ref(p.LoadBalancerScheme),
+            Subnets=c.internal.choose(Ref(p.PrivateSubnetIDs), Ref(p.PublicSubnetIDs)),
             SecurityGroups=[Ref(nlb_sg)],
             LoadBalancerAttributes=[
                 elb.LoadBalancerAttributes(Key="load_balancing.cross_zone.enabled", Value="true"),
@@ -172,11 +270,11 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
         elb.TargetGroup(
             "TargetGroup",
             Protocol="TCP",
-            Port=Ref("SCPPort"),
+            Port=spec.resources.container_port,
             TargetType="ip",
-            VpcId=Ref("VpcID"),
+            VpcId=Ref(p.VpcID),
             HealthCheckProtocol="HTTP",
-            HealthCheckPort=str(health_port),
+            HealthCheckPort=str(spec.resources.health_port),
             HealthCheckPath="/health",
             HealthCheckIntervalSeconds=10,
             HealthyThresholdCount=2,
@@ -184,23 +282,11 @@ def add_network(t: Template, spec: Spec, storage: Storage) -> Network:
             TargetGroupAttributes=[
                 elb.TargetGroupAttribute(
                     Key="deregistration_delay.timeout_seconds",
-                    Value=str(spec.resources["stopTimeoutSeconds"]),
+                    Value=str(spec.resources.stop_timeout_seconds),
                 ),
             ],
         )
     )
-    listener = t.add_resource(
-        elb.Listener(
-            "Listener",
-            LoadBalancerArn=Ref(nlb),
-            Port=Ref("SCPPort"),
-            Protocol=If(HAS_TLS, "TLS", "TCP"),
-            Certificates=If(
-                HAS_TLS, [elb.Certificate(CertificateArn=Ref("TLSCertificateARN"))], NoValue
-            ),
-            SslPolicy=If(HAS_TLS, TLS_POLICY, NoValue),
-            DefaultActions=[elb.Action(Type="forward", TargetGroupArn=Ref(target_group))],
-        )
-    )
-    add_s3_endpoint(t, spec)
-    return Network(nlb, target_group, listener, task_sg)
+    listener_ready = _listeners(t, inputs, nlb, target_group)
+    add_s3_endpoint(t, inputs, key)
+    return Network(nlb, target_group, listener_ready, task_sg)

@@ -2,69 +2,177 @@
 
 from __future__ import annotations
 
-from troposphere import Equals, Not, Parameter, Ref, Template
+from dataclasses import dataclass, fields
+from typing import Any
 
+from troposphere import Equals, If, Not, Or, Parameter, Ref, Template
+
+from generator.errors import SpecError
 from generator.spec import Spec
 
-_PROPERTIES = {
-    "default": "Default",
-    "allowedPattern": "AllowedPattern",
-    "allowedValues": "AllowedValues",
-    "minLength": "MinLength",
-    "maxLength": "MaxLength",
-    "minValue": "MinValue",
-    "maxValue": "MaxValue",
-    "constraintDescription": "ConstraintDescription",
-}
-
-HAS_TLS = "HasTLSCertificate"
-HAS_PEER2 = "HasPeerCIDR2"
-HAS_PEER3 = "HasPeerCIDR3"
+INTERNAL = "internal"
+INTERNET_FACING = "internet-facing"
+# The idle timeout of NLB TLS listeners is 350 s and cannot be changed
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html).
+TLS_IDLE_TIMEOUT = 350
 
 
-def add_parameters(t: Template, spec: Spec) -> dict[str, Parameter]:
-    """Add every spec parameter in console order; return them by name."""
-    params: dict[str, Parameter] = {}
-    for group in spec.data["parameterGroups"]:
-        for p in (p for p in spec.data["parameters"] if p["group"] == group):
-            props = {_PROPERTIES[k]: v for k, v in p.items() if k in _PROPERTIES}
+@dataclass(frozen=True)
+class Parameters:
+    """Every template parameter as its troposphere object; a field's name is the logical ID,
+    so a typo fails when the template is built, not at lint time."""
+
+    VpcID: Parameter
+    PublicSubnetIDs: Parameter
+    PrivateSubnetIDs: Parameter
+    AvailabilityZones: Parameter
+    SecurityGroupID: Parameter
+    VpcCIDR: Parameter
+    LoadBalancerScheme: Parameter
+    CreateS3GatewayEndpoint: Parameter
+    SCPAETitle: Parameter
+    SCPPort: Parameter
+    PeerCIDR1: Parameter
+    PeerCIDR2: Parameter
+    PeerCIDR3: Parameter
+    RequireCalledAETitle: Parameter
+    RequireCallingAETitle: Parameter
+    TaskCPU: Parameter
+    TaskMemoryLimit: Parameter
+    TaskDesiredCount: Parameter
+    AutoscaleMaxCapacity: Parameter
+    TLSCertificateARN: Parameter
+    KmsKeyArn: Parameter
+    DIMSETimeout: Parameter
+    MaximumAssociations: Parameter
+    NetworkTimeout: Parameter
+    SupportedSOPClassUIDs: Parameter
+    LogRetentionDays: Parameter
+    AlarmEmail: Parameter
+    DatastoreId: Parameter
+
+    def by_name(self, name: str) -> Parameter:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A template Condition, used by name in Condition= and Fn::If."""
+
+    name: str
+
+    def choose(self, when_true: Any, when_false: Any) -> If:
+        """Fn::If on this condition."""
+        return If(self.name, when_true, when_false)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    has_tls: Condition
+    no_tls: Condition
+    has_peer2: Condition
+    has_peer3: Condition
+    create_key: Condition
+    internal: Condition
+    create_s3_endpoint: Condition
+    has_alarm_email: Condition
+    create_datastore: Condition
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the other generator modules receive: the parameters and the Conditions on them."""
+
+    parameters: Parameters
+    conditions: Conditions
+
+
+def _parameters(t: Template, spec: Spec) -> Parameters:
+    """Add every spec parameter in console order."""
+    by_name: dict[str, Parameter] = {}
+    for group in spec.parameter_groups:
+        for p in spec.parameters_in(group):
             param = t.add_parameter(
-                Parameter(p["name"], Type=p["type"], Description=p["description"], **props)
+                Parameter(p.name, Type=p.type, Description=p.description, **p.properties)
             )
-            t.set_parameter_label(param, p["label"])
+            t.set_parameter_label(param, p.label)
             t.add_parameter_to_group(param, group)
-            params[p["name"]] = param
-    return params
+            by_name[p.name] = param
+    known = {f.name for f in fields(Parameters)}
+    if set(by_name) != known:
+        raise SpecError(
+            f"config/product.yaml $.parameters and generator.parameters.Parameters disagree: "
+            f"not in the spec {sorted(known - set(by_name))}, not in the generator "
+            f"{sorted(set(by_name) - known)}; add the field or the spec entry"
+        )
+    return Parameters(**by_name)
 
 
-def add_conditions(t: Template) -> None:
-    """Optional parts: the TLS listener and the second and third peer ranges."""
-    t.add_condition(HAS_TLS, Not(Equals(Ref("TLSCertificateARN"), "")))
-    t.add_condition(HAS_PEER2, Not(Equals(Ref("PeerCIDR2"), "")))
-    t.add_condition(HAS_PEER3, Not(Equals(Ref("PeerCIDR3"), "")))
+def _condition(t: Template, name: str, expression: Any) -> Condition:
+    t.add_condition(name, expression)
+    return Condition(name)
 
 
-def fargate_memory_values(size: dict[str, int]) -> list[str]:
-    """Every memory value (MiB, as strings) Fargate accepts for one CPU value."""
-    return [str(m) for m in range(size["min"], size["max"] + 1, size["step"])]
+def _is_empty(parameter: Parameter) -> Equals:
+    return Equals(Ref(parameter), "")
 
 
-def add_rules(t: Template, spec: Spec) -> None:
-    """Rules that refuse the guide's common deployment errors before anything is created."""
+def _is_set(parameter: Parameter) -> Not:
+    return Not(_is_empty(parameter))
+
+
+def add_parameters(t: Template, spec: Spec) -> Inputs:
+    """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
+    the stack's own key, internal load balancer, S3 endpoint, alarm e-mail, own data store."""
+    p = _parameters(t, spec)
+    conditions = Conditions(
+        has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
+        no_tls=_condition(t, "NoTLSCertificate", _is_empty(p.TLSCertificateARN)),
+        has_peer2=_condition(t, "HasPeerCIDR2", _is_set(p.PeerCIDR2)),
+        has_peer3=_condition(t, "HasPeerCIDR3", _is_set(p.PeerCIDR3)),
+        create_key=_condition(t, "CreateEncryptionKey", _is_empty(p.KmsKeyArn)),
+        internal=_condition(t, "InternalLoadBalancer", Equals(Ref(p.LoadBalancerScheme), INTERNAL)),
+        create_s3_endpoint=_condition(
+            t, "CreateS3Endpoint", Equals(Ref(p.CreateS3GatewayEndpoint), "true")
+        ),
+        has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
+        create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
+    )
+    return Inputs(p, conditions)
+
+
+def _assertion(condition: Any, description: str) -> dict[str, Any]:
+    return {"Assert": condition, "AssertDescription": description}
+
+
+def _values(low: int, high: int) -> list[str]:
+    """Every whole number low..high as the strings Fn::Contains compares."""
+    return [str(n) for n in range(low, high + 1)]
+
+
+def _number_range(spec: Spec, name: str) -> tuple[int, int]:
+    (p,) = (p for p in spec.parameters if p.name == name)
+    return p.properties["MinValue"], p.properties["MaxValue"]
+
+
+def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
+    """Rules that refuse a parameter set that cannot work, before anything is created
+    (rule functions: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html)."""
+    p = inputs.parameters
     subnet_attr = "AWS::EC2::Subnet::Id"
     t.add_rule(
         "SubnetsInVpc",
         {
             "Assertions": [
-                {
-                    "Assert": {
+                _assertion(
+                    {
                         "Fn::EachMemberEquals": [
                             {"Fn::ValueOfAll": [subnet_attr, "VpcId"]},
-                            Ref("VpcID"),
+                            Ref(p.VpcID),
                         ]
                     },
-                    "AssertDescription": "Every public and private subnet must be in VpcID.",
-                }
+                    "Every public and private subnet must be in VpcID.",
+                )
             ]
         },
     )
@@ -72,47 +180,83 @@ def add_rules(t: Template, spec: Spec) -> None:
         "SubnetsInAvailabilityZones",
         {
             "Assertions": [
-                {
-                    "Assert": {
+                _assertion(
+                    {
                         "Fn::EachMemberIn": [
                             {"Fn::ValueOfAll": [subnet_attr, "AvailabilityZone"]},
-                            Ref("AvailabilityZones"),
+                            Ref(p.AvailabilityZones),
                         ]
                     },
-                    "AssertDescription": "Every subnet must be in one of AvailabilityZones.",
-                }
+                    "Every subnet must be in one of AvailabilityZones.",
+                )
             ]
         },
     )
+    # An internet-facing NLB serves only the zones of its public subnets: a task in another
+    # zone never becomes healthy. An internal NLB uses the private subnets themselves.
     t.add_rule(
-        "HealthPortIsNotDicomPort",
+        "TaskSubnetsServedByLoadBalancer",
+        {
+            "RuleCondition": Equals(Ref(p.LoadBalancerScheme), INTERNET_FACING),
+            "Assertions": [
+                _assertion(
+                    {
+                        "Fn::EachMemberIn": [
+                            {"Fn::ValueOf": [p.PrivateSubnetIDs.title, "AvailabilityZone"]},
+                            {"Fn::ValueOf": [p.PublicSubnetIDs.title, "AvailabilityZone"]},
+                        ]
+                    },
+                    "Every private subnet's Availability Zone must also have one of "
+                    "PublicSubnetIDs (the load balancer serves only those zones); add a public "
+                    "subnet in that zone or use LoadBalancerScheme internal.",
+                )
+            ],
+        },
+    )
+    _, most = _number_range(spec, p.AutoscaleMaxCapacity.title)
+    low, high = _number_range(spec, p.TaskDesiredCount.title)
+    t.add_rule(
+        "AutoscaleMaxNotBelowDesired",
         {
             "Assertions": [
-                {
-                    "Assert": Not(Equals(Ref("SCPPort"), str(spec.resources["healthPort"]))),
-                    "AssertDescription": (
-                        f"SCPPort must differ from {spec.resources['healthPort']}, "
-                        "the SCP's health check port."
+                _assertion(
+                    Or(
+                        Not(Equals(Ref(p.TaskDesiredCount), str(desired))),
+                        {"Fn::Contains": [_values(desired, most), Ref(p.AutoscaleMaxCapacity)]},
                     ),
-                }
+                    f"With TaskDesiredCount {desired}, AutoscaleMaxCapacity must be at least "
+                    f"{desired}.",
+                )
+                for desired in range(max(low, 2), high + 1)
             ]
         },
     )
-    for cpu, size in spec.resources["fargateSizes"].items():
+    shortest, _ = _number_range(spec, p.NetworkTimeout.title)
+    t.add_rule(
+        "NetworkTimeoutWithinTlsIdleTimeout",
+        {
+            "RuleCondition": Not(Equals(Ref(p.TLSCertificateARN), "")),
+            "Assertions": [
+                _assertion(
+                    {"Fn::Contains": [_values(shortest, TLS_IDLE_TIMEOUT), Ref(p.NetworkTimeout)]},
+                    f"With TLSCertificateARN, NetworkTimeout must be at most {TLS_IDLE_TIMEOUT}: "
+                    "the load balancer closes idle TLS connections after "
+                    f"{TLS_IDLE_TIMEOUT} seconds.",
+                )
+            ],
+        },
+    )
+    for cpu, size in spec.resources.fargate_sizes.items():
         t.add_rule(
             f"FargateMemoryForCpu{cpu}",
             {
-                "RuleCondition": Equals(Ref("TaskCPU"), cpu),
+                "RuleCondition": Equals(Ref(p.TaskCPU), cpu),
                 "Assertions": [
-                    {
-                        "Assert": {
-                            "Fn::Contains": [fargate_memory_values(size), Ref("TaskMemoryLimit")]
-                        },
-                        "AssertDescription": (
-                            f"With TaskCPU {cpu}, TaskMemoryLimit must be {size['min']}-"
-                            f"{size['max']} MiB in steps of {size['step']}."
-                        ),
-                    }
+                    _assertion(
+                        {"Fn::Contains": [size.memory_values(), Ref(p.TaskMemoryLimit)]},
+                        f"With TaskCPU {cpu}, TaskMemoryLimit must be {size.min}-"
+                        f"{size.max} MiB in steps of {size.step}.",
+                    )
                 ],
             },
         )

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         pushed = publish(
             args.dist or ROOT / "dist" / spec.version,
             args.registry,
-            args.tag or spec.data["image"]["tag"],
+            args.tag or spec.image.tag,
             args.tls_verify,
         )
     except GeneratorError as exc:

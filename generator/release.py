@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from generator import docs, gates, image, oci, package, sbom
+from generator import docs, documents, gates, image, marketplace, oci, package, sbom
 from generator.errors import GeneratorError
 from generator.spec import ROOT, Spec, load
 from generator.template import GENERATED, build_template
@@ -38,11 +38,13 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "template.yaml": yaml_text.encode(),
         "template.json": json_text.encode(),
         "parameters.md": docs.parameter_reference(spec).encode(),
-        **{f"lambda/{name}.zip": zipped for name in spec.data["workflow"]["functions"]},
+        **{f"lambda/{name}.zip": zipped for name in spec.workflow.functions},
         **{
             f"container/{k}": v
             for k, v in package.container_context(root, product_code(spec)).items()
         },
+        **documents.bundle(spec),
+        **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},
     }
     files["release-manifest.json"] = release_manifest(spec, files)
     return dict(sorted(files.items()))
@@ -50,8 +52,7 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
 
 def product_code(spec: Spec) -> str:
     """The Marketplace product code the image carries ("" when the product does not meter)."""
-    marketplace = spec.data["marketplace"]
-    return marketplace["productCode"] if marketplace["registerUsage"] else ""
+    return spec.marketplace.product_code if spec.marketplace.register_usage else ""
 
 
 def release_manifest(
@@ -76,8 +77,7 @@ MAX_IMAGE_BYTES = 150 * 10**6
 
 def image_archive(spec: Spec) -> str:
     """Path of the image's OCI archive in dist/<version>/."""
-    image = spec.data["image"]
-    return f"image/{image['repository'].rsplit('/', 1)[-1]}-{image['tag']}.oci.tar"
+    return f"image/{spec.image.repository.rsplit('/', 1)[-1]}-{spec.image.tag}.oci.tar"
 
 
 def with_image(
@@ -88,7 +88,7 @@ def with_image(
     context = {
         k.removeprefix("container/"): v for k, v in files.items() if k.startswith("container/")
     }
-    name, tag = spec.data["image"]["repository"], spec.data["image"]["tag"]
+    name, tag = spec.image.repository, spec.image.tag
     local = f"localhost/{name}:{tag}"
     epoch = image.source_epoch(root)
     archive = image.build(engine, context, local, epoch)

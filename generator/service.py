@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Ref, Sub, Template, applicationautoscaling, ecs, logs
+from dataclasses import dataclass
+
+from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, iam, logs
 
 from generator.iam import allow, arn, log_writer, role, var
+from generator.kms import Key
 from generator.network import Network
+from generator.parameters import Inputs
 from generator.spec import Spec
 from generator.storage import Storage
 
 CONTAINER = "PacsContainer"
 LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
+
+
+@dataclass(frozen=True)
+class Service:
+    cluster: ecs.Cluster
+    service: ecs.Service
+    task_role: iam.Role
+    log_group: logs.LogGroup
 
 
 def health_command(port: int) -> list[str]:
@@ -22,28 +34,34 @@ def health_command(port: int) -> list[str]:
 
 def ecr_repository_arn(spec: Spec) -> Sub:
     """ARN of the Marketplace image repository, from the spec's registry host."""
-    image = spec.data["image"]
-    account, _, _, region = image["registry"].split(".")[:4]
-    return Sub(f"arn:${{AWS::Partition}}:ecr:{region}:{account}:repository/{image['repository']}")
+    image = spec.image
+    return Sub(
+        f"arn:${{AWS::Partition}}:ecr:{image.region}:{image.account}:repository/{image.repository}"
+    )
 
 
-def _environment(spec: Spec, storage: Storage) -> list[ecs.Environment]:
+def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Environment]:
     res = spec.resources
-    env = {p["env"]: Ref(p["name"]) for p in spec.data["parameters"] if "env" in p}
+    env = {p.env: Ref(inputs.parameters.by_name(p.name)) for p in spec.parameters if p.env}
     env |= {
-        "STORAGE": Sub(f"s3://{var(storage.dicom_bucket.title)}/"),
-        "BATCH_MAX_FILES": str(res["batchMaxFiles"]),
-        "BATCH_MAX_BYTES": str(res["batchMaxBytes"]),
-        "HEALTH_PORT": str(res["healthPort"]),
-        "DRAIN_TIMEOUT": str(res["drainTimeoutSeconds"]),
+        # The SCP always listens on the container port; the load balancer maps SCPPort to it.
+        "SCP_PORT": str(res.container_port),
+        "STORAGE": Sub(f"s3://{var(storage.dicom_bucket)}/"),
+        "BATCH_MAX_FILES": str(res.batch_max_files),
+        "BATCH_MAX_BYTES": str(res.batch_max_bytes),
+        "HEALTH_PORT": str(res.health_port),
+        "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
         "METRICS_NAMESPACE": Sub("StoreSCP/${AWS::StackName}"),
     }
-    if spec.data["marketplace"]["registerUsage"]:
-        env["MARKETPLACE_PRODUCT_CODE"] = spec.data["marketplace"]["productCode"]
+    if spec.marketplace.register_usage:
+        env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.product_code
     return [ecs.Environment(Name=k, Value=v) for k, v in sorted(env.items())]
 
 
-def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> ecs.Service:
+def add_service(
+    t: Template, spec: Spec, inputs: Inputs, key: Key, network: Network, storage: Storage
+) -> Service:
+    p = inputs.parameters
     res = spec.resources
     cluster = t.add_resource(
         ecs.Cluster(
@@ -51,7 +69,9 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
         )
     )
-    log_group = t.add_resource(logs.LogGroup(LOG_GROUP, RetentionInDays=res["logRetentionDays"]))
+    log_group = t.add_resource(
+        logs.LogGroup(LOG_GROUP, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn)
+    )
     execution_role = role(
         t,
         "TaskExecutionRole",
@@ -67,10 +87,10 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
                 ],
                 [ecr_repository_arn(spec)],
             ),
-            log_writer(LOG_GROUP),
+            log_writer(log_group),
         ],
     )
-    bucket = storage.dicom_bucket.title
+    bucket = storage.dicom_bucket
     task_statements = [
         allow(
             ["s3:PutObject", "s3:AbortMultipartUpload"],
@@ -78,20 +98,23 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
         ),
         # Open-batch markers are deleted once their manifest is written.
         allow(["s3:DeleteObject"], [arn(bucket, "/open/*")]),
+        # SSE-KMS uploads: GenerateDataKey, and Decrypt for multipart uploads
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html), through S3 only.
+        key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
+        # Hourly metering: the image calls RegisterUsage at start-up when it carries a product
+        # code; the action has no resource-level permissions, "*" is the only choice.
+        allow(["aws-marketplace:RegisterUsage"], ["*"]),
     ]
-    if spec.data["marketplace"]["registerUsage"]:
-        # aws-marketplace:RegisterUsage has no resource-level permissions: "*" is the only choice.
-        task_statements.append(allow(["aws-marketplace:RegisterUsage"], ["*"]))
     task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
 
-    health_port = res["healthPort"]
+    health_port = res.health_port
     task_definition = t.add_resource(
         ecs.TaskDefinition(
             "PacsServerTaskDef",
             RequiresCompatibilities=["FARGATE"],
             NetworkMode="awsvpc",
-            Cpu=Ref("TaskCPU"),
-            Memory=Ref("TaskMemoryLimit"),
+            Cpu=Ref(p.TaskCPU),
+            Memory=Ref(p.TaskMemoryLimit),
             ExecutionRoleArn=GetAtt(execution_role, "Arn"),
             TaskRoleArn=GetAtt(task_role, "Arn"),
             RuntimePlatform=ecs.RuntimePlatform(
@@ -106,11 +129,11 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
                     ReadonlyRootFilesystem=True,
                     MountPoints=[ecs.MountPoint(ContainerPath="/tmp", SourceVolume="tmp")],
                     PortMappings=[
-                        ecs.PortMapping(ContainerPort=Ref("SCPPort"), Protocol="tcp"),
+                        ecs.PortMapping(ContainerPort=res.container_port, Protocol="tcp"),
                         ecs.PortMapping(ContainerPort=health_port, Protocol="tcp"),
                     ],
-                    Environment=_environment(spec, storage),
-                    StopTimeout=res["stopTimeoutSeconds"],
+                    Environment=_environment(spec, inputs, storage),
+                    StopTimeout=res.stop_timeout_seconds,
                     HealthCheck=ecs.HealthCheck(
                         Command=health_command(health_port),
                         Interval=30,
@@ -122,7 +145,7 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
                         LogDriver="awslogs",
                         Options={
                             "awslogs-group": Ref(log_group),
-                            "awslogs-region": Ref("AWS::Region"),
+                            "awslogs-region": Region,
                             "awslogs-stream-prefix": "scp",
                         },
                     ),
@@ -133,10 +156,10 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
     service = t.add_resource(
         ecs.Service(
             "Service",
-            DependsOn=[network.listener.title],
+            DependsOn=[network.listener_ready],
             Cluster=Ref(cluster),
             LaunchType="FARGATE",
-            DesiredCount=Ref("TaskDesiredCount"),
+            DesiredCount=Ref(p.TaskDesiredCount),
             TaskDefinition=Ref(task_definition),
             HealthCheckGracePeriodSeconds=60,
             PropagateTags="SERVICE",
@@ -149,14 +172,14 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
             NetworkConfiguration=ecs.NetworkConfiguration(
                 AwsvpcConfiguration=ecs.AwsvpcConfiguration(
                     AssignPublicIp="DISABLED",
-                    Subnets=Ref("PrivateSubnetIDs"),
-                    SecurityGroups=[Ref(network.task_security_group), Ref("SecurityGroupID")],
+                    Subnets=Ref(p.PrivateSubnetIDs),
+                    SecurityGroups=[Ref(network.task_security_group), Ref(p.SecurityGroupID)],
                 )
             ),
             LoadBalancers=[
                 ecs.LoadBalancer(
                     ContainerName=CONTAINER,
-                    ContainerPort=Ref("SCPPort"),
+                    ContainerPort=res.container_port,
                     TargetGroupArn=Ref(network.target_group),
                 )
             ],
@@ -165,9 +188,9 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
     target = t.add_resource(
         applicationautoscaling.ScalableTarget(
             "ScalableTarget",
-            MinCapacity=Ref("TaskDesiredCount"),
-            MaxCapacity=Ref("AutoscaleMaxCapacity"),
-            ResourceId=Sub(f"service/{var(cluster.title)}/{var(service.title, 'Name')}"),
+            MinCapacity=Ref(p.TaskDesiredCount),
+            MaxCapacity=Ref(p.AutoscaleMaxCapacity),
+            ResourceId=Sub(f"service/{var(cluster)}/{var(service, 'Name')}"),
             ScalableDimension="ecs:service:DesiredCount",
             ServiceNamespace="ecs",
         )
@@ -188,4 +211,4 @@ def add_service(t: Template, spec: Spec, network: Network, storage: Storage) -> 
             ),
         )
     )
-    return service
+    return Service(cluster, service, task_role, log_group)

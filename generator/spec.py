@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +18,244 @@ SCHEMA_PATH = ROOT / "config" / "product.schema.json"
 
 
 @dataclass(frozen=True)
+class ParameterSpec:
+    """One template parameter; `properties` are its CloudFormation constraint properties."""
+
+    name: str
+    type: str
+    group: str
+    label: str
+    description: str
+    env: str | None
+    properties: dict[str, Any]
+
+    @classmethod
+    def parse(cls, p: dict[str, Any]) -> ParameterSpec:
+        return cls(
+            name=p["name"],
+            type=p["type"],
+            group=p["group"],
+            label=p["label"],
+            description=p["description"],
+            env=p.get("env"),
+            properties={_PROPERTIES[k]: v for k, v in p.items() if k in _PROPERTIES},
+        )
+
+
+# Spec keys of a parameter -> CloudFormation parameter properties.
+_PROPERTIES = {
+    "default": "Default",
+    "allowedPattern": "AllowedPattern",
+    "allowedValues": "AllowedValues",
+    "minLength": "MinLength",
+    "maxLength": "MaxLength",
+    "minValue": "MinValue",
+    "maxValue": "MaxValue",
+    "constraintDescription": "ConstraintDescription",
+}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """A stack output: exactly one of ref (logical ID), get_att ('Resource.Attribute'), sub, or
+    expression (a value the generator computes)."""
+
+    name: str
+    description: str
+    ref: str | None = None
+    get_att: str | None = None
+    sub: str | None = None
+    expression: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    registry: str
+    repository: str
+    tag: str
+
+    @property
+    def uri(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+    @property
+    def account(self) -> str:
+        return self.registry.split(".")[0]
+
+    @property
+    def region(self) -> str:
+        return self.registry.split(".")[3]
+
+
+@dataclass(frozen=True)
+class Marketplace:
+    register_usage: bool
+    product_code: str
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    bucket_prefix: str
+    key_prefix: str
+
+
+@dataclass(frozen=True)
+class FargateSize:
+    """Memory (MiB) Fargate accepts for one CPU value: min..max in steps."""
+
+    min: int
+    max: int
+    step: int
+
+    def memory_values(self) -> list[str]:
+        return [str(m) for m in range(self.min, self.max + 1, self.step)]
+
+
+@dataclass(frozen=True)
+class Alarms:
+    dlq_depth: int
+    lambda_error_rate_percent: float
+    failed_imports: int
+    cpu_percent: float
+    memory_percent: float
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Resource options fixed per release (config/product.schema.json describes each)."""
+
+    received_object_retention_days: int
+    results_retention_days: int
+    access_log_retention_days: int
+    batch_max_files: int
+    batch_max_bytes: int
+    drain_timeout_seconds: int
+    stop_timeout_seconds: int
+    health_port: int
+    container_port: int
+    import_queue_max_receive_count: int
+    sweep_schedule: str
+    sweep_after_seconds: int
+    lambda_timeout_seconds: int
+    lambda_memory_mib: int
+    alarms: Alarms
+    fargate_sizes: dict[str, FargateSize]
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    definition_file: str
+    functions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunbookEntry:
+    """What an alarm means and what the operator does about it (docs/runbook.md)."""
+
+    meaning: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Lint:
+    cfn_lint_ignore: tuple[Skip, ...]
+    checkov_skips: tuple[Skip, ...]
+
+
+def _camel(name: str) -> str:
+    """'log_retention_days' -> 'logRetentionDays' (the spec's key for a field)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+# Field names whose spec key is not their plain camelCase.
+_KEYS = {"lambda_memory_mib": "lambdaMemoryMiB"}
+
+
+def _fields(cls: type, data: dict[str, Any], **converted: Any) -> Any:
+    """cls from the spec's camelCase keys; `converted` gives fields that need more than a copy."""
+    keys = {f.name: _KEYS.get(f.name, _camel(f.name)) for f in fields(cls)}
+    return cls(**{f: data[k] for f, k in keys.items() if f not in converted}, **converted)
+
+
+@dataclass(frozen=True)
 class Spec:
-    """The validated spec and the state machine definition it names."""
+    """The validated spec, read once into typed parts, and the state machine definition.
+
+    `data` stays available for documents generated from the raw spec (schema-shaped)."""
 
     data: dict[str, Any]
     definition: dict[str, Any]
+    name: str = field(init=False)
+    version: str = field(init=False)
+    description: str = field(init=False)
+    image: Image = field(init=False)
+    artifacts: Artifacts = field(init=False)
+    marketplace: Marketplace = field(init=False)
+    parameter_groups: tuple[str, ...] = field(init=False)
+    parameters: tuple[ParameterSpec, ...] = field(init=False)
+    outputs: tuple[OutputSpec, ...] = field(init=False)
+    resources: Resources = field(init=False)
+    workflow: WorkflowSpec = field(init=False)
+    lint: Lint = field(init=False)
+    runbook: dict[str, RunbookEntry] = field(init=False)
 
-    @property
-    def version(self) -> str:
-        return self.data["product"]["version"]
+    def __post_init__(self) -> None:
+        d = self.data
+        res = d["resources"]
+        typed = {
+            "name": d["product"]["name"],
+            "version": d["product"]["version"],
+            "description": d["product"]["description"],
+            "image": Image(**d["image"]),
+            "artifacts": _fields(Artifacts, d["artifacts"]),
+            "marketplace": Marketplace(
+                d["marketplace"]["registerUsage"], d["marketplace"].get("productCode", "")
+            ),
+            "parameter_groups": tuple(d["parameterGroups"]),
+            "parameters": tuple(ParameterSpec.parse(p) for p in d["parameters"]),
+            "outputs": tuple(
+                OutputSpec(
+                    o["name"],
+                    o["description"],
+                    o.get("ref"),
+                    o.get("getAtt"),
+                    o.get("sub"),
+                    o.get("expression"),
+                )
+                for o in d["outputs"]
+            ),
+            "resources": _fields(
+                Resources,
+                res,
+                alarms=_fields(Alarms, res["alarms"]),
+                fargate_sizes={cpu: FargateSize(**s) for cpu, s in res["fargateSizes"].items()},
+            ),
+            "workflow": WorkflowSpec(
+                d["workflow"]["definitionFile"], tuple(d["workflow"]["functions"])
+            ),
+            "lint": Lint(
+                tuple(Skip(**s) for s in d["lint"]["cfnLintIgnore"]),
+                tuple(Skip(**s) for s in d["lint"]["checkovSkips"]),
+            ),
+            "runbook": {alarm: RunbookEntry(**e) for alarm, e in d.get("runbook", {}).items()},
+        }
+        for key, value in typed.items():
+            object.__setattr__(self, key, value)
 
     @property
     def image_uri(self) -> str:
-        image = self.data["image"]
-        return f"{image['registry']}/{image['repository']}:{image['tag']}"
+        return self.image.uri
 
-    @property
-    def resources(self) -> dict[str, Any]:
-        return self.data["resources"]
+    def parameters_in(self, group: str) -> list[ParameterSpec]:
+        """Parameters of one console group, in spec order."""
+        return [p for p in self.parameters if p.group == group]
 
 
 def _json_path(parts: list[Any]) -> str:
@@ -74,6 +294,11 @@ def _check_consistency(data: dict[str, Any], source: Path) -> None:
             "each parameter must appear once"
         )
     res = data["resources"]
+    if res["healthPort"] == res["containerPort"]:
+        raise SpecError(
+            f"{source}: $.resources.healthPort: {res['healthPort']} is also containerPort "
+            "(rule 'distinct-ports'); the SCP needs one port for DICOM and one for health checks"
+        )
     if res["drainTimeoutSeconds"] >= res["stopTimeoutSeconds"]:
         raise SpecError(
             f"{source}: $.resources.drainTimeoutSeconds: {res['drainTimeoutSeconds']} is not "

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3
+from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3, sqs
 
-from generator.iam import allow, arn, policy_document, same_account
+from generator.iam import allow, arn, deny_insecure_transport, policy_document, same_account
+from generator.kms import Key
+from generator.parameters import Inputs
 from generator.spec import Spec
 
 BATCHES_PREFIX = "batches/"
@@ -18,36 +21,40 @@ class Storage:
     dicom_bucket: s3.Bucket
     results_bucket: s3.Bucket
     access_logs_bucket: s3.Bucket
+    access_logs_policy: s3.BucketPolicy
     table: dynamodb.Table
-    datastore: healthimaging.Datastore
+    datastore: healthimaging.Datastore  # exists only when DatastoreId is empty
+    datastore_id: Any  # the created data store's ID, or DatastoreId
+    datastore_arns: list[Any]  # the data store and its image sets, for IAM statements
 
 
-def _deny_insecure_transport(bucket: s3.Bucket) -> dict:
-    return {
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [GetAtt(bucket, "Arn"), arn(bucket.title, "/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
+def _encryption(key: Key | None) -> s3.BucketEncryption:
+    """SSE-KMS with the stack's key and an S3 Bucket Key (fewer KMS requests), or SSE-S3."""
+    if key is None:
+        by_default = s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
+        return s3.BucketEncryption(
+            ServerSideEncryptionConfiguration=[
+                s3.ServerSideEncryptionRule(ServerSideEncryptionByDefault=by_default)
+            ]
+        )
+    by_default = s3.ServerSideEncryptionByDefault(SSEAlgorithm="aws:kms", KMSMasterKeyID=key.arn)
+    return s3.BucketEncryption(
+        ServerSideEncryptionConfiguration=[
+            s3.ServerSideEncryptionRule(
+                ServerSideEncryptionByDefault=by_default, BucketKeyEnabled=True
+            )
+        ]
+    )
 
 
-def _bucket(t: Template, name: str, expire_days: int, **extra) -> s3.Bucket:
+def _bucket(t: Template, name: str, expire_days: int, key: Key | None, **extra) -> s3.Bucket:
     """Encrypted, versioned, private, retained bucket that expires objects after expire_days."""
     bucket = t.add_resource(
         s3.Bucket(
             name,
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
-            BucketEncryption=s3.BucketEncryption(
-                ServerSideEncryptionConfiguration=[
-                    s3.ServerSideEncryptionRule(
-                        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
-                            SSEAlgorithm="AES256"
-                        )
-                    )
-                ]
-            ),
+            BucketEncryption=_encryption(key),
             PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
                 BlockPublicAcls=True,
                 BlockPublicPolicy=True,
@@ -79,33 +86,47 @@ def _bucket(t: Template, name: str, expire_days: int, **extra) -> s3.Bucket:
     return bucket
 
 
-def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> None:
-    t.add_resource(
+def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> s3.BucketPolicy:
+    return t.add_resource(
         s3.BucketPolicy(
             f"{bucket.title}Policy",
             Bucket=Ref(bucket),
-            PolicyDocument=policy_document([_deny_insecure_transport(bucket), *statements]),
+            PolicyDocument=policy_document(
+                [
+                    deny_insecure_transport("s3:*", [GetAtt(bucket, "Arn"), arn(bucket, "/*")]),
+                    *statements,
+                ]
+            ),
         )
     )
 
 
-def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy: str) -> Storage:
+def add_storage(
+    t: Template,
+    spec: Spec,
+    inputs: Inputs,
+    key: Key,
+    import_queue: sqs.Queue,
+    queue_policy: sqs.QueuePolicy,
+) -> Storage:
     """Buckets, table and data store; the DICOM bucket notifies the import queue of manifests."""
     res = spec.resources
-    logs = _bucket(t, "AccessLogsBucket", res["accessLogRetentionDays"])
+    # Access logs stay SSE-S3: the load balancer's log delivery supports only SSE-S3 or a key
+    # whose policy names delivery.logs.amazonaws.com, and these logs hold no DICOM data.
+    logs = _bucket(t, "AccessLogsBucket", res.access_log_retention_days, None)
     log_delivery = "delivery.logs.amazonaws.com"
-    _bucket_policy(
+    logs_policy = _bucket_policy(
         t,
         logs,
         [
             {
                 "Sid": "S3ServerAccessLogs",
-                **allow(["s3:PutObject"], [Sub("${AccessLogsBucket.Arn}/s3/*")], same_account()),
+                **allow(["s3:PutObject"], [arn(logs, "/s3/*")], same_account()),
                 "Principal": {"Service": "logging.s3.amazonaws.com"},
             },
             {
                 "Sid": "LoadBalancerAccessLogs",
-                **allow(["s3:PutObject"], [Sub("${AccessLogsBucket.Arn}/nlb/*")], same_account()),
+                **allow(["s3:PutObject"], [arn(logs, "/nlb/*")], same_account()),
                 "Principal": {"Service": log_delivery},
             },
             {
@@ -122,13 +143,14 @@ def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy:
     dicom = _bucket(
         t,
         "DicomBucket",
-        res["receivedObjectRetentionDays"],
+        res.received_object_retention_days,
+        key,
         LoggingConfiguration=logged("DicomBucket"),
         NotificationConfiguration=s3.NotificationConfiguration(
             QueueConfigurations=[
                 s3.QueueConfigurations(
                     Event="s3:ObjectCreated:*",
-                    Queue=import_queue_arn,
+                    Queue=GetAtt(import_queue, "Arn"),
                     Filter=s3.Filter(
                         S3Key=s3.S3Key(
                             Rules=[
@@ -146,7 +168,8 @@ def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy:
     results = _bucket(
         t,
         "ResultsBucket",
-        res["resultsRetentionDays"],
+        res.results_retention_days,
+        key,
         LoggingConfiguration=logged("ResultsBucket"),
     )
     _bucket_policy(t, results, [])
@@ -183,10 +206,40 @@ def add_storage(t: Template, spec: Spec, import_queue_arn: GetAtt, queue_policy:
             PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(
                 PointInTimeRecoveryEnabled=True
             ),
-            SSESpecification=dynamodb.SSESpecification(SSEEnabled=True),
+            SSESpecification=dynamodb.SSESpecification(
+                SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=key.arn
+            ),
         )
     )
-    datastore = t.add_resource(
-        healthimaging.Datastore("Datastore", DatastoreName=Sub("${AWS::StackName}-datastore"))
+    datastore, datastore_id, datastore_arns = _datastore(t, inputs, key)
+    return Storage(
+        dicom, results, logs, logs_policy, table, datastore, datastore_id, datastore_arns
     )
-    return Storage(dicom, results, logs, table, datastore)
+
+
+def _datastore(
+    t: Template, inputs: Inputs, key: Key
+) -> tuple[healthimaging.Datastore, Any, list[Any]]:
+    """The data store, retained on delete and replace (a replacement would be empty, and a
+    non-empty data store cannot be deleted), or the existing one named by DatastoreId.
+    AWS::MedicalImaging::Datastore: DatastoreName, KmsKeyArn, Tags (CloudFormation reference)."""
+    create = inputs.conditions.create_datastore
+    datastore = t.add_resource(
+        healthimaging.Datastore(
+            "Datastore",
+            Condition=create.name,
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
+            DatastoreName=Sub("${AWS::StackName}-datastore"),
+            KmsKeyArn=key.arn,
+        )
+    )
+    existing = Ref(inputs.parameters.DatastoreId)
+    existing_arn = (
+        "arn:${AWS::Partition}:medical-imaging:${AWS::Region}:${AWS::AccountId}:datastore/${Id}"
+    )
+    arns = [
+        create.choose(GetAtt(datastore, "DatastoreArn"), Sub(existing_arn, Id=existing)),
+        create.choose(arn(datastore, "/*", "DatastoreArn"), Sub(existing_arn + "/*", Id=existing)),
+    ]
+    return datastore, create.choose(GetAtt(datastore, "DatastoreId"), existing), arns

@@ -12,6 +12,10 @@ from typing import Any
 from scp import ScpError, __version__
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# AE title characters: printable ASCII without backslash. The template's SCPAETitle and
+# RequireCallingAETitle patterns are built from this class (tests/generator/test_ae_title.py).
+AE_TITLE_CHARACTERS = r" -\[\]-~"
+AE_TITLE_RE = re.compile(f"[{AE_TITLE_CHARACTERS}]{{1,16}}")
 
 
 class SettingsError(ScpError):
@@ -41,7 +45,7 @@ def _ae_title(text: str) -> str:
     value = text.strip()
     if not 1 <= len(value) <= 16:
         raise ValueError("an AE title has 1 to 16 characters")
-    if "\\" in value or any(ord(c) < 0x20 or ord(c) > 0x7E for c in value):
+    if not AE_TITLE_RE.fullmatch(value):
         raise ValueError("an AE title has no backslash and no control or non-ASCII characters")
     return value
 

@@ -1,16 +1,36 @@
-"""Custom resource: the route tables of the given subnets that have no gateway endpoint yet.
+"""Custom resource: the route tables of the given subnets for this stack's S3 gateway endpoint.
 
 The S3 gateway endpoint needs route table IDs, and the stack's parameters name only subnets.
-A route table that already holds a gateway endpoint route (the customer's own S3 endpoint) is
-left out: adding a second S3 endpoint to it would fail the stack.
+A route table whose S3 route belongs to another endpoint (the customer's own) is left out:
+a second S3 endpoint on it would fail the stack. A table routed by this stack's endpoint (tagged
+with the stack ID) stays in, so an update keeps it. Other gateway endpoints (DynamoDB) do not
+count: only routes to the Region's S3 prefix list do.
 """
 
 import json
 import urllib.request
 
+STACK_TAG = "storescp:stack-id"
 
-def route_table_ids(ec2, subnet_ids):
-    """Sorted IDs of the route tables serving subnet_ids, without those with a gateway endpoint."""
+
+def _s3_prefix_list(ec2):
+    name = f"com.amazonaws.{ec2.meta.region_name}.s3"
+    lists = ec2.describe_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [name]}])
+    return lists["PrefixLists"][0]["PrefixListId"]
+
+
+def _own_endpoints(ec2, stack_id):
+    found = ec2.describe_vpc_endpoints(
+        Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [stack_id]}]
+    )["VpcEndpoints"]
+    return {e["VpcEndpointId"] for e in found}
+
+
+def route_table_ids(ec2, subnet_ids, stack_id):
+    """Sorted IDs of the route tables serving subnet_ids whose S3 route, if any, is this
+    stack's."""
+    s3_list = _s3_prefix_list(ec2)
+    own = _own_endpoints(ec2, stack_id)
     subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
     tables = {}
     for subnet in subnets:
@@ -29,7 +49,7 @@ def route_table_ids(ec2, subnet_ids):
         table_id
         for table_id, table in tables.items()
         if not any(
-            r.get("DestinationPrefixListId") and r.get("GatewayId", "").startswith("vpce-")
+            r.get("DestinationPrefixListId") == s3_list and r.get("GatewayId") not in own
             for r in table.get("Routes", [])
         )
     )
@@ -61,7 +81,9 @@ def handler(event, context):
         if event["RequestType"] == "Delete":
             respond(event, context, "SUCCESS", {})
             return
-        ids = route_table_ids(boto3.client("ec2"), event["ResourceProperties"]["SubnetIds"])
+        ids = route_table_ids(
+            boto3.client("ec2"), event["ResourceProperties"]["SubnetIds"], event["StackId"]
+        )
         respond(event, context, "SUCCESS", {"RouteTableIds": ids})
     except Exception as exc:  # CloudFormation must always get an answer
         respond(event, context, "FAILED", {}, f"{type(exc).__name__}: {exc}")

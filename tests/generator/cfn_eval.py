@@ -1,7 +1,10 @@
 """A small evaluator of CloudFormation intrinsic functions for given parameter values.
 
-Enough for this template's Conditions, Fn::If branches and Rules: Ref (parameters), Fn::If,
-Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains, Condition and AWS::NoValue.
+Enough for this template's Conditions, Fn::If branches and Rules: Ref (parameters; a List<...>
+parameter is a list), Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains, Condition,
+AWS::NoValue, and the rule functions Fn::EachMemberEquals, Fn::EachMemberIn, Fn::ValueOf and
+Fn::ValueOfAll, which read subnet attributes from a table the test gives (CloudFormation asks EC2;
+semantics: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html).
 """
 
 from __future__ import annotations
@@ -12,8 +15,14 @@ NO_VALUE = object()
 
 
 class Evaluator:
-    def __init__(self, template: dict[str, Any], parameters: dict[str, Any]):
+    def __init__(
+        self,
+        template: dict[str, Any],
+        parameters: dict[str, Any],
+        subnets: dict[str, dict[str, str]] | None = None,
+    ):
         self.template = template
+        self.subnets = subnets or {}
         declared = template["Parameters"]
         unknown = set(parameters) - set(declared)
         assert not unknown, f"not template parameters: {unknown}"
@@ -35,7 +44,7 @@ class Evaluator:
                 if arg == "AWS::NoValue":
                     return NO_VALUE
                 if arg in self.parameters:
-                    return self.parameters[arg]
+                    return self._parameter(arg)
                 return {"Ref": arg}
             if key == "Fn::If":
                 name, when_true, when_false = arg
@@ -54,8 +63,27 @@ class Evaluator:
                 return str(item) in [str(v) for v in values]
             if key == "Condition":
                 return self.condition(arg)
+            if key == "Fn::EachMemberEquals":
+                values, item = self.value(arg[0]), self.value(arg[1])
+                return all(str(v) == str(item) for v in values)
+            if key == "Fn::EachMemberIn":
+                values, allowed = self.value(arg[0]), self.value(arg[1])
+                return all(str(v) in [str(a) for a in allowed] for v in values)
+            if key == "Fn::ValueOf":
+                name, attribute = arg
+                return [self.subnets[s][attribute] for s in self._parameter(name)]
+            if key == "Fn::ValueOfAll":
+                kind, attribute = arg
+                names = [n for n, p in self.template["Parameters"].items() if kind in p["Type"]]
+                return [self.subnets[s][attribute] for n in names for s in self._parameter(n)]
         out = {k: self.value(v) for k, v in node.items()}
         return {k: v for k, v in out.items() if v is not NO_VALUE}
+
+    def _parameter(self, name: str) -> Any:
+        value = self.parameters[name]
+        if self.template["Parameters"][name]["Type"].startswith("List<"):
+            return [v for v in value.split(",") if v]
+        return value
 
     def resources(self) -> dict[str, Any]:
         """Resources that exist for these parameters, with Fn::If resolved."""

@@ -1,4 +1,5 @@
-"""Each Condition's two branches: the TLS listener and the optional peer ranges."""
+"""Each Condition's two branches: TLS or TCP listener, optional peer ranges, the stack's own key,
+internal or internet-facing load balancer, the alarm e-mail, and an existing data store."""
 
 from __future__ import annotations
 
@@ -18,18 +19,83 @@ def _ingress(resources) -> list[tuple[str, str]]:
     return sorted((r["CidrIp"], str(r["FromPort"])) for r in [*inline, *separate])
 
 
-def test_without_certificate_the_listener_is_plain_tcp(template):
-    listener = Evaluator(template, {}).resources()["Listener"]["Properties"]
-    assert listener["Protocol"] == "TCP"
+def _listeners(resources) -> dict[str, dict]:
+    return {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::ElasticLoadBalancingV2::Listener"
+    }
+
+
+def test_without_certificate_the_listener_is_plain_tcp_with_the_idle_timeout(template):
+    resources = Evaluator(template, {"SCPPort": "104", "NetworkTimeout": "600"}).resources()
+    ((name, listener),) = _listeners(resources).items()
+    assert (name, listener["Protocol"], listener["Port"]) == ("TcpListener", "TCP", "104")
     assert "Certificates" not in listener and "SslPolicy" not in listener
+    # tcp.idle_timeout.seconds: 60-6000 s (ELB API reference, ListenerAttribute).
+    assert listener["ListenerAttributes"] == [{"Key": "tcp.idle_timeout.seconds", "Value": "600"}]
+    assert resources["ListenerReady"]["Metadata"] == {"Listener": {"Ref": "TcpListener"}}
 
 
 def test_with_certificate_the_listener_ends_tls_1_2_or_later(template):
-    listener = Evaluator(template, {"TLSCertificateARN": CERT}).resources()["Listener"]
-    props = listener["Properties"]
-    assert props["Protocol"] == "TLS"
+    resources = Evaluator(template, {"TLSCertificateARN": CERT}).resources()
+    ((name, props),) = _listeners(resources).items()
+    assert (name, props["Protocol"]) == ("TlsListener", "TLS")
     assert props["Certificates"] == [{"CertificateArn": CERT}]
     assert props["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert "ListenerAttributes" not in props  # fixed 350 s; the Rules cap NetworkTimeout
+    assert resources["ListenerReady"]["Metadata"] == {"Listener": {"Ref": "TlsListener"}}
+    assert resources["Service"]["DependsOn"] == ["ListenerReady"]
+
+
+def test_listeners_forward_to_the_container_port(template):
+    resources = Evaluator(template, {"SCPPort": "104"}).resources()
+    group = resources["TargetGroup"]["Properties"]
+    assert group["Port"] == 11112
+    (mapping,) = resources["Service"]["Properties"]["LoadBalancers"]
+    assert mapping["ContainerPort"] == 11112
+    task_ports = {
+        r["FromPort"] for r in resources["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    }
+    assert task_ports == {11112, 8080}
+
+
+def test_load_balancer_scheme_chooses_the_subnets(template):
+    base = {"PublicSubnetIDs": "subnet-p1,subnet-p2", "PrivateSubnetIDs": "subnet-q1,subnet-q2"}
+    public = Evaluator(template, base).resources()["NetworkLoadBalancer"]["Properties"]
+    assert (public["Scheme"], public["Subnets"]) == (
+        "internet-facing",
+        ["subnet-p1", "subnet-p2"],
+    )
+    internal = Evaluator(template, {**base, "LoadBalancerScheme": "internal"}).resources()
+    props = internal["NetworkLoadBalancer"]["Properties"]
+    assert (props["Scheme"], props["Subnets"]) == ("internal", ["subnet-q1", "subnet-q2"])
+
+
+def test_alarm_email_subscribes_only_when_set(template):
+    assert "AlarmEmailSubscription" not in Evaluator(template, {}).resources()
+    resources = Evaluator(template, {"AlarmEmail": "pacs-ops@example.org"}).resources()
+    subscription = resources["AlarmEmailSubscription"]["Properties"]
+    assert subscription == {
+        "Endpoint": "pacs-ops@example.org",
+        "Protocol": "email",
+        "TopicArn": {"Ref": "AlarmTopic"},
+    }
+
+
+def test_existing_data_store_is_used_instead_of_a_new_one(template):
+    created = Evaluator(template, {}).resources()
+    assert created["Datastore"]["DeletionPolicy"] == "Retain"
+    assert created["Datastore"]["UpdateReplacePolicy"] == "Retain"
+    existing = "0123456789abcdef0123456789abcdef"
+    given = Evaluator(template, {"DatastoreId": existing})
+    assert "Datastore" not in given.resources()
+    assert given.value(template["Outputs"]["DatastoreId"]["Value"]) == existing
+    assert Evaluator(template, {}).value(template["Outputs"]["DatastoreId"]["Value"]) == {
+        "Fn::GetAtt": ["Datastore", "DatastoreId"]
+    }
+    # No resource refers to the data store resource when it does not exist.
+    assert "'Datastore'" not in str(given.resources())
 
 
 def test_peer_rules_hold_for_tcp_and_tls(template):
@@ -65,4 +131,21 @@ def test_empty_peer_ranges_add_no_rule(template):
 
 
 def test_every_condition_is_exercised(template):
-    assert set(template["Conditions"]) == {"HasTLSCertificate", "HasPeerCIDR2", "HasPeerCIDR3"}
+    assert set(template["Conditions"]) == {
+        "HasTLSCertificate",
+        "NoTLSCertificate",
+        "HasPeerCIDR2",
+        "HasPeerCIDR3",
+        "CreateEncryptionKey",
+        "InternalLoadBalancer",
+        "CreateS3Endpoint",
+        "HasAlarmEmail",
+        "CreateDatastore",
+    }
+
+
+def test_create_encryption_key_branches(template):
+    """Both branches; test_kms checks what each branch builds."""
+    assert Evaluator(template, {}).condition("CreateEncryptionKey") is True
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert Evaluator(template, {"KmsKeyArn": key}).condition("CreateEncryptionKey") is False

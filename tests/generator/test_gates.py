@@ -20,9 +20,24 @@ def test_checkov_clean_except_the_skips_in_the_spec(checkov_findings):
 
 
 def test_every_checkov_skip_has_a_reason(spec):
-    skips = spec.data["lint"]["checkovSkips"]
-    assert len({s["id"] for s in skips}) == len(skips)
-    assert all(len(s["reason"]) >= 40 for s in skips)
+    skips = spec.lint.checkov_skips
+    assert len({s.id for s in skips}) == len(skips)
+    assert all(len(s.reason) >= 40 for s in skips)
+
+
+# Skips that only wait for the workflow's queues and log groups to take the stack's key
+# (generator/workflow.py belongs to issue 11); the integrator empties this set at that merge.
+PENDING_WORKFLOW_KEY = {"CKV_AWS_158", "CKV_AWS_27"}
+
+
+def test_at_most_five_checkov_skips(spec):
+    """Issue 12: the key, the split listeners and the KMS table made the other skips needless."""
+    ids = {s.id for s in spec.lint.checkov_skips}
+    assert len(ids - PENDING_WORKFLOW_KEY) <= 5
+    assert not {"CKV_AWS_119", "CKV_AWS_2", "CKV_AWS_103"} & ids
+    for pending in PENDING_WORKFLOW_KEY & ids:
+        (reason,) = [s.reason for s in spec.lint.checkov_skips if s.id == pending]
+        assert reason.startswith("Pending"), pending
 
 
 def test_checkov_reports_a_public_unencrypted_bucket(spec):

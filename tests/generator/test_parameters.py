@@ -9,15 +9,17 @@ import pytest
 
 from tests.generator.cfn_eval import Evaluator
 
-NETWORK, DICOM, PERF, SECURITY, ADVANCED = (
+NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS = (
     "Network Configuration",
     "DICOM Configuration",
     "Performance Configuration",
     "Security Configuration",
     "Advanced DICOM Configuration",
+    "Operations Configuration",
 )
 REQUIRED = None
-# name: (type, default, console group), as the deployment guide documents them.
+# name: (type, default, console group), as the deployment guide documents them, then the ones
+# this product adds (issue 12).
 DOCUMENTED = {
     "VpcID": ("AWS::EC2::VPC::Id", REQUIRED, NETWORK),
     "PublicSubnetIDs": ("List<AWS::EC2::Subnet::Id>", REQUIRED, NETWORK),
@@ -25,6 +27,8 @@ DOCUMENTED = {
     "AvailabilityZones": ("List<AWS::EC2::AvailabilityZone::Name>", REQUIRED, NETWORK),
     "SecurityGroupID": ("AWS::EC2::SecurityGroup::Id", REQUIRED, NETWORK),
     "VpcCIDR": ("String", REQUIRED, NETWORK),
+    "LoadBalancerScheme": ("String", "internet-facing", NETWORK),
+    "CreateS3GatewayEndpoint": ("String", "false", NETWORK),
     "SCPAETitle": ("String", "STORESCP", DICOM),
     "SCPPort": ("Number", 11112, DICOM),
     "PeerCIDR1": ("String", REQUIRED, DICOM),
@@ -37,10 +41,14 @@ DOCUMENTED = {
     "TaskDesiredCount": ("Number", 1, PERF),
     "AutoscaleMaxCapacity": ("Number", 3, PERF),
     "TLSCertificateARN": ("String", "", SECURITY),
+    "KmsKeyArn": ("String", "", SECURITY),
     "DIMSETimeout": ("Number", 60, ADVANCED),
     "MaximumAssociations": ("Number", 300, ADVANCED),
     "NetworkTimeout": ("Number", 90, ADVANCED),
     "SupportedSOPClassUIDs": ("String", "", ADVANCED),
+    "LogRetentionDays": ("Number", "365", OPERATIONS),
+    "AlarmEmail": ("String", "", OPERATIONS),
+    "DatastoreId": ("String", "", OPERATIONS),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
@@ -74,7 +82,14 @@ def test_type_default_and_group(template, name):
 
 def test_groups_in_the_guides_order(template):
     groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
-    assert [g["Label"]["default"] for g in groups] == [NETWORK, DICOM, PERF, SECURITY, ADVANCED]
+    assert [g["Label"]["default"] for g in groups] == [
+        NETWORK,
+        DICOM,
+        PERF,
+        SECURITY,
+        ADVANCED,
+        OPERATIONS,
+    ]
     order = [p for g in groups for p in g["Parameters"]]
     assert order == list(DOCUMENTED)
 
@@ -126,6 +141,26 @@ def _matches(template, name: str, value: str) -> bool:
             ["1.2.", "CT", "1.2,,3", "1.2, 3"],
         ),
         ("TaskMemoryLimit", ["512", "2048", "122880"], ["", "2GB", "0512"]),
+        (
+            "AlarmEmail",
+            ["", "pacs-ops@example.org", "a.b+alarms@radiology.example.co.uk"],
+            ["pacs-ops", "a@b", "ops@example.org,other@example.org", "a b@example.org"],
+        ),
+        (
+            "DatastoreId",
+            ["", "0123456789abcdef0123456789abcdef"],
+            ["0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef", "datastore-1"],
+        ),
+        (
+            "KmsKeyArn",
+            ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            [
+                "alias/aws/s3",
+                "arn:aws:kms:eu-west-1:123456789012:alias/mine",
+                "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "arn:aws:kms:eu-west-1:1234:key/x",
+            ],
+        ),
     ],
 )
 def test_patterns(template, name, good, bad):
@@ -140,7 +175,7 @@ def test_patterns(template, name, good, bad):
     [
         ("SCPPort", 1, 65535),
         ("DIMSETimeout", 1, 3600),
-        ("NetworkTimeout", 1, 3600),
+        ("NetworkTimeout", 60, 3600),  # the NLB's TCP idle timeout takes 60-6000
         ("MaximumAssociations", 1, 1000),
         ("TaskDesiredCount", 1, 50),
         ("AutoscaleMaxCapacity", 1, 50),
@@ -150,6 +185,13 @@ def test_number_ranges(template, name, low, high):
     p = template["Parameters"][name]
     assert (p["MinValue"], p["MaxValue"]) == (low, high)
     assert low <= p["Default"] <= high
+
+
+def test_log_retention_offers_exactly_what_cloudwatch_logs_accepts(template):
+    """RetentionInDays values, AWS::Logs::LogGroup (CloudFormation user guide)."""
+    accepted = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192]
+    accepted += [2557, 2922, 3288, 3653]
+    assert template["Parameters"]["LogRetentionDays"]["AllowedValues"] == list(map(str, accepted))
 
 
 def test_allowed_values(template):
@@ -182,21 +224,95 @@ def test_invalid_fargate_pair_is_refused(template, cpu, memory):
     assert rules.failed_rules() == [f"FargateMemoryForCpu{cpu}"]
 
 
-def test_dicom_port_may_not_be_the_health_port(template):
-    assert Evaluator(template, {"SCPPort": "8080"}).failed_rules() == ["HealthPortIsNotDicomPort"]
-    assert Evaluator(template, {"SCPPort": "104"}).failed_rules() == []
+# Subnets as EC2 would describe them (the rule functions read VpcId and AvailabilityZone).
+SUBNETS = {
+    "subnet-pa": {"VpcId": "vpc-1", "AvailabilityZone": "us-east-1a"},
+    "subnet-pb": {"VpcId": "vpc-1", "AvailabilityZone": "us-east-1b"},
+    "subnet-qa": {"VpcId": "vpc-1", "AvailabilityZone": "us-east-1a"},
+    "subnet-qb": {"VpcId": "vpc-1", "AvailabilityZone": "us-east-1b"},
+    "subnet-qc": {"VpcId": "vpc-1", "AvailabilityZone": "us-east-1c"},
+    "subnet-other": {"VpcId": "vpc-2", "AvailabilityZone": "us-east-1a"},
+}
+NETWORK_OK = {
+    "VpcID": "vpc-1",
+    "PublicSubnetIDs": "subnet-pa,subnet-pb",
+    "PrivateSubnetIDs": "subnet-qa,subnet-qb",
+    "AvailabilityZones": "us-east-1a,us-east-1b",
+}
 
 
-def test_subnet_rules_check_vpc_and_zones(template):
-    """Fn::ValueOfAll needs the EC2 API, so the structure is what can be checked here."""
-    rules = template["Rules"]
-    vpc = rules["SubnetsInVpc"]["Assertions"][0]["Assert"]["Fn::EachMemberEquals"]
-    assert vpc == [{"Fn::ValueOfAll": ["AWS::EC2::Subnet::Id", "VpcId"]}, {"Ref": "VpcID"}]
-    zones = rules["SubnetsInAvailabilityZones"]["Assertions"][0]["Assert"]["Fn::EachMemberIn"]
-    assert zones == [
-        {"Fn::ValueOfAll": ["AWS::EC2::Subnet::Id", "AvailabilityZone"]},
-        {"Ref": "AvailabilityZones"},
+def failed(template, **parameters: str) -> list[str]:
+    return Evaluator(template, {**NETWORK_OK, **parameters}, SUBNETS).failed_rules()
+
+
+def test_a_working_parameter_set_passes_every_rule(template):
+    assert failed(template) == []
+    assert failed(template, LoadBalancerScheme="internal") == []
+
+
+def test_subnets_must_be_in_the_vpc(template):
+    assert failed(template, PrivateSubnetIDs="subnet-qa,subnet-other") == ["SubnetsInVpc"]
+    assert failed(template, VpcID="vpc-2") == ["SubnetsInVpc"]
+
+
+def test_subnets_must_be_in_the_listed_zones(template):
+    assert failed(template, AvailabilityZones="us-east-1a") == ["SubnetsInAvailabilityZones"]
+
+
+def test_every_task_zone_must_be_served_by_an_internet_facing_load_balancer(template):
+    """A private subnet in us-east-1c with public subnets in 1a and 1b only: its targets would
+    never become healthy. An internal load balancer uses the private subnets, so it passes."""
+    zones = "us-east-1a,us-east-1b,us-east-1c"
+    tasks_in_c = {"PrivateSubnetIDs": "subnet-qa,subnet-qc", "AvailabilityZones": zones}
+    assert failed(template, **tasks_in_c) == ["TaskSubnetsServedByLoadBalancer"]
+    assert failed(template, **tasks_in_c, LoadBalancerScheme="internal") == []
+
+
+@pytest.mark.parametrize(
+    ("desired", "maximum", "ok"),
+    [
+        ("1", "1", True),
+        ("1", "50", True),
+        ("3", "3", True),
+        ("3", "2", False),
+        ("50", "49", False),
+        ("50", "50", True),
+        ("2", "1", False),
+        ("10", "9", False),
+    ],
+)
+def test_autoscaling_maximum_not_below_desired(template, desired, maximum, ok):
+    found = failed(template, TaskDesiredCount=desired, AutoscaleMaxCapacity=maximum)
+    assert found == ([] if ok else ["AutoscaleMaxNotBelowDesired"])
+
+
+def test_every_desired_and_maximum_pair(template):
+    """The rule's lists are exact: every pair in 1..50 x 1..50 against max >= desired."""
+    rule = template["Rules"]["AutoscaleMaxNotBelowDesired"]
+    for desired in range(1, 51):
+        for maximum in range(1, 51):
+            evaluator = Evaluator(
+                template, {"TaskDesiredCount": str(desired), "AutoscaleMaxCapacity": str(maximum)}
+            )
+            holds = all(evaluator.value(a["Assert"]) for a in rule["Assertions"])
+            assert holds == (maximum >= desired), (desired, maximum)
+
+
+def test_tls_caps_the_network_timeout_at_the_tls_idle_timeout(template):
+    cert = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d"
+    assert failed(template, NetworkTimeout="3600") == []  # TCP: idle timeout follows it
+    assert failed(template, TLSCertificateARN=cert, NetworkTimeout="350") == []
+    assert failed(template, TLSCertificateARN=cert, NetworkTimeout="60") == []
+    assert failed(template, TLSCertificateARN=cert, NetworkTimeout="351") == [
+        "NetworkTimeoutWithinTlsIdleTimeout"
     ]
+
+
+def test_rule_messages_say_what_to_change(template):
+    for name, rule in template["Rules"].items():
+        for assertion in rule["Assertions"]:
+            text = assertion["AssertDescription"]
+            assert text.endswith(".") and ("must" in text), name
 
 
 def test_labels_and_descriptions(template):

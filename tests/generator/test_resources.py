@@ -39,10 +39,11 @@ def container(resources: dict[str, Any]) -> dict[str, Any]:
 def test_container_environment_follows_the_contract(resources):
     env = {e["Name"]: e["Value"] for e in container(resources)["Environment"]}
     mapping = scp_environment()
-    assert len(mapping) >= 8
+    assert len(mapping) >= 7
     for name, parameter in mapping.items():
         assert env[name] == {"Ref": parameter}, name
     assert env["STORAGE"] == {"Fn::Sub": "s3://${DicomBucket}/"}
+    assert env["SCP_PORT"] == "11112"  # always, inside the container; the NLB maps SCPPort
     assert env["HEALTH_PORT"] == "8080"
     assert env["DRAIN_TIMEOUT"] == "110"
     assert env["METRICS_NAMESPACE"] == {"Fn::Sub": "StoreSCP/${AWS::StackName}"}
@@ -70,7 +71,9 @@ def test_service_in_private_subnets_behind_the_load_balancer(resources):
     assert vpc["Subnets"] == {"Ref": "PrivateSubnetIDs"}
     assert vpc["AssignPublicIp"] == "DISABLED"
     assert {"Ref": "SecurityGroupID"} in vpc["SecurityGroups"]
-    assert resources["NetworkLoadBalancer"]["Properties"]["Subnets"] == {"Ref": "PublicSubnetIDs"}
+    assert resources["NetworkLoadBalancer"]["Properties"]["Subnets"] == {
+        "Fn::If": ["InternalLoadBalancer", {"Ref": "PrivateSubnetIDs"}, {"Ref": "PublicSubnetIDs"}]
+    }
     task_sg = resources["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert all(r["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"} for r in task_sg)
 
@@ -111,8 +114,9 @@ def test_marketplace_metering_switch(spec):
         return {e["Name"]: e["Value"] for e in container["Environment"]}
 
     on, off = build(True), build(False)
+    # The image decides whether to meter (issue 8); the role always allows it.
     assert "aws-marketplace:RegisterUsage" in actions_of(on, "TaskRole")
-    assert "aws-marketplace:RegisterUsage" not in actions_of(off, "TaskRole")
+    assert "aws-marketplace:RegisterUsage" in actions_of(off, "TaskRole")
     assert task_env(on)["MARKETPLACE_PRODUCT_CODE"] == "abcdefghijklmnopqrstuvwxy"
     assert "MARKETPLACE_PRODUCT_CODE" not in task_env(off)
 
@@ -120,11 +124,26 @@ def test_marketplace_metering_switch(spec):
 # --- storage -----------------------------------------------------------------------------------
 
 
+KEY = {
+    "Fn::If": [
+        "CreateEncryptionKey",
+        {"Fn::GetAtt": ["EncryptionKey", "Arn"]},
+        {"Ref": "KmsKeyArn"},
+    ]
+}
+
+
 @pytest.mark.parametrize("bucket", ["DicomBucket", "ResultsBucket", "AccessLogsBucket"])
 def test_buckets_encrypted_private_tls_only(resources, bucket):
     props = resources[bucket]["Properties"]
-    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    if bucket == "AccessLogsBucket":  # load balancer log delivery: SSE-S3 (no DICOM data)
+        assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    else:
+        assert rule == {
+            "BucketKeyEnabled": True,
+            "ServerSideEncryptionByDefault": {"KMSMasterKeyID": KEY, "SSEAlgorithm": "aws:kms"},
+        }
     assert all(props["PublicAccessBlockConfiguration"].values())
     assert resources[bucket]["DeletionPolicy"] == "Retain"
     deny = resources[f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
@@ -159,7 +178,11 @@ def test_job_table_as_the_contract_says(resources):
     assert all(i["Projection"] == {"ProjectionType": "ALL"} for i in indexes.values())
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["SSESpecification"] == {
+        "KMSMasterKeyId": KEY,
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+    }
     for name in ("sopInstanceUID-index", "studyInstanceUID-index", "`jobId`", "`recordId`"):
         assert name in CONTRACTS
 
@@ -310,8 +333,10 @@ WILDCARD_ONLY = {
     "logs:ListLogDeliveries",
     "logs:PutResourcePolicy",
     "logs:UpdateLogDelivery",
+    "ec2:DescribePrefixLists",
     "ec2:DescribeRouteTables",
     "ec2:DescribeSubnets",
+    "ec2:DescribeVpcEndpoints",
 }
 
 
@@ -370,3 +395,32 @@ def test_yaml_and_json_are_the_same_template(rendered):
 
     assert rendered[0].startswith(YAML_HEADER)
     assert json.loads(to_json(rendered[0])) == json.loads(rendered[1])
+
+
+def test_template_format_version(template, rendered):
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert "AWSTemplateFormatVersion: '2010-09-09'" in rendered[0]
+
+
+def test_outputs_computed_from_conditions(template):
+    assert template["Outputs"]["EncryptionKeyArn"]["Value"] == {
+        "Fn::If": [
+            "CreateEncryptionKey",
+            {"Fn::GetAtt": ["EncryptionKey", "Arn"]},
+            {"Ref": "KmsKeyArn"},
+        ]
+    }
+    assert template["Outputs"]["DatastoreId"]["Value"] == {
+        "Fn::If": [
+            "CreateDatastore",
+            {"Fn::GetAtt": ["Datastore", "DatastoreId"]},
+            {"Ref": "DatastoreId"},
+        ]
+    }
+
+
+def test_every_log_group_keeps_logs_for_log_retention_days(resources):
+    groups = of_type(resources, "AWS::Logs::LogGroup")
+    assert len(groups) >= 3
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name

@@ -113,3 +113,24 @@ def test_unknown_placeholder_in_the_definition(tmp_path):
 def test_metering_needs_the_marketplace_product_code(tmp_path):
     message = error_for(tmp_path, lambda d: d["marketplace"].update(registerUsage=True))
     assert "$.marketplace.productCode: '' should be non-empty" in message
+
+
+def test_health_port_differs_from_the_container_port(tmp_path):
+    message = error_for(tmp_path, lambda d: d["resources"].update(healthPort=11112))
+    assert "$.resources.healthPort: 11112 is also containerPort (rule 'distinct-ports')" in message
+
+
+def test_output_naming_a_missing_resource(tmp_path):
+    def change(d):
+        d["outputs"].append({"name": "Typo", "description": "x", "ref": "DicomBuckett"})
+
+    with pytest.raises(SpecError, match="Typo names DicomBuckett, which is not a parameter or"):
+        build_template(load(write_spec(tmp_path, change), definition_path=PLACEHOLDER_DEFINITION))
+
+
+def test_spec_and_generator_parameters_must_agree(tmp_path):
+    def change(d):
+        d["parameters"] = [p for p in d["parameters"] if p["name"] != "AlarmEmail"]
+
+    with pytest.raises(SpecError, match=r"not in the spec \['AlarmEmail'\]"):
+        build_template(load(write_spec(tmp_path, change), definition_path=PLACEHOLDER_DEFINITION))

@@ -36,6 +36,5 @@ def engine() -> image.Engine:
 def released(engine: image.Engine) -> Iterator[Released]:
     spec = load()
     files, findings = release.with_image(spec, ROOT, release.bundle(spec, ROOT), engine)
-    name = spec.data["image"]
-    tag = f"localhost/{name['repository']}:{name['tag']}"
+    tag = f"localhost/{spec.image.repository}:{spec.image.tag}"
     yield Released(files, findings, tag, oci.read(files[release.image_archive(spec)]))

@@ -196,6 +196,4 @@ def test_publish_pushes_and_checks_the_registry_digest(released, registry, tmp_p
     dist = tmp_path / "dist"
     release.write(dist, released.files)
     pushed = publish.publish(dist, registry, "candidate", tls_verify=False)
-    assert pushed == (
-        f"{registry}/{load().data['image']['repository']}:candidate@{released.image.digest}"
-    )
+    assert pushed == (f"{registry}/{load().image.repository}:candidate@{released.image.digest}")
