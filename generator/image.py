@@ -158,6 +158,13 @@ class Engine:
             )
         return proc.stdout
 
+    def logs(self, container: str) -> str:
+        """What the container printed, stdout then stderr."""
+        proc = subprocess.run(
+            [*self.cli, "logs", container], env=self.env, capture_output=True, text=True
+        )
+        return proc.stdout + proc.stderr
+
     def has_image(self, name: str) -> bool:
         return not subprocess.run(
             [*self.cli, "image", "inspect", name], env=self.env, capture_output=True
@@ -333,10 +340,10 @@ def smoke(engine: Engine, tag: str, timeout: float = 60) -> list[str]:
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(health):
-            if time.monotonic() > deadline:
-                return [
-                    f"not healthy after {timeout:.0f} s: {engine.run('logs', container)[-1500:]}"
-                ]
+            state = engine.run("inspect", "--format", "{{.State.Status}}", container).strip()
+            if time.monotonic() > deadline or state == "exited":
+                logs = engine.logs(container)[-1500:]
+                return [f"not healthy ({state} after {timeout:.0f} s at most): {logs}"]
             time.sleep(0.2)
         status = _echo(port)
         engine.run("stop", "-t", "30", container)

@@ -114,15 +114,20 @@ def with_image(
         "user": built.config["config"].get("User", ""),
     }
     files["release-manifest.json"] = release_manifest(spec, files, container)
-    findings = (
-        []
-        if size <= MAX_IMAGE_BYTES
-        else [f"image is {size / 1e6:.1f} MB unpacked, above {MAX_IMAGE_BYTES / 1e6:.0f} MB"]
-    )
-    if container["user"] in ("", "0", "root") or str(container["user"]).startswith("0:"):
-        findings.append(f"image runs as {container['user'] or 'root'}; set a non-root USER")
-    findings += image.smoke(engine, local)
+    findings = image_gate(size, str(container["user"])) + image.smoke(engine, local)
     return dict(sorted(files.items())), findings
+
+
+def image_gate(size: int, user: str) -> list[str]:
+    """What the image's configuration alone fails on: its unpacked size and a root user."""
+    findings = []
+    if size > MAX_IMAGE_BYTES:
+        findings.append(
+            f"image is {size / 1e6:.1f} MB unpacked, above {MAX_IMAGE_BYTES / 1e6:.0f} MB"
+        )
+    if user.split(":")[0] in ("", "0", "root"):
+        findings.append(f"image runs as {user or 'root'}; set a non-root USER")
+    return findings
 
 
 def run_gates(spec: Spec, files: dict[str, bytes]) -> dict[str, list[str]]:

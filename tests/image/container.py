@@ -50,10 +50,7 @@ class Container:
         return self.engine.run("inspect", "--format", "{{.State.Status}}", self.id).strip()
 
     def output(self) -> str:
-        proc = subprocess.run(
-            [*self.engine.cli, "logs", self.id], env=self.engine.env, capture_output=True, text=True
-        )
-        return proc.stdout + proc.stderr
+        return self.engine.logs(self.id)
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(x) for x in self.output().splitlines() if x.startswith("{")]

@@ -63,6 +63,18 @@ def test_release_gate_manifest_and_size(released):
     assert {container["archive"], container["sbom"]} <= paths
 
 
+def test_the_image_gate_can_fail(engine):
+    """A root image above the size limit, and an image that is not an SCP (the bare base: its
+    python3 exits at once), are refused with reasons."""
+    assert release.image_gate(release.MAX_IMAGE_BYTES + 1, "0:0") == [
+        "image is 150.0 MB unpacked, above 150 MB",
+        "image runs as 0:0; set a non-root USER",
+    ]
+    assert release.image_gate(release.MAX_IMAGE_BYTES, "10001:10001") == []
+    (finding,) = image.smoke(engine, image.base_image(engine), timeout=30)
+    assert finding.startswith("not healthy (exited")
+
+
 def test_sbom_lists_the_os_and_exactly_the_locked_python_packages(released):
     document = json.loads(released.files[release.SBOM])
     assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.5"
