@@ -214,13 +214,14 @@ class Engine:
         _run(cmd, f"{self.name} build", env=env, timeout=1800)
         self.run("image", "prune", "--force", check=False)
 
-    def save(self, name: str, archive: Path) -> None:
-        """The image as an OCI archive, layers gzip-compressed as a registry holds them."""
+    def save(self, name: str, archive: Path, ref: str) -> None:
+        """The image as an OCI archive named ref, layers gzip-compressed as a registry holds
+        them (docker: as `docker save` writes it)."""
         if self.name == "docker":
             self.run("save", "-o", str(archive), name)
             return
         _run(
-            ["buildah", "push", "--quiet", name, f"oci-archive:{archive}:{name}"],
+            ["buildah", "push", "--quiet", name, f"oci-archive:{archive}:{ref}"],
             "buildah push",
             env=self.env,
         )
@@ -301,8 +302,14 @@ def build(engine: Engine, context: dict[str, bytes], tag: str, epoch: int, base:
             path = Path(tmp, rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        engine.build(Path(tmp), tag, {"BASE_IMAGE": base or base_image(engine)}, epoch)
-    engine.save(tag, archive)
+        # A name of its own until saved: a concurrent build of the same tag cannot swap images.
+        own = f"{tag}-build{os.getpid()}"
+        engine.build(Path(tmp), own, {"BASE_IMAGE": base or base_image(engine)}, epoch)
+    try:
+        engine.save(own, archive, tag)
+        engine.run("tag", own, tag)
+    finally:
+        engine.run("rmi", own, check=False)
     return archive
 
 
