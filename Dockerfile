@@ -16,7 +16,7 @@ RUN python3 -m venv --without-pip /opt/venv \
     && /opt/venv/bin/python "$(echo /tmp/wheels/pip-*.whl)/pip" install --quiet --no-index \
         --find-links /tmp/wheels --require-hashes --no-deps --no-compile \
         --disable-pip-version-check --requirement /tmp/requirements.lock \
-    && rm -r /opt/venv/lib/python3*/site-packages/*/tests \
+    && find /opt/venv/lib -depth -type d -path '*/site-packages/*/tests' -exec rm -r {} + \
     && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 COPY scp/ /app/scp/
 COPY config/batch-manifest.schema.json /app/config/batch-manifest.schema.json
