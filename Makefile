@@ -10,7 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # dcmtk: DICOM peers in tests; graphviz: the release's architecture diagram. The rest builds,
 # runs, pushes and serves the SCP image (tests use Debian's docker-registry as a local registry).
 APT_PACKAGES := dcmtk graphviz buildah podman runc skopeo mmdebstrap docker-registry
-# IMAGE=0 releases without building the SCP image.
+# IMAGE=0 releases without building the SCP image; BASE_IMAGE=python:3.11-slim-bookworm (say)
+# builds it on a registry image instead of the Debian base made from packages.
 IMAGE ?= 1
 
 .PHONY: help deps system-deps test lint release publish lock snapshot docs run demo bench fargate-sizing reliability
@@ -47,7 +48,7 @@ lint: deps ## ruff over the code
 	$(PY) -m ruff format --check scp lambdas generator tests bench
 
 release: deps ## Build the Marketplace bundle and the SCP image into dist/<version>/ with every gate (IMAGE=0: no image)
-	$(PY) -m generator.release $(if $(filter 0,$(IMAGE)),--no-image)
+	$(PY) -m generator.release $(if $(filter 0,$(IMAGE)),--no-image) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 
 publish: deps ## Push the released image: make publish REGISTRY=host[/path] [TAG=tag] [TLS_VERIFY=false]
 	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com [TAG=...]"; exit 2; }

@@ -81,17 +81,18 @@ def image_archive(spec: Spec) -> str:
 
 
 def with_image(
-    spec: Spec, root: Path, files: dict[str, bytes], engine: image.Engine
+    spec: Spec, root: Path, files: dict[str, bytes], engine: image.Engine, base: str = ""
 ) -> tuple[dict[str, bytes], list[str]]:
     """The bundle plus the image built from its container/ context (OCI archive, SBOM), and the
-    image gate's findings: its size, its user, and a run of it (health, C-ECHO, SIGTERM)."""
+    image gate's findings: its size, its user, and a run of it (health, C-ECHO, SIGTERM).
+    base: a registry image instead of the Debian base built from packages."""
     context = {
         k.removeprefix("container/"): v for k, v in files.items() if k.startswith("container/")
     }
     name, tag = spec.image.repository, spec.image.tag
     local = f"localhost/{name}:{tag}"
     epoch = image.source_epoch(root)
-    archive = image.build(engine, context, local, epoch)
+    archive = image.build(engine, context, local, epoch, base)
     try:
         data = oci.normalized(archive, epoch)
     finally:
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-image", dest="image", action="store_false", help="skip building the SCP image"
     )
+    parser.add_argument(
+        "--base-image", default="", help="BASE_IMAGE (default: Debian from packages, mmdebstrap)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
@@ -188,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         files = bundle(spec, args.root)
         findings = run_gates(spec, files)
         if args.image:
-            files, findings["image"] = with_image(spec, args.root, files, image.require_engine())
+            engine = image.require_engine()
+            files, findings["image"] = with_image(spec, args.root, files, engine, args.base_image)
     except GeneratorError as exc:
         print(f"release failed: {exc}", file=sys.stderr)
         return 2
