@@ -29,9 +29,10 @@ def a_file(folder: Path, n: int = 0) -> Path:
     return write_part10(ds, folder / f"{n}.dcm")
 
 
-def storescu(container: Container, *files: Path) -> None:
+def dcmtk(tool: str, container: Container, *files: Path) -> None:
+    """dcmtk's storescu or echoscu against the container, as a modality would send."""
     proc = subprocess.run(
-        ["storescu", "-aec", "STORESCP", "127.0.0.1", str(container.port), *map(str, files)],
+        [tool, "-aec", "STORESCP", "127.0.0.1", str(container.port), *map(str, files)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -88,10 +89,11 @@ def test_sbom_lists_the_os_and_exactly_the_locked_python_packages(released):
 
 
 def test_default_run_stores_in_the_data_volume_read_only_and_not_root(engine, released, tmp_path):
-    """No settings but the ports: instances land in the /data volume; the root filesystem is
-    read-only and the process is not root."""
+    """No settings but the ports: C-ECHO answers, instances land in the /data volume; the root
+    filesystem is read-only and the process is not root."""
     with Container(engine, released.tag, "--read-only") as scp:
-        storescu(scp, a_file(tmp_path, 1), a_file(tmp_path, 2))
+        dcmtk("echoscu", scp)
+        dcmtk("storescu", scp, a_file(tmp_path, 1), a_file(tmp_path, 2))
         stored = scp.exec("find", "/data/incoming", "-name", "*.dcm").stdout.split()
         assert len(stored) == 2
         assert scp.exec("id", "-u").stdout.strip() == "10001"
@@ -107,7 +109,7 @@ def test_s3_store_through_moto(engine, released, moto, tmp_path):
     env = {"STORAGE": "s3://image-test/", "S3_ENDPOINT_URL": moto.endpoint, **FAKE_AWS_ENV}
     tmp = ["--tmpfs", "/tmp"] if engine.name == "docker" else []  # podman mounts one itself
     with Container(engine, released.tag, "--read-only", *tmp, env=env) as scp:
-        storescu(scp, a_file(tmp_path, 3))
+        dcmtk("storescu", scp, a_file(tmp_path, 3))
         deadline = time.monotonic() + 15  # the manifest follows the association's release
         while not (keys := objects(s3, "image-test", "batches/")) and time.monotonic() < deadline:
             time.sleep(0.2)
