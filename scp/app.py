@@ -10,7 +10,7 @@ import logging
 
 from scp import __version__
 from scp.cpu_quota import worker_count
-from scp.metering import product_code
+from scp.metering import MeteringError, metering_client, product_code, register_usage
 from scp.settings import Settings
 from scp.slots import LocalSlots
 from scp.storage import StorageError, open_store
@@ -32,8 +32,6 @@ def run(settings: Settings) -> int:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
         return 1
     if code := product_code(settings.marketplace_product_code):
-        from scp.metering import MeteringError, metering_client, register_usage
-
         try:
             register_usage(metering_client(), code)
         except MeteringError as exc:
