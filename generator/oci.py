@@ -74,7 +74,10 @@ def read(archive: Path | bytes) -> Image:
             if m.isfile()
         }
     if "index.json" not in blobs:
-        raise GeneratorError("image archive has no index.json: not in OCI layout")
+        raise GeneratorError(
+            "image archive has no index.json: not in OCI layout (docker before 25 saves another "
+            "format; build with podman and buildah, or a newer docker)"
+        )
 
     def blob(digest: str) -> bytes:
         return blobs["blobs/" + digest.replace(":", "/")]
