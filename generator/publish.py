@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"publish failed: {exc}", file=sys.stderr)
         return 1
     print(f"pushed {pushed}\nregistry digest equals the release manifest's")
-    print(f"image URI for the template: {pushed.split('@')[0]}")
+    uri = pushed.split("@")[0]
+    print(f"image URI: {uri}")
+    if uri != spec.image_uri:
+        print(f"note: the template uses {spec.image_uri} (config/product.yaml image:)")
     return 0
 
 
