@@ -140,6 +140,20 @@ def add_monitoring(
         Threshold=limits.failed_imports,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
+    _alarm(
+        t,
+        "ImportConflictAlarm",
+        "Instances went to a non-primary image set (importStatus CONFLICT): their metadata "
+        "conflicts with the primary image set of their series, and viewers of the study do not "
+        "show them. Find them with storescp-lookup; fix the data, then storescp-redrive.",
+        topic,
+        Namespace=workflow.metric_namespace,
+        MetricName="ConflictInstances",
+        Statistic="Sum",
+        Period=PERIOD,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
     for name, function in workflow.functions.items():
         _alarm(
             t,

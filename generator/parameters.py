@@ -48,6 +48,9 @@ class Parameters:
     NetworkTimeout: Parameter
     SupportedSOPClassUIDs: Parameter
     LogRetentionDays: Parameter
+    IncomingRetentionDays: Parameter
+    ResultsRetentionDays: Parameter
+    AccessLogRetentionDays: Parameter
     AlarmEmail: Parameter
     DatastoreId: Parameter
 

@@ -33,12 +33,13 @@ def render_template(spec: Spec) -> tuple[str, str]:
 def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
     """Every artifact of dist/<version>/ except the manifest, by relative path."""
     yaml_text, json_text = render_template(spec)
-    zipped = package.lambda_zip(root)
     files = {
         "template.yaml": yaml_text.encode(),
         "template.json": json_text.encode(),
         "parameters.md": docs.parameter_reference(spec).encode(),
-        **{f"lambda/{name}.zip": zipped for name in spec.workflow.functions},
+        # The template carries each function inline; the sources are shipped for review.
+        "lambda/sources.zip": package.lambda_zip(root),
+        **{f"lambda/inline/{n}.py": code.encode() for n, code in spec.inline_code.items()},
         **{
             f"container/{k}": v
             for k, v in package.container_context(root, product_code(spec)).items()

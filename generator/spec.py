@@ -94,12 +94,6 @@ class Marketplace:
 
 
 @dataclass(frozen=True)
-class Artifacts:
-    bucket_prefix: str
-    key_prefix: str
-
-
-@dataclass(frozen=True)
 class FargateSize:
     """Memory (MiB) Fargate accepts for one CPU value: min..max in steps."""
 
@@ -124,9 +118,6 @@ class Alarms:
 class Resources:
     """Resource options fixed per release (config/product.schema.json describes each)."""
 
-    received_object_retention_days: int
-    results_retention_days: int
-    access_log_retention_days: int
     batch_max_files: int
     batch_max_bytes: int
     drain_timeout_seconds: int
@@ -186,17 +177,18 @@ def _fields(cls: type, data: dict[str, Any], **converted: Any) -> Any:
 
 @dataclass(frozen=True)
 class Spec:
-    """The validated spec, read once into typed parts, and the state machine definition.
+    """The validated spec, read once into typed parts, the state machine definition and each
+    workflow function's inline code (generator/inline.py), so that build_template does no I/O.
 
     `data` stays available for documents generated from the raw spec (schema-shaped)."""
 
     data: dict[str, Any]
     definition: dict[str, Any]
+    inline_code: dict[str, str]
     name: str = field(init=False)
     version: str = field(init=False)
     description: str = field(init=False)
     image: Image = field(init=False)
-    artifacts: Artifacts = field(init=False)
     marketplace: Marketplace = field(init=False)
     parameter_groups: tuple[str, ...] = field(init=False)
     parameters: tuple[ParameterSpec, ...] = field(init=False)
@@ -214,7 +206,6 @@ class Spec:
             "version": d["product"]["version"],
             "description": d["product"]["description"],
             "image": Image(**d["image"]),
-            "artifacts": _fields(Artifacts, d["artifacts"]),
             "marketplace": Marketplace(
                 d["marketplace"]["registerUsage"], d["marketplace"].get("productCode", "")
             ),
@@ -333,4 +324,8 @@ def load(path: Path = SPEC_PATH, root: Path = ROOT, definition_path: Path | None
     data = _read_yaml(path)
     validate(data, path)
     definition = _read_definition(definition_path or root / data["workflow"]["definitionFile"])
-    return Spec(data, definition)
+    # Imported here: generator.inline reads ROOT from this module.
+    from generator.inline import inline_source
+
+    inline_code = {name: inline_source(name, root) for name in data["workflow"]["functions"]}
+    return Spec(data, definition, inline_code)

@@ -11,6 +11,7 @@ from generator.iam import allow, arn, deny_insecure_transport, policy_document, 
 from generator.kms import Key
 from generator.parameters import Inputs
 from generator.spec import Spec
+from lambdas.results import IMPORTED_TAG
 
 BATCHES_PREFIX = "batches/"
 INCOMING_PREFIX = "incoming/"
@@ -47,8 +48,44 @@ def _encryption(key: Key | None) -> s3.BucketEncryption:
     )
 
 
-def _bucket(t: Template, name: str, expire_days: int, key: Key | None, **extra) -> s3.Bucket:
-    """Encrypted, versioned, private, retained bucket that expires objects after expire_days."""
+def _cleanup_rule(**expire: object) -> s3.LifecycleRule:
+    """Old versions go a day after they were replaced; so do unfinished multipart uploads."""
+    return s3.LifecycleRule(
+        Id="Expire" if expire else "CleanUp",
+        Status="Enabled",
+        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
+        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
+        **expire,
+    )
+
+
+def imported_instances_rules(days: Any) -> list[s3.LifecycleRule]:
+    """The DICOM bucket's lifecycle: an instance expires `days` after it was imported as primary
+    (RecordResults tags it), never before; failed and conflicting instances, manifests and markers
+    stay until an operator acts."""
+    tag = s3.TagFilter(**IMPORTED_TAG)
+    return [
+        s3.LifecycleRule(
+            Id="ExpireImportedInstances",
+            Status="Enabled",
+            Prefix=INCOMING_PREFIX,
+            TagFilters=[tag],
+            ExpirationInDays=days,
+        ),
+        _cleanup_rule(),
+    ]
+
+
+def _bucket(
+    t: Template,
+    name: str,
+    expire_days: Any,
+    key: Key | None,
+    rules: list[s3.LifecycleRule] | None = None,
+    **extra,
+) -> s3.Bucket:
+    """Encrypted, versioned, private, retained bucket that expires objects after expire_days
+    (or follows `rules`)."""
     bucket = t.add_resource(
         s3.Bucket(
             name,
@@ -66,19 +103,7 @@ def _bucket(t: Template, name: str, expire_days: int, key: Key | None, **extra) 
             ),
             VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
             LifecycleConfiguration=s3.LifecycleConfiguration(
-                Rules=[
-                    s3.LifecycleRule(
-                        Id="Expire",
-                        Status="Enabled",
-                        ExpirationInDays=expire_days,
-                        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
-                            NoncurrentDays=1
-                        ),
-                        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
-                            DaysAfterInitiation=1
-                        ),
-                    )
-                ]
+                Rules=rules or [_cleanup_rule(ExpirationInDays=expire_days)]
             ),
             **extra,
         )
@@ -110,10 +135,10 @@ def add_storage(
     queue_policy: sqs.QueuePolicy,
 ) -> Storage:
     """Buckets, table and data store; the DICOM bucket notifies the import queue of manifests."""
-    res = spec.resources
     # Access logs stay SSE-S3: the load balancer's log delivery supports only SSE-S3 or a key
     # whose policy names delivery.logs.amazonaws.com, and these logs hold no DICOM data.
-    logs = _bucket(t, "AccessLogsBucket", res.access_log_retention_days, None)
+    days = inputs.parameters
+    logs = _bucket(t, "AccessLogsBucket", Ref(days.AccessLogRetentionDays), None)
     log_delivery = "delivery.logs.amazonaws.com"
     logs_policy = _bucket_policy(
         t,
@@ -143,8 +168,9 @@ def add_storage(
     dicom = _bucket(
         t,
         "DicomBucket",
-        res.received_object_retention_days,
+        None,
         key,
+        imported_instances_rules(Ref(days.IncomingRetentionDays)),
         LoggingConfiguration=logged("DicomBucket"),
         NotificationConfiguration=s3.NotificationConfiguration(
             QueueConfigurations=[
@@ -168,7 +194,7 @@ def add_storage(
     results = _bucket(
         t,
         "ResultsBucket",
-        res.results_retention_days,
+        Ref(days.ResultsRetentionDays),
         key,
         LoggingConfiguration=logged("ResultsBucket"),
     )

@@ -1,5 +1,7 @@
-"""The import workflow: queues, Lambda functions, the state machine, the sweeper schedule and
-the HealthImaging data access role."""
+"""The import workflow: queues, the state machine (HealthImaging calls are AWS SDK integrations),
+the functions whose code the template carries inline, their log groups, metric filters and the
+sweeper schedule, and the HealthImaging data access role. Nothing is fetched from a seller's
+bucket: every function's code is Code.ZipFile, built by generator/inline.py from lambdas/."""
 
 from __future__ import annotations
 
@@ -12,12 +14,21 @@ from troposphere import stepfunctions as sfn
 
 from generator.errors import SpecError
 from generator.iam import allow, arn, log_writer, policy_document, role, same_account, var
+from generator.inline import HANDLER
 from generator.kms import Key
 from generator.parameters import Inputs
 from generator.spec import Spec
 from generator.storage import BATCHES_PREFIX, INCOMING_PREFIX, Storage
 
 IMAGING_SERVICE = "medical-imaging.amazonaws.com"
+# Values the ASL takes from the stack (DefinitionSubstitutions), besides ${XFunctionArn}.
+STACK_VALUES = ("DatastoreId", "DataAccessRoleArn", "OutputS3Uri")
+# Instance counts of the function log line `batch-recorded` (lambdas/results.py), as metrics.
+INSTANCE_METRICS = {
+    "ImportedInstances": "importedCount",
+    "ConflictInstances": "conflictCount",
+    "FailedInstances": "failedCount",
+}
 VISIBILITY_FACTOR = 6  # AWS guidance: queue visibility timeout at least 6x the function timeout.
 
 
@@ -31,26 +42,27 @@ class Queues:
 @dataclass(frozen=True)
 class Workflow:
     functions: dict[str, awslambda.Function]
+    log_groups: dict[str, logs.LogGroup]
     state_machine: sfn.StateMachine
+    metric_namespace: Sub  # of INSTANCE_METRICS
 
 
 def logical_name(function: str) -> str:
-    """'start_import' -> 'StartImport'."""
+    """'record_results' -> 'RecordResults'."""
     return "".join(part.capitalize() for part in function.split("_"))
 
 
 def add_queues(t: Template, spec: Spec, key: Key) -> Queues:
-    """Encrypted import queue (S3 events for batch manifests) with its dead-letter queue."""
+    """Import queue (S3 events for batch manifests) with its dead-letter queue, both encrypted
+    with the stack's key (its policy lets S3 notifications use it)."""
     res = spec.resources
     dlq = t.add_resource(
-        sqs.Queue(
-            "ImportDeadLetterQueue", SqsManagedSseEnabled=True, MessageRetentionPeriod=1209600
-        )
+        sqs.Queue("ImportDeadLetterQueue", KmsMasterKeyId=key.arn, MessageRetentionPeriod=1209600)
     )
     queue = t.add_resource(
         sqs.Queue(
             "ImportQueue",
-            SqsManagedSseEnabled=True,
+            KmsMasterKeyId=key.arn,
             MessageRetentionPeriod=1209600,
             VisibilityTimeout=VISIBILITY_FACTOR * res.lambda_timeout_seconds,
             RedrivePolicy=sqs.RedrivePolicy(
@@ -104,31 +116,18 @@ def _data_access_role(t: Template, storage: Storage, key: Key) -> iam.Role:
 
 
 def _function_statements(
-    storage: Storage,
-    data_access_role: iam.Role,
-    queues: Queues,
-    key: Key,
-    state_machine: sfn.StateMachine | None,
+    storage: Storage, queues: Queues, key: Key, state_machine: sfn.StateMachine | None
 ) -> dict[str, list[dict[str, Any]]]:
     """What each function may do beyond writing its own logs (state_machine is None while the
     functions it invokes are built: none of them starts executions)."""
     dicom, results = storage.dicom_bucket, storage.results_bucket
-    table = storage.table
-    table_access = allow(
-        [
-            "dynamodb:BatchWriteItem",
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-            "dynamodb:UpdateItem",
-        ],
-        [GetAtt(table, "Arn"), arn(table, "/index/*")],
+    write_table = allow(
+        ["dynamodb:BatchWriteItem", "dynamodb:PutItem"], [GetAtt(storage.table, "Arn")]
     )
     # The key through each service, for exactly what each function does with it.
     table_key = key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"])
     s3_read_key = key.via("s3", ["kms:Decrypt"])
     read_manifests = allow(["s3:GetObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")])
-    datastore_arns = storage.datastore_arns
     start_executions = (
         [allow(["states:StartExecution"], [Ref(state_machine)])] if state_machine else []
     )
@@ -148,36 +147,16 @@ def _function_statements(
             key.via("sqs", ["kms:Decrypt"]),
             *start_executions,
         ],
-        "start_import": [
-            read_manifests,
-            s3_read_key,
-            table_access,
-            table_key,
-            allow(["medical-imaging:StartDICOMImportJob"], datastore_arns),
-            # HealthImaging with a customer managed key: DescribeKey for every call,
-            # GenerateDataKey for writes, Decrypt for reads (devguide, data-encryption.html).
-            key.via("medical-imaging", ["kms:DescribeKey", "kms:GenerateDataKey"]),
-            allow(
-                ["iam:PassRole"],
-                [GetAtt(data_access_role, "Arn")],
-                {"StringEquals": {"iam:PassedToService": IMAGING_SERVICE}},
-            ),
-        ],
-        "check_status": [
-            table_access,
-            table_key,
-            allow(["medical-imaging:GetDICOMImportJob"], datastore_arns),
-            key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey"]),
-        ],
         "record_results": [
             read_manifests,
-            table_access,
-            table_key,
             allow(["s3:GetObject"], [arn(results, "/*")]),
-            allow(["s3:ListBucket"], [GetAtt(results, "Arn")]),
+            # Tag what was imported as primary: the bucket's lifecycle expires only that.
+            allow(["s3:PutObjectTagging"], [arn(dicom, f"/{INCOMING_PREFIX}*")]),
             s3_read_key,
+            write_table,
+            table_key,
         ],
-        "record_failure": [read_manifests, s3_read_key, table_access, table_key],
+        "record_failure": [read_manifests, s3_read_key, write_table, table_key],
         "sweeper": [
             allow(["s3:ListBucket"], [GetAtt(dicom, "Arn")]),
             allow(["s3:GetObject"], [arn(dicom, "/*")]),
@@ -189,31 +168,18 @@ def _function_statements(
 
 
 def _environment(
-    spec: Spec,
-    function: str,
-    storage: Storage,
-    data_access_role: iam.Role,
-    state_machine: sfn.StateMachine | None,
+    spec: Spec, function: str, storage: Storage, state_machine: sfn.StateMachine | None
 ) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "JOB_TABLE_NAME": Ref(storage.table),
-        "DATASTORE_ID": storage.datastore_id,
-        "DATA_ACCESS_ROLE_ARN": GetAtt(data_access_role, "Arn"),
-        "OUTPUT_S3_URI": Sub(f"s3://{var(storage.results_bucket)}/"),
-        "DICOM_BUCKET": Ref(storage.dicom_bucket),
-        "STORE_PREFIX": "",
-        "LOG_LEVEL": "INFO",
-    }
-    if function == "trigger" and state_machine:
-        env["STATE_MACHINE_ARN"] = Ref(state_machine)
+    """The variables a function reads (docs/CONTRACTS.md, "Import workflow")."""
+    if function == "trigger":
+        return {"STATE_MACHINE_ARN": Ref(state_machine)} if state_machine else {}
     if function == "sweeper":
-        env["SWEEP_AFTER_SECONDS"] = str(spec.resources.sweep_after_seconds)
-    return dict(sorted(env.items()))
-
-
-def artifact_key(spec: Spec, function: str) -> str:
-    """S3 key of a function's zip in the artifact bucket."""
-    return f"{spec.artifacts.key_prefix}{spec.version}/lambda/{function}.zip"
+        return {
+            "DICOM_BUCKET": Ref(storage.dicom_bucket),
+            "STORE_PREFIX": "",
+            "SWEEP_AFTER_SECONDS": str(spec.resources.sweep_after_seconds),
+        }
+    return {"JOB_TABLE_NAME": Ref(storage.table)}
 
 
 def _placeholder(function: str) -> str:
@@ -225,11 +191,12 @@ def invoked_functions(spec: Spec) -> list[str]:
     refuse unknown placeholders."""
     placeholders = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", str(spec.definition)))
     known = {_placeholder(name): name for name in spec.workflow.functions}
-    unknown = sorted(placeholders - set(known))
+    unknown = sorted(placeholders - set(known) - set(STACK_VALUES))
     if unknown:
         raise SpecError(
             f"{spec.workflow.definition_file}: placeholders {unknown} match no function "
-            f"in $.workflow.functions (known: {sorted(known)}); fix the definition or the spec"
+            f"in $.workflow.functions nor a stack value {list(STACK_VALUES)} (functions: "
+            f"{sorted(known)}); fix the definition or the spec"
         )
     return [name for name in spec.workflow.functions if _placeholder(name) in placeholders]
 
@@ -239,18 +206,32 @@ def definition_substitutions(functions: dict[str, awslambda.Function]) -> dict[s
     return {_placeholder(name): GetAtt(fn, "Arn") for name, fn in sorted(functions.items())}
 
 
+def _log_group(t: Template, inputs: Inputs, key: Key, title: str, name: Sub) -> logs.LogGroup:
+    """A log group named `name`, kept LogRetentionDays and encrypted with the stack's key."""
+    return t.add_resource(
+        logs.LogGroup(
+            title,
+            LogGroupName=name,
+            RetentionInDays=Ref(inputs.parameters.LogRetentionDays),
+            KmsKeyId=key.arn,
+        )
+    )
+
+
 def _add_function(
     t: Template,
     spec: Spec,
     inputs: Inputs,
+    key: Key,
     name: str,
     statements: list[dict[str, Any]],
     environment: dict[str, Any],
-) -> awslambda.Function:
-    """One workflow function with its log group and its role."""
+) -> tuple[awslambda.Function, logs.LogGroup]:
+    """One workflow function, its code inline, with its log group
+    (/aws/lambda/{stack}-{Function}) and its role."""
     base = logical_name(name)
-    log_group = t.add_resource(
-        logs.LogGroup(f"{base}LogGroup", RetentionInDays=Ref(inputs.parameters.LogRetentionDays))
+    log_group = _log_group(
+        t, inputs, key, f"{base}LogGroup", Sub(f"/aws/lambda/${{AWS::StackName}}-{base}")
     )
     function_role = role(
         t,
@@ -263,24 +244,49 @@ def _add_function(
             *statements,
         ],
     )
-    return t.add_resource(
+    function = t.add_resource(
         awslambda.Function(
             f"{base}Function",
+            Description=f"StoreSCP import workflow: lambdas.{name} (source in the release bundle)",
             Runtime="python3.12",
-            Handler=f"lambdas.{name}.handler",
-            Code=awslambda.Code(
-                S3Bucket=Sub(f"{spec.artifacts.bucket_prefix}-${{AWS::Region}}"),
-                S3Key=artifact_key(spec, name),
-            ),
+            Handler=HANDLER,
+            Code=awslambda.Code(ZipFile=spec.inline_code[name]),
             Role=GetAtt(function_role, "Arn"),
             Timeout=spec.resources.lambda_timeout_seconds,
             MemorySize=spec.resources.lambda_memory_mib,
             Architectures=["arm64"],
             TracingConfig=awslambda.TracingConfig(Mode="Active"),
             LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(log_group)),
-            Environment=awslambda.Environment(Variables=environment),
+            **(
+                {"Environment": awslambda.Environment(Variables=environment)} if environment else {}
+            ),
         )
     )
+    return function, log_group
+
+
+def _instance_metrics(t: Template, log_groups: dict[str, logs.LogGroup], namespace: Sub) -> None:
+    """Metrics from RecordResults' `batch-recorded` lines: instances imported, in conflict and
+    failed (a CloudWatch Logs metric filter, no code)."""
+    if "record_results" not in log_groups:
+        return
+    for metric, field in INSTANCE_METRICS.items():
+        t.add_resource(
+            logs.MetricFilter(
+                f"{metric}MetricFilter",
+                LogGroupName=Ref(log_groups["record_results"]),
+                FilterPattern='{ $.event = "batch-recorded" }',
+                MetricTransformations=[
+                    logs.MetricTransformation(
+                        MetricNamespace=namespace,
+                        MetricName=metric,
+                        MetricValue=f"$.{field}",
+                        DefaultValue=0,
+                        Unit="Count",
+                    )
+                ],
+            )
+        )
 
 
 def add_workflow(
@@ -291,17 +297,24 @@ def add_workflow(
     data_access_role = _data_access_role(t, storage, key)
     invoked = invoked_functions(spec)
     functions: dict[str, awslambda.Function] = {}
+    log_groups: dict[str, logs.LogGroup] = {}
 
     def add(names: list[str], state_machine: sfn.StateMachine | None) -> None:
-        statements = _function_statements(storage, data_access_role, queues, key, state_machine)
+        statements = _function_statements(storage, queues, key, state_machine)
         for name in names:
-            env = _environment(spec, name, storage, data_access_role, state_machine)
-            functions[name] = _add_function(t, spec, inputs, name, statements.get(name, []), env)
+            env = _environment(spec, name, storage, state_machine)
+            functions[name], log_groups[name] = _add_function(
+                t, spec, inputs, key, name, statements.get(name, []), env
+            )
 
     add(invoked, None)
-    state_machine = _add_state_machine(t, spec, inputs, {n: functions[n] for n in invoked})
+    state_machine = _add_state_machine(
+        t, spec, inputs, key, storage, data_access_role, {n: functions[n] for n in invoked}
+    )
     add([n for n in spec.workflow.functions if n not in invoked], state_machine)
     functions = {name: functions[name] for name in spec.workflow.functions}
+    namespace = Sub("StoreSCP/${AWS::StackName}")
+    _instance_metrics(t, log_groups, namespace)
 
     if "trigger" in functions:
         t.add_resource(
@@ -331,24 +344,52 @@ def add_workflow(
                 SourceArn=GetAtt(schedule, "Arn"),
             )
         )
-    return Workflow(functions, state_machine)
+    return Workflow(functions, log_groups, state_machine, namespace)
 
 
 def _add_state_machine(
-    t: Template, spec: Spec, inputs: Inputs, invoked: dict[str, awslambda.Function]
+    t: Template,
+    spec: Spec,
+    inputs: Inputs,
+    key: Key,
+    storage: Storage,
+    data_access_role: iam.Role,
+    invoked: dict[str, awslambda.Function],
 ) -> sfn.StateMachine:
-    substitutions = definition_substitutions(invoked)
-    log_group = t.add_resource(
-        logs.LogGroup(
-            "StateMachineLogGroup", RetentionInDays=Ref(inputs.parameters.LogRetentionDays)
-        )
+    """The state machine: it starts and reads import jobs itself (AWS SDK integrations), so its
+    role holds the HealthImaging permissions and passes the data access role."""
+    functions = definition_substitutions(invoked)
+    substitutions = {
+        **functions,
+        "DatastoreId": storage.datastore_id,
+        "DataAccessRoleArn": GetAtt(data_access_role, "Arn"),
+        "OutputS3Uri": Sub(f"s3://{var(storage.results_bucket)}/"),
+    }
+    log_group = _log_group(
+        t,
+        inputs,
+        key,
+        "StateMachineLogGroup",
+        Sub("/aws/vendedlogs/states/${AWS::StackName}-ImportStateMachine"),
     )
     machine_role = role(
         t,
         "StateMachineRole",
         "states.amazonaws.com",
         [
-            allow(["lambda:InvokeFunction"], [substitutions[k] for k in sorted(substitutions)]),
+            allow(["lambda:InvokeFunction"], [functions[k] for k in sorted(functions)]),
+            allow(
+                ["medical-imaging:GetDICOMImportJob", "medical-imaging:StartDICOMImportJob"],
+                storage.datastore_arns,
+            ),
+            allow(
+                ["iam:PassRole"],
+                [GetAtt(data_access_role, "Arn")],
+                {"StringEquals": {"iam:PassedToService": IMAGING_SERVICE}},
+            ),
+            # HealthImaging with a customer managed key: DescribeKey for every call,
+            # GenerateDataKey for writes, Decrypt for reads (devguide, data-encryption.html).
+            key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
             # CloudWatch Logs delivery and X-Ray actions have no resource-level permissions.
             allow(
                 [

@@ -11,7 +11,3 @@ class ConfigError(WorkflowError):
 
 class ManifestError(WorkflowError):
     """A batch manifest (or S3 event for one) is not what config/batch-manifest.schema.json says."""
-
-
-class ImportOutputError(WorkflowError):
-    """The output HealthImaging wrote for an import job cannot be read."""

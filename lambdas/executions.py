@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 
+from lambdas.attempts import client_token
 from lambdas.errors import ManifestError
 from lambdas.log import log
 from lambdas.manifest import manifest_locations, read_manifest
@@ -12,10 +12,15 @@ from lambdas.manifest import manifest_locations, read_manifest
 DEFAULT_POLL_SECONDS = 30
 
 
-def execution_input(bucket: str, key: str, manifest: dict, poll_seconds: int) -> dict:
+def execution_input(
+    bucket: str, key: str, manifest: dict, poll_seconds: int, attempt: int = 1
+) -> dict:
     """The state machine input for a batch: where things are, never PHI, same for a duplicate."""
+    batch_id = manifest["batchId"]
     return {
-        "batchId": manifest["batchId"],
+        "batchId": batch_id,
+        "attempt": attempt,
+        "clientToken": client_token(batch_id, attempt),
         "bucket": bucket,
         "manifestKey": key,
         "inputS3Uri": f"s3://{bucket}/{manifest['inputPrefix']}",
@@ -27,7 +32,7 @@ def execution_input(bucket: str, key: str, manifest: dict, poll_seconds: int) ->
 
 def start_batch_execution(
     s3, sfn, state_machine_arn: str, bucket: str, key: str, poll_seconds: int
-):
+) -> None:
     """Start the execution named after the batch; an existing one means a duplicate event: fine."""
     manifest = read_manifest(s3, bucket, key)
     batch_id = manifest["batchId"]
@@ -52,6 +57,6 @@ def start_executions(event: dict, s3, sfn, state_machine_arn: str, poll_seconds:
             for bucket, key in manifest_locations(record["body"]):
                 start_batch_execution(s3, sfn, state_machine_arn, bucket, key, poll_seconds)
         except Exception as exc:  # one bad message must not fail the others
-            log("message-failed", logging.ERROR, messageId=record.get("messageId"), error=str(exc))
+            log("message-failed", "ERROR", messageId=record.get("messageId"), error=str(exc))
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

@@ -1,76 +1,75 @@
-"""What HealthImaging wrote for an import job: job-output-manifest.json and SUCCESS/FAILURE ndjson.
+"""What HealthImaging wrote for an import job, read as AWS documents it.
 
-Layout: {outputS3Uri}{datastoreId}-DicomImport-{jobId}/. A job reported COMPLETED can still have
-failed files, so the per-file lists are the truth, not the job status.
+- GetDICOMImportJob returns `outputS3Uri` as the job's own folder,
+  `{prefix passed}{datastoreId}-DicomImport-{jobId}/` (AWS CLI reference, get-dicom-import-job
+  example; the SDK code examples read `outputS3Uri + "job-output-manifest.json"`).
+- In it, `job-output-manifest.json` holds `jobSummary` with the result folders
+  (`successOutputS3Uri`, `failureOutputS3Uri`, `warningsOutputS3Uri`) and `imageSetsSummary`;
+  SUCCESS/success.ndjson, FAILURE/failure.ndjson and WARNING/warning.ndjson hold one line per file:
+  `inputFile` and `importResponse` (imageSetId, imageSetVersion, isPrimary, warnings) or `exception`
+  (exceptionType, message). A non-primary import (`isPrimary: False`) is a conflict with an
+  existing primary image set. Developer guide, "Understanding import jobs":
+  https://docs.aws.amazon.com/healthimaging/latest/devguide/understanding-import-jobs.html
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
 
-from lambdas.errors import ImportOutputError
-
-SUCCESS_KEY = "SUCCESS/success.ndjson"
-FAILURE_KEY = "FAILURE/failure.ndjson"
-SUMMARY_KEY = "job-output-manifest.json"
-
-
-@dataclass
-class ImportOutput:
-    """Per-file outcome of one import job, keyed by S3 object key of the input file."""
-
-    summary: dict = field(default_factory=dict)
-    image_sets: dict[str, str] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
+SUMMARY_NAME = "job-output-manifest.json"
+RESULT_FILES = {
+    "successOutputS3Uri": "success.ndjson",
+    "failureOutputS3Uri": "failure.ndjson",
+    "warningsOutputS3Uri": "warning.ndjson",
+}
+# The guide's success.ndjson example writes Python's True/False; read them as JSON's.
+PYTHON_BOOLEAN = re.compile(r"(:\s*)(True|False)\b")
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """('bucket', 'key/prefix') of an s3:// URI."""
-    if not uri.startswith("s3://"):
-        raise ImportOutputError(f"{uri!r} is not an s3:// URI")
+    """('bucket', 'key') of an s3:// URI."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
 
 
-def job_output_prefix(output_s3_uri: str, datastore_id: str, job_id: str) -> str:
-    """The s3:// prefix HealthImaging writes one job's results under."""
-    return f"{output_s3_uri}{datastore_id}-DicomImport-{job_id}/"
-
-
-def read_import_output(s3, output_s3_uri: str, datastore_id: str, job_id: str) -> ImportOutput:
-    """Read the output of job `job_id`; files HealthImaging did not write read as empty."""
-    bucket, prefix = split_s3_uri(job_output_prefix(output_s3_uri, datastore_id, job_id))
-    output = ImportOutput()
-    summary = _read(s3, bucket, prefix + SUMMARY_KEY)
-    if summary:
-        output.summary = json.loads(summary).get("jobSummary", {})
-    for line in _lines(_read(s3, bucket, prefix + SUCCESS_KEY)):
-        output.image_sets[_input_key(line)] = line.get("importResponse", {}).get("imageSetId", "")
-    for line in _lines(_read(s3, bucket, prefix + FAILURE_KEY)):
-        error = line.get("exception") or line.get("importResponse") or {}
-        reason = ": ".join(str(v) for v in (error.get("exceptionType"), error.get("message")) if v)
-        output.failures[_input_key(line)] = reason or "reported in FAILURE/failure.ndjson"
-    return output
-
-
-def _read(s3, bucket: str, key: str) -> str:
+def read_text(s3, uri: str) -> str | None:
+    """The object at `uri` as text, or None when there is none."""
+    bucket, key = split_s3_uri(uri)
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
-        return ""
+        return None
 
 
-def _lines(text: str) -> list[dict]:
-    try:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError as exc:
-        raise ImportOutputError(
-            f"import output is not ndjson ({exc}); check the results bucket"
-        ) from exc
+def ndjson(text: str) -> list[dict]:
+    """The lines of an ndjson result file."""
+    return [
+        json.loads(PYTHON_BOOLEAN.sub(lambda m: m[1] + m[2].lower(), line))
+        for line in text.splitlines()
+        if line.strip()
+    ]
 
 
-def _input_key(line: dict) -> str:
-    """The object key of a line's inputFile, which HealthImaging may give as an s3:// URI."""
-    name = line.get("inputFile", "")
-    return split_s3_uri(name)[1] if name.startswith("s3://") else name
+def read_outcomes(s3, output_s3_uri: str) -> tuple[dict, dict[str, dict]]:
+    """(jobSummary, outcome per input object key) of the job whose folder is `output_s3_uri`.
+
+    An outcome is the line's importResponse, plus `exception` for a failed file.
+    """
+    text = read_text(s3, output_s3_uri + SUMMARY_NAME)
+    if text is None:
+        raise FileNotFoundError(
+            f"no {output_s3_uri}{SUMMARY_NAME}; may the data access role write it?"
+        )
+    summary = json.loads(text)["jobSummary"]
+    outcomes: dict[str, dict] = {}
+    for field, name in RESULT_FILES.items():
+        folder = summary.get(field)
+        for line in ndjson((folder and read_text(s3, folder + name)) or ""):
+            name_or_uri = line.get("inputFile", "")
+            key = split_s3_uri(name_or_uri)[1] if name_or_uri.startswith("s3://") else name_or_uri
+            outcome = outcomes.setdefault(key, {})
+            outcome.update(line.get("importResponse") or {})
+            if "exception" in line:
+                outcome["exception"] = line["exception"]
+    return summary, outcomes

@@ -2,16 +2,23 @@
 
 The job item holds the documented job attributes and counts, never lists that grow with the batch,
 so no item comes near DynamoDB's 400 KB limit. Instance items are found by SOP Instance UID and by
-Study Instance UID through the table's two global secondary indexes.
+Study Instance UID through the table's two global secondary indexes. Items of a redriven batch
+carry their `attempt` (1 is the first).
+
+Instance states (`importStatus`):
+- IMPORTED: in a primary image set, which every viewer of the study shows (`warnings` lists what
+  HealthImaging warned about, if anything);
+- CONFLICT: imported into a non-primary image set because its metadata conflicts with the primary
+  image set already in the data store; viewers of the study do not show it until an operator acts;
+- FAILED: not imported (`reason` says why); redrive the batch once the cause is fixed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 JOB_RECORD = "JOB"
-IMPORTED, FAILED = "IMPORTED", "FAILED"
+IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
 
 
 def now_iso() -> str:
@@ -19,53 +26,62 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def job_item(job_id: str, batch: dict, manifest: dict, job: dict, **counts: int) -> dict:
-    """The job item: documented attributes from the job, batch input and manifest, plus counts."""
-    item = {
+def item(job_id: str, record_id: str, state: dict, **attributes) -> dict:
+    """An item of the table; attributes without a value are left out."""
+    values = {
         "jobId": job_id,
-        "recordId": JOB_RECORD,
-        "batchId": manifest["batchId"],
-        "jobStatus": job.get("jobStatus"),
-        "submittedAt": job.get("submittedAt"),
-        "endedAt": job.get("endedAt"),
-        "inputS3Uri": job.get("inputS3Uri") or batch.get("inputS3Uri"),
-        "outputS3Uri": job.get("outputS3Uri"),
-        "datastoreId": job.get("datastoreId"),
-        "dataAccessRoleArn": job.get("dataAccessRoleArn"),
-        "message": job.get("message"),
-        "studyDate": manifest.get("studyDate"),
-        "studyInstanceUID": manifest["studyInstanceUID"],
-        "seriesInstanceUID": manifest["seriesInstanceUIDs"][0],
-        "seriesCount": len(manifest["seriesInstanceUIDs"]),
-        "instanceCount": manifest["instanceCount"],
-        "closeReason": manifest["closeReason"],
+        "recordId": record_id,
+        "batchId": state["batchId"],
+        "attempt": state.get("attempt", 1),
+        "studyInstanceUID": state.get("studyInstanceUID"),
         "recordedAt": now_iso(),
+        **attributes,
+    }
+    return {k: v for k, v in values.items() if v not in (None, "", [])}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def job_item(job_id: str, state: dict, manifest: dict, job: dict, **counts: int) -> dict:
+    """The job item: documented job attributes (GetDICOMImportJob's, as Step Functions names
+    them), batch and manifest attributes, and counts."""
+    instances = manifest.get("instances") or [{}]
+    return item(
+        job_id,
+        JOB_RECORD,
+        state,
+        jobStatus=job.get("JobStatus"),
+        submittedAt=_text(job.get("SubmittedAt")),
+        endedAt=_text(job.get("EndedAt")),
+        inputS3Uri=state.get("inputS3Uri"),
+        outputS3Uri=job.get("OutputS3Uri"),
+        datastoreId=job.get("DatastoreId"),
+        dataAccessRoleArn=job.get("DataAccessRoleArn"),
+        message=job.get("Message"),
+        studyDate=manifest.get("studyDate"),
+        seriesInstanceUID=instances[0].get("seriesInstanceUID"),
+        instanceCount=len(manifest.get("instances", [])),
         **counts,
-    }
-    return {name: value for name, value in item.items() if value not in (None, "")}
+    )
 
 
-def instance_item(
-    job_id: str, manifest: dict, instance: dict, image_set_id: str | None, reason: str | None
-) -> dict:
-    """One instance's outcome: imported into image set `image_set_id`, or failed for `reason`."""
-    item = {
-        "jobId": job_id,
-        "recordId": f"INSTANCE#{instance['sopInstanceUID']}",
-        "batchId": manifest["batchId"],
-        "studyInstanceUID": manifest["studyInstanceUID"],
-        "seriesInstanceUID": instance["seriesInstanceUID"],
-        "sopInstanceUID": instance["sopInstanceUID"],
-        "key": instance["key"],
-        "importStatus": IMPORTED if image_set_id else FAILED,
-        "imageSetId": image_set_id,
-        "reason": None if image_set_id else reason,
-    }
-    return {name: value for name, value in item.items() if value not in (None, "")}
+def instance_item(job_id: str, state: dict, instance: dict, outcome: dict) -> dict:
+    """One instance's outcome: `outcome` holds importStatus and what HealthImaging said of it."""
+    return item(
+        job_id,
+        f"INSTANCE#{instance['sopInstanceUID']}",
+        state,
+        seriesInstanceUID=instance["seriesInstanceUID"],
+        sopInstanceUID=instance["sopInstanceUID"],
+        key=instance["key"],
+        **outcome,
+    )
 
 
-def write_items(table, items: Iterable[dict]) -> None:
+def write_items(table, items: list[dict]) -> None:
     """Write items with BatchWriteItem (25 a call, unprocessed ones retried)."""
     with table.batch_writer(overwrite_by_pkeys=["jobId", "recordId"]) as batch:
-        for item in items:
-            batch.put_item(Item=item)
+        for each in items:
+            batch.put_item(Item=each)

@@ -1,65 +1,56 @@
-"""Batch manifests: find them in S3 events, read them from S3, validate them against the schema."""
+"""Batch manifests: find them in S3 events, read them from S3, check what the workflow relies on.
+
+The full contract is config/batch-manifest.schema.json (the SCP's tests validate what it writes);
+functions that run inline in the template carry no files, so they check the fields they use.
+"""
 
 from __future__ import annotations
 
 import json
-from functools import cache
-from pathlib import Path
+import re
 from typing import Any
 from urllib.parse import unquote_plus
 
 from lambdas.errors import ManifestError
-from lambdas.schema import schema_errors
 
-SCHEMA_NAME = "batch-manifest.schema.json"
-# In the repository and in a Lambda zip the schema sits at config/ beside the lambdas package;
-# a package built without config/ may carry it inside the package instead.
-PACKAGE_DIR = Path(__file__).resolve().parent
-SCHEMA_PATHS = (PACKAGE_DIR.parent / "config" / SCHEMA_NAME, PACKAGE_DIR / SCHEMA_NAME)
+BATCH_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-@cache
-def manifest_schema() -> dict:
-    """The batch-manifest JSON Schema, read once."""
-    for path in SCHEMA_PATHS:
-        if path.is_file():
-            return json.loads(path.read_text())
-    raise ManifestError(
-        f"{SCHEMA_NAME} not found at {' or '.join(map(str, SCHEMA_PATHS))}; "
-        "package config/batch-manifest.schema.json at the root of the Lambda zip"
-    )
+def manifest_errors(manifest: Any) -> list[str]:
+    """What is wrong with a manifest for the workflow (empty when nothing is)."""
+    if not isinstance(manifest, dict):
+        return ["$: expected an object"]
+    batch_id, prefix = manifest.get("batchId"), manifest.get("inputPrefix")
+    instances = manifest.get("instances")
+    if not isinstance(batch_id, str) or not BATCH_ID.fullmatch(batch_id):
+        return ["$.batchId: must be 1-64 characters of A-Z a-z 0-9 . _ -"]
+    if not isinstance(prefix, str) or not prefix.endswith(f"incoming/{batch_id}/"):
+        return [f"$.inputPrefix: must end with incoming/{batch_id}/"]
+    if not isinstance(manifest.get("studyInstanceUID"), str):
+        return ["$.studyInstanceUID: expected a string"]
+    if not isinstance(instances, list) or not instances:
+        return ["$.instances: expected a non-empty array"]
+    errors = []
+    if manifest.get("instanceCount") != len(instances):
+        errors.append("$.instanceCount: differs from the number of instances")
+    for i, instance in enumerate(instances):
+        names = ("key", "sopInstanceUID", "seriesInstanceUID")
+        if not isinstance(instance, dict) or not all(
+            isinstance(instance.get(n), str) for n in names
+        ):
+            errors.append(f"$.instances[{i}]: needs the strings {', '.join(names)}")
+        elif not instance["key"].startswith(prefix):
+            errors.append(f"$.instances[{i}].key: not under inputPrefix")
+    return errors
 
 
-def validate_manifest(manifest: Any, where: str) -> dict:
-    """Return `manifest` when it follows the schema (and its own invariants), else raise."""
-    errors = schema_errors(manifest, manifest_schema())
-    if not errors:
-        errors = _consistency_errors(manifest)
+def check_manifest(manifest: Any, where: str) -> dict:
+    """Return `manifest` when the workflow can use it, else raise ManifestError."""
+    errors = manifest_errors(manifest)
     if errors:
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
         raise ManifestError(f"batch manifest {where} is invalid: {shown}")
     return manifest
-
-
-def open_marker_errors(marker: Any) -> list[str]:
-    """How an open marker (open/{batchId}.json) breaks its schema definition."""
-    schema = manifest_schema()
-    return schema_errors(marker, schema["$defs"]["openMarker"], schema)
-
-
-def _consistency_errors(manifest: dict) -> list[str]:
-    prefix, batch_id = manifest["inputPrefix"], manifest["batchId"]
-    errors = []
-    if not prefix.endswith(f"incoming/{batch_id}/"):
-        errors.append(f"$.inputPrefix: must end with incoming/{batch_id}/")
-    if manifest["instanceCount"] != len(manifest["instances"]):
-        errors.append("$.instanceCount: differs from the number of instances")
-    errors += [
-        f"$.instances[{i}].key: not under inputPrefix"
-        for i, instance in enumerate(manifest["instances"])
-        if not instance["key"].startswith(prefix)
-    ]
-    return errors
 
 
 def read_json(s3, bucket: str, key: str) -> Any:
@@ -72,8 +63,8 @@ def read_json(s3, bucket: str, key: str) -> Any:
 
 
 def read_manifest(s3, bucket: str, key: str) -> dict:
-    """Read the manifest at s3://bucket/key and validate it."""
-    return validate_manifest(read_json(s3, bucket, key), f"s3://{bucket}/{key}")
+    """Read the manifest at s3://bucket/key and check it."""
+    return check_manifest(read_json(s3, bucket, key), f"s3://{bucket}/{key}")
 
 
 def manifest_locations(message_body: str) -> list[tuple[str, str]]:
@@ -87,10 +78,8 @@ def manifest_locations(message_body: str) -> list[tuple[str, str]]:
         raise ManifestError(
             f"SQS message is not an S3 event ({exc}); check the queue's source"
         ) from exc
-    locations = []
-    for record in event.get("Records", []):
-        if not record.get("eventName", "").startswith("ObjectCreated:"):
-            continue
-        s3 = record["s3"]
-        locations.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
-    return locations
+    return [
+        (r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]))
+        for r in event.get("Records", [])
+        if r.get("eventName", "").startswith("ObjectCreated:")
+    ]

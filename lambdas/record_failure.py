@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from lambdas.clients import client, table
-from lambdas.environment import env
-from lambdas.results import record_failure
+from lambdas.failures import record_failure
 
 
 def handler(event: dict, context: object = None) -> dict:
     """Event: the execution state with $.error ({"Error", "Cause"}). Returns the recorded status."""
-    return record_failure(event, client("s3"), table(env("JOB_TABLE_NAME")))
+    return record_failure(event, client("s3"), table(os.environ["JOB_TABLE_NAME"]))

@@ -8,14 +8,12 @@ batch still being received is never closed under its SCP.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from datetime import datetime, timedelta
 
 from lambdas.errors import WorkflowError
 from lambdas.job_table import now_iso
 from lambdas.log import log
-from lambdas.manifest import open_marker_errors, validate_manifest
 
 UID = r"[0-9]+(?:\.[0-9]+)*"
 INSTANCE_KEY = re.compile(rf"(?P<study>{UID})/(?P<series>{UID})/(?P<sop>{UID})\.dcm")
@@ -33,10 +31,10 @@ def sweep(s3, bucket: str, store_prefix: str, older_than: timedelta, now: dateti
             if _close(s3, bucket, store_prefix, marker, batch_id, now - older_than):
                 closed.append(batch_id)
         except Exception as exc:  # one bad batch must not keep the others open
-            log("sweep-failed", logging.ERROR, batchId=batch_id, error=str(exc))
+            log("sweep-failed", "ERROR", batchId=batch_id, error=str(exc))
             failed.append(batch_id)
     if failed:
-        raise WorkflowError(f"could not sweep batches {failed}; see the log lines 'sweep-failed'")
+        raise WorkflowError(f"could not sweep {failed}; see the log lines sweep-failed")
     return closed
 
 
@@ -47,7 +45,6 @@ def _close(
     manifest_key = f"{store_prefix}batches/{batch_id}.json"
     if _objects(s3, bucket, manifest_key):
         s3.delete_object(Bucket=bucket, Key=marker["Key"])
-        log("marker-deleted", batchId=batch_id, reason="manifest exists")
         return False
     input_prefix = f"{store_prefix}incoming/{batch_id}/"
     stored = _objects(s3, bucket, input_prefix)
@@ -56,7 +53,6 @@ def _close(
     instances = [i for i in (_instance(item, input_prefix) for item in stored) if i]
     if instances:
         manifest = swept_manifest(batch_id, input_prefix, _marker(s3, bucket, marker), instances)
-        validate_manifest(manifest, f"swept batch {batch_id}")
         body = json.dumps(manifest).encode()
         s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json")
     s3.delete_object(Bucket=bucket, Key=marker["Key"])
@@ -113,8 +109,8 @@ def _marker(s3, bucket: str, marker: dict) -> dict:
         content = json.loads(s3.get_object(Bucket=bucket, Key=marker["Key"])["Body"].read())
     except ValueError:
         content = None
-    if open_marker_errors(content):
-        log("marker-invalid", logging.WARNING, key=marker["Key"])
+    if not isinstance(content, dict) or not isinstance(content.get("openedAt"), str):
+        log("marker-invalid", "WARNING", key=marker["Key"])
         return fallback
     return content
 

@@ -40,7 +40,8 @@ def report(pipeline: Pipeline, seen: set[str]) -> None:
         if job_id in seen:
             continue
         seen.add(job_id)
-        counts = {k: item[k]["N"] for k in ("importedCount", "failedCount") if k in item}
+        names = ("importedCount", "conflictCount", "failedCount", "warningCount")
+        counts = {k: int(item[k]["N"]) for k in names if k in item}
         print(
             f"batch {item['batchId']['S']}: job {job_id} {item['jobStatus']['S']} {counts}",
             flush=True,
@@ -76,6 +77,12 @@ Where to look (boto3 or the aws CLI with --endpoint-url {moto.endpoint}, any cre
     Step Functions state machine {pipeline.state_machine_arn}
     SCP log {scp.log_path}
 Batches are imported as they close; open batches of a dead SCP are swept after {args.sweep_after} s.
+Did an instance (or a study) arrive, and in which image set?
+    .venv/bin/storescp-lookup --endpoint-url {moto.endpoint} --region us-east-1 \\
+        --table {pipeline.table_name} --sop <SOPInstanceUID>     (or --study <StudyInstanceUID>)
+Import a failed or conflicting batch again (a new attempt):
+    .venv/bin/storescp-redrive --endpoint-url {moto.endpoint} --region us-east-1 \\
+        --state-machine-arn {pipeline.state_machine_arn} <batchId>
 Ctrl-C stops everything.
 """,
                 flush=True,

@@ -1,5 +1,6 @@
 """End to end: dcmtk storescu -> our SCP (S3 store on moto) -> batch manifest -> SQS -> trigger ->
-the real state machine -> HealthImaging fake -> DynamoDB.
+the real state machine (its HealthImaging tasks answered by the fake) -> the inline RecordResults
+-> DynamoDB, then storescp-lookup.
 
 Figures (instances sent, import jobs, seconds from the last C-STORE to the last DynamoDB record)
 are printed; run with -s to see them.
@@ -17,6 +18,7 @@ from pydicom import dcmread
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE
 
+from lambdas.operators import lookup_main
 from tests.fakes.pipeline import environment, local_pipeline
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.scp import ScpProcess
@@ -61,7 +63,7 @@ def wait_for_records(pipeline, sops: list[str], timeout: float = 90) -> dict[str
     return found
 
 
-def test_three_associations_of_two_studies_give_six_import_jobs(pipeline, scp, tmp_path):
+def test_three_associations_of_two_studies_give_six_import_jobs(pipeline, scp, tmp_path, capsys):
     sent: list[Path] = []
     for association in range(3):
         files = study_files(
@@ -99,6 +101,10 @@ def test_three_associations_of_two_studies_give_six_import_jobs(pipeline, scp, t
     assert len(pipeline.fake.jobs) == 6
     assert [e["status"] for e in executions] == ["SUCCEEDED"] * 6
     assert len(pipeline.job_items()) == 6
+    lookup = ["--endpoint-url", pipeline.moto.endpoint, "--table", pipeline.table_name]
+    capsys.readouterr()
+    assert lookup_main([*lookup, "--region", "us-east-1", "--sop", sops[0]]) == 0
+    assert capsys.readouterr().out.startswith(f"{sops[0]}  IMPORTED  image set ")
     print(
         f"\nE2E: instances sent {len(sops)}, import jobs started {len(pipeline.fake.jobs)}, "
         f"last C-STORE to last DynamoDB record {elapsed:.1f} s"

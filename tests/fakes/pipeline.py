@@ -1,14 +1,18 @@
 """The deployed import workflow, stood up locally: moto (S3 -> SQS, DynamoDB, Step Functions running
-the real ASL), our handlers in-process, and the HealthImaging fake. Used by tests and `make demo`.
+the real ASL, its HealthImaging tasks routed to the fake), our handlers in-process, and the
+HealthImaging fake. Used by tests and `make demo`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
+import types
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,27 +21,21 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 import lambdas
-from lambdas import (
-    check_status,
-    clients,
-    record_failure,
-    record_results,
-    start_import,
-    sweeper,
-    trigger,
-)
+from generator.inline import inline_source
+from lambdas import clients
 from tests.fakes.healthimaging import DATASTORE_ID, FakeHealthImaging
 from tests.fakes.lambda_runtime import in_process_lambdas
+from tests.fakes.sfn_sdk import SigV4Router, pascal_case_error_names, sdk_model_dir
 from tests.support.aws import MotoServer
 
 ACCOUNT = "123456789012"
 ASL_PATH = Path(lambdas.__file__).parent / "statemachine" / "import_workflow.asl.json"
+# The functions the state machine invokes: placeholder -> (function name, module under lambdas/).
 FUNCTIONS = {
-    "StartImportFunctionArn": ("start-import", start_import.handler),
-    "CheckStatusFunctionArn": ("check-status", check_status.handler),
-    "RecordResultsFunctionArn": ("record-results", record_results.handler),
-    "RecordFailureFunctionArn": ("record-failure", record_failure.handler),
+    "RecordResultsFunctionArn": ("record-results", "record_results"),
+    "RecordFailureFunctionArn": ("record-failure", "record_failure"),
 }
+RETRY_TIMES = ("IntervalSeconds", "MaxDelaySeconds")
 EXECUTING = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 NOT_EXECUTING = {"stepfunctions": {"execute_state_machine": False}, "lambda": {"use_docker": True}}
 
@@ -46,12 +44,33 @@ def function_arn(name: str) -> str:
     return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
 
 
-def state_machine_definition() -> str:
-    """The ASL file with its placeholders filled, as the template's DefinitionSubstitutions do."""
+def inline_handler(module: str) -> Callable[[dict, object], object]:
+    """The handler of a function's inline code, as the template carries it, loaded as Lambda
+    loads index.py."""
+    index = types.ModuleType("index")
+    exec(compile(inline_source(module), f"index.py ({module})", "exec"), index.__dict__)
+    return index.handler
+
+
+def state_machine_definition(values: dict[str, str], retry_cap: int | None = None) -> str:
+    """The ASL file with its placeholders filled, as the template's DefinitionSubstitutions do.
+
+    `retry_cap` caps every retry interval and delay (seconds), so that tests wait out hours of
+    throttling in seconds against a fake whose clock runs as much faster.
+    """
     text = ASL_PATH.read_text()
     for placeholder, (name, _) in FUNCTIONS.items():
         text = text.replace("${" + placeholder + "}", function_arn(name))
-    return text
+    for placeholder, value in values.items():
+        text = text.replace("${" + placeholder + "}", value)
+    definition = json.loads(text)
+    if retry_cap:
+        for state in definition["States"].values():
+            for retry in state.get("Retry", []):
+                for name in RETRY_TIMES:
+                    if name in retry:
+                        retry[name] = min(retry[name], retry_cap)
+    return json.dumps(definition)
 
 
 @dataclass
@@ -65,6 +84,7 @@ class Pipeline:
     queue_url: str
     state_machine_arn: str
     invocations: list[tuple[str, dict]]
+    handlers: dict[str, Callable[[dict, object], object]]
 
     def deliver(self, wait_seconds: int = 0) -> int:
         """Receive the queued S3 events and hand them to the trigger as Lambda's SQS poller does.
@@ -88,14 +108,15 @@ class Pipeline:
                 for m in messages
             ]
         }
-        failed = {f["itemIdentifier"] for f in trigger.handler(event)["batchItemFailures"]}
+        answer = self.handlers["trigger"](event, None)
+        failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
     def sweep(self) -> list[str]:
-        return sweeper.handler({})["closedBatchIds"]
+        return self.handlers["sweeper"]({}, None)["closedBatchIds"]
 
     def executions(self) -> list[dict]:
         sfn = self.moto.client("stepfunctions")
@@ -186,8 +207,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables (the Lambda environment, endpoints) and restore them after."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
-    clients.client.cache_clear()
-    clients.table.cache_clear()
+    _fresh_clients()
     try:
         yield
     finally:
@@ -196,18 +216,41 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        clients.client.cache_clear()
-        clients.table.cache_clear()
+        _fresh_clients()
+
+
+def _fresh_clients() -> None:
+    """Clients that see the current environment (endpoints, AWS_DATA_PATH)."""
+    boto3.setup_default_session()
+    clients.client.cache_clear()
+    clients.table.cache_clear()
 
 
 @contextmanager
-def local_pipeline(moto: MotoServer, name: str, poll_seconds: int = 1) -> Iterator[Pipeline]:
-    """Stand up the workflow under names starting with `name` (lowercase, unique per test)."""
+def local_pipeline(
+    moto: MotoServer,
+    name: str,
+    poll_seconds: int = 1,
+    clock_scale: float = 1.0,
+    retry_cap: int | None = 1,
+) -> Iterator[Pipeline]:
+    """Stand up the workflow under names starting with `name` (lowercase, unique per test).
+
+    The fake's clock runs `clock_scale` times faster than real time; `retry_cap` caps the ASL's
+    retry waits (see state_machine_definition).
+    """
     bucket, results, table_name = f"{name}-dicom", f"{name}-results", f"{name}-jobs"
     s3, sqs, sfn = moto.client("s3"), moto.client("sqs"), moto.client("stepfunctions")
     set_moto_config(moto, EXECUTING)
+    models = Path(tempfile.mkdtemp(prefix="sfn-sdk-"))
     try:
-        with FakeHealthImaging(moto.endpoint) as fake:
+        with (
+            FakeHealthImaging(moto.endpoint, clock_scale=clock_scale) as fake,
+            SigV4Router(
+                {"medical-imaging": f"127.0.0.1:{fake.port}"}, f"127.0.0.1:{moto.port}"
+            ) as router,
+            pascal_case_error_names(),
+        ):
             for b in (bucket, results):
                 s3.create_bucket(Bucket=b)
             queue_url = sqs.create_queue(QueueName=f"{name}-batches")["QueueUrl"]
@@ -234,26 +277,33 @@ def local_pipeline(moto: MotoServer, name: str, poll_seconds: int = 1) -> Iterat
                 },
             )
             create_job_table(moto.client("dynamodb"), table_name)
+            substitutions = {
+                "DatastoreId": DATASTORE_ID,
+                "DataAccessRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-import",
+                "OutputS3Uri": f"s3://{results}/",
+            }
             arn = sfn.create_state_machine(
                 name=f"{name}-import",
-                definition=state_machine_definition(),
+                definition=state_machine_definition(substitutions, retry_cap),
                 roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}-workflow",
             )["stateMachineArn"]
             env = {
-                "MOTO_PORT": str(moto.port),
+                "MOTO_PORT": str(router.port),
+                "AWS_DATA_PATH": str(sdk_model_dir(models)),
                 "AWS_ENDPOINT_URL": moto.endpoint,
-                "AWS_ENDPOINT_URL_MEDICAL_IMAGING": fake.endpoint,
                 "STATE_MACHINE_ARN": arn,
                 "JOB_TABLE_NAME": table_name,
-                "DATASTORE_ID": DATASTORE_ID,
-                "DATA_ACCESS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{name}-import",
-                "OUTPUT_S3_URI": f"s3://{results}/",
                 "DICOM_BUCKET": bucket,
                 "STORE_PREFIX": "",
                 "STATUS_POLL_SECONDS": str(poll_seconds),
             }
-            handlers = dict(FUNCTIONS.values())
-            with environment(env), in_process_lambdas(handlers) as invocations:
-                yield Pipeline(moto, fake, bucket, table_name, queue_url, arn, invocations)
+            with environment(env):
+                handlers = {m: inline_handler(m) for m in ("trigger", "sweeper")}
+                invoked = {name: inline_handler(module) for name, module in FUNCTIONS.values()}
+                with in_process_lambdas(invoked) as invocations:
+                    yield Pipeline(
+                        moto, fake, bucket, table_name, queue_url, arn, invocations, handlers
+                    )
     finally:
         set_moto_config(moto, NOT_EXECUTING)
+        shutil.rmtree(models, ignore_errors=True)

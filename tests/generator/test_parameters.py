@@ -47,6 +47,10 @@ DOCUMENTED = {
     "NetworkTimeout": ("Number", 90, ADVANCED),
     "SupportedSOPClassUIDs": ("String", "", ADVANCED),
     "LogRetentionDays": ("Number", "365", OPERATIONS),
+    # Object retention (INTERFACES.md item 5), today's values as defaults.
+    "IncomingRetentionDays": ("Number", 30, OPERATIONS),
+    "ResultsRetentionDays": ("Number", 365, OPERATIONS),
+    "AccessLogRetentionDays": ("Number", 365, OPERATIONS),
     "AlarmEmail": ("String", "", OPERATIONS),
     "DatastoreId": ("String", "", OPERATIONS),
 }

@@ -63,7 +63,7 @@ def test_bundle_contents(released):
         "container/scp/__main__.py",
     }
     assert expected <= names
-    assert {f"lambda/{f}.zip" for f in FUNCTIONS} <= names
+    assert {"lambda/sources.zip", *(f"lambda/inline/{f}.py" for f in FUNCTIONS)} <= names
     assert not [n for n in names if n.startswith("image/")]
 
 
@@ -86,7 +86,7 @@ def test_summary_table_and_gates(released):
     _, stdout = released
     for gate in ("cfn-lint", "checkov", "hadolint"):
         assert f"gate {gate}: pass" in stdout
-    assert "lambda/trigger.zip" in stdout and "release-manifest.json" in stdout
+    assert "lambda/inline/trigger.py" in stdout and "release-manifest.json" in stdout
 
 
 def test_a_second_build_is_byte_identical(released, sources):

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from generator.spec import ROOT
+from generator.inline import HANDLER, inline_source
+from generator.workflow import logical_name
 from tests.generator.contract import CONTRACTS, FUNCTIONS, scp_environment
 
 
@@ -107,7 +108,8 @@ def test_marketplace_metering_switch(spec):
     def build(register: bool) -> dict:
         marketplace = {"registerUsage": register, "productCode": "abcdefghijklmnopqrstuvwxy"}
         data = {**spec.data, "marketplace": marketplace}
-        return build_template(type(spec)(data, spec.definition)).to_dict()["Resources"]
+        changed = type(spec)(data, spec.definition, spec.inline_code)
+        return build_template(changed).to_dict()["Resources"]
 
     def task_env(resources: dict) -> dict[str, object]:
         (container,) = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"]
@@ -192,8 +194,9 @@ def test_job_table_as_the_contract_says(resources):
 
 def test_queue_encrypted_with_dlq_and_long_visibility(resources, spec):
     queue = resources["ImportQueue"]["Properties"]
-    assert queue["SqsManagedSseEnabled"] is True
-    assert resources["ImportDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    key = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]  # the stack's key
+    assert queue["KmsMasterKeyId"] == key
+    assert resources["ImportDeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == key
     assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": ["ImportDeadLetterQueue", "Arn"]},
         "maxReceiveCount": 5,
@@ -214,70 +217,89 @@ def test_event_source_mapping_reports_partial_failures(resources):
 
 def workflow_functions(resources: dict[str, Any]) -> dict[str, Any]:
     """The Lambda functions of the import workflow (not the custom resource's)."""
-    return {
-        name: f
-        for name, f in of_type(resources, "AWS::Lambda::Function").items()
-        if f["Properties"]["Handler"].startswith("lambdas.")
-    }
+    names = {f"{logical_name(n)}Function" for n in FUNCTIONS}
+    return {n: f for n, f in of_type(resources, "AWS::Lambda::Function").items() if n in names}
 
 
-def test_functions_with_contract_handlers(resources, spec):
+def test_functions_carry_their_code_inline(resources, spec):
     functions = workflow_functions(resources)
     assert set(of_type(resources, "AWS::Lambda::Function")) - set(functions) == {
         "RouteTablesFunction"
     }
-    assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
-        f"lambdas.{name}.handler" for name in FUNCTIONS
-    )
+    assert sorted(functions) == sorted(f"{logical_name(n)}Function" for n in FUNCTIONS)
     for name in FUNCTIONS:
         assert f"`lambdas.{name}.handler`" in CONTRACTS
-    for f in functions.values():
-        props = f["Properties"]
-        assert props["Runtime"] == "python3.12"
-        assert props["Code"]["S3Bucket"] == {
-            "Fn::Sub": "storescp-healthimaging-artifacts-${AWS::Region}"
+        props = functions[f"{logical_name(name)}Function"]["Properties"]
+        assert props["Runtime"] == "python3.12" and props["Handler"] == HANDLER
+        assert set(props["Code"]) == {"ZipFile"}  # never S3Bucket: nothing from a seller's bucket
+        assert props["Code"]["ZipFile"] == inline_source(name)
+        assert len(props["Code"]["ZipFile"]) <= 4096
+        log_group = resources[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+        assert log_group["LogGroupName"] == {
+            "Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{logical_name(name)}"
         }
-        name = props["Handler"].split(".")[1]
-        assert props["Code"]["S3Key"] == f"storescp-healthimaging/{spec.version}/lambda/{name}.zip"
+        assert log_group["KmsKeyId"] == resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
     trigger_env = functions["TriggerFunction"]["Properties"]["Environment"]["Variables"]
-    assert trigger_env["STATE_MACHINE_ARN"] == {"Ref": "ImportStateMachine"}
+    assert trigger_env == {"STATE_MACHINE_ARN": {"Ref": "ImportStateMachine"}}
     sweeper_env = functions["SweeperFunction"]["Properties"]["Environment"]["Variables"]
     assert sweeper_env["SWEEP_AFTER_SECONDS"] == "900"
-    assert sweeper_env["OUTPUT_S3_URI"] == {"Fn::Sub": "s3://${ResultsBucket}/"}
+    record_env = functions["RecordResultsFunction"]["Properties"]["Environment"]["Variables"]
+    assert record_env == {"JOB_TABLE_NAME": {"Ref": "DicomImportJobTable"}}
 
 
 def test_state_machine_fills_every_placeholder(resources, spec):
     machine = resources["ImportStateMachine"]["Properties"]
     placeholders = set(re.findall(r"\$\{(\w+)\}", str(spec.definition)))
-    assert set(machine["DefinitionSubstitutions"]) == placeholders
-    for key, value in machine["DefinitionSubstitutions"].items():
+    substitutions = machine["DefinitionSubstitutions"]
+    assert set(substitutions) == placeholders
+    functions = {k: v for k, v in substitutions.items() if k.endswith("FunctionArn")}
+    for key, value in functions.items():
         assert value == {"Fn::GetAtt": [key.removesuffix("Arn"), "Arn"]}
+    assert substitutions["DataAccessRoleArn"] == {"Fn::GetAtt": ["DataAccessRole", "Arn"]}
+    assert substitutions["OutputS3Uri"] == {"Fn::Sub": "s3://${ResultsBucket}/"}
     assert machine["Definition"] == spec.definition
     invoke = [
         s
         for s in statements(resources, "StateMachineRole")
         if s["Action"] == ["lambda:InvokeFunction"]
     ]
-    assert sorted(map(str, invoke[0]["Resource"])) == sorted(
-        map(str, machine["DefinitionSubstitutions"].values())
-    )
+    assert sorted(map(str, invoke[0]["Resource"])) == sorted(map(str, functions.values()))
+    imaging = [s for s in statements(resources, "StateMachineRole") if "medical-imaging" in str(s)]
+    actions = {a for s in imaging for a in s["Action"]}
+    assert {"medical-imaging:StartDICOMImportJob", "medical-imaging:GetDICOMImportJob"} <= actions
+    log_group = resources["StateMachineLogGroup"]["Properties"]
+    assert log_group["LogGroupName"] == {
+        "Fn::Sub": "/aws/vendedlogs/states/${AWS::StackName}-ImportStateMachine"
+    }
 
 
 def test_real_state_machine_definition_builds():
-    """The lambdas' ASL file (when present) has only placeholders the template fills."""
+    """The lambdas' ASL file has only placeholders the template fills."""
     from generator.spec import load
     from generator.template import build_template
 
-    path = ROOT / "lambdas" / "statemachine" / "import_workflow.asl.json"
-    if not path.exists():
-        pytest.skip("lambdas/statemachine/import_workflow.asl.json not written yet")
     machine = build_template(load()).to_dict()["Resources"]["ImportStateMachine"]["Properties"]
     assert set(machine["DefinitionSubstitutions"]) == {
-        "StartImportFunctionArn",
-        "CheckStatusFunctionArn",
+        "DatastoreId",
+        "DataAccessRoleArn",
+        "OutputS3Uri",
         "RecordResultsFunctionArn",
         "RecordFailureFunctionArn",
     }
+
+
+def test_dicom_bucket_expires_only_instances_imported_as_primary(resources):
+    rules = resources["DicomBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = [r for r in rules if "ExpirationInDays" in r or "ExpirationDate" in r]
+    assert expiring == [
+        {
+            "Id": "ExpireImportedInstances",
+            "Status": "Enabled",
+            "Prefix": "incoming/",
+            "TagFilters": [{"Key": "storescp-import", "Value": "primary"}],
+            "ExpirationInDays": {"Ref": "IncomingRetentionDays"},
+        }
+    ]
 
 
 def test_sweeper_schedule(resources):
@@ -308,7 +330,7 @@ def test_pass_role_only_for_the_data_access_role_to_healthimaging(resources):
         for s in statements(resources, name)
         if any(a.startswith("iam:") for a in s["Action"])
     ]
-    assert [name for name, _ in passing] == ["StartImportFunctionRole"]
+    assert [name for name, _ in passing] == ["StateMachineRole"]
     ((_, statement),) = passing
     assert statement["Action"] == ["iam:PassRole"]
     assert statement["Resource"] == [{"Fn::GetAtt": ["DataAccessRole", "Arn"]}]
@@ -358,6 +380,7 @@ def test_alarms(resources):
         "FailedImportsAlarm",
         "ServiceCPUUtilizationAlarm",
         "ServiceMemoryUtilizationAlarm",
+        "ImportConflictAlarm",
     } <= set(alarms)
     assert {
         f"{''.join(p.capitalize() for p in n.split('_'))}ErrorRateAlarm" for n in FUNCTIONS

@@ -1,4 +1,5 @@
-"""Static checks of the ASL file: the contract's placeholders, retries and catches on every Task."""
+"""Static checks of the ASL file: the contract's placeholders, HealthImaging calls as AWS SDK
+integrations that wait out quotas, catches on every Task."""
 
 from __future__ import annotations
 
@@ -9,18 +10,22 @@ from cfnlint.api import lint
 
 from tests.fakes.pipeline import ACCOUNT, ASL_PATH, FUNCTIONS
 
-PLACEHOLDERS = set(FUNCTIONS)
-RETRIED = {"ThrottlingException", "ServiceQuotaExceededException", "InternalServerException"}
+PLACEHOLDERS = {*FUNCTIONS, "DatastoreId", "DataAccessRoleArn", "OutputS3Uri"}
+# Step Functions names AWS SDK integration errors ServiceName.ErrorName, in PascalCase (Step
+# Functions developer guide, "AWS SDK service integrations").
+THROTTLED = "MedicalImaging.ThrottlingException"
+QUOTA = "MedicalImaging.ServiceQuotaExceededException"
 
 
 def definition() -> dict:
     return json.loads(ASL_PATH.read_text())
 
 
-def test_placeholders_are_the_four_of_the_contract():
+def test_placeholders_are_those_of_the_contract():
     assert set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text())) == {
-        "StartImportFunctionArn",
-        "CheckStatusFunctionArn",
+        "DatastoreId",
+        "DataAccessRoleArn",
+        "OutputS3Uri",
         "RecordResultsFunctionArn",
         "RecordFailureFunctionArn",
     }
@@ -36,11 +41,34 @@ def test_every_transition_names_an_existing_state():
     assert set(states) - targets == set()
 
 
-def test_healthimaging_calls_back_off_on_throttling_and_everything_else_is_caught():
+def test_healthimaging_calls_are_sdk_integrations():
     states = definition()["States"]
-    for name in ("StartImport", "CheckStatus"):
-        (retry,) = [r for r in states[name]["Retry"] if set(r["ErrorEquals"]) >= RETRIED]
-        assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 5
+    assert states["StartImport"]["Resource"] == (
+        "arn:aws:states:::aws-sdk:medicalimaging:startDICOMImportJob"
+    )
+    assert states["CheckStatus"]["Resource"] == (
+        "arn:aws:states:::aws-sdk:medicalimaging:getDICOMImportJob"
+    )
+
+
+def waited(retry: dict) -> float:
+    """Seconds a retrier waits at most over all its attempts (full jitter halves the mean)."""
+    delay, total = retry["IntervalSeconds"], 0.0
+    for _ in range(retry["MaxAttempts"]):
+        total += min(delay, retry.get("MaxDelaySeconds", delay))
+        delay *= retry["BackoffRate"]
+    return total
+
+
+def test_a_batch_waits_out_quotas_for_days_and_everything_else_is_caught():
+    states = definition()["States"]
+    (start,) = [
+        r for r in states["StartImport"]["Retry"] if {THROTTLED, QUOTA} <= set(r["ErrorEquals"])
+    ]
+    (check,) = [r for r in states["CheckStatus"]["Retry"] if THROTTLED in r["ErrorEquals"]]
+    for retry in (start, check):
+        assert retry["JitterStrategy"] == "FULL" and retry["MaxDelaySeconds"] <= 300
+        assert waited(retry) / 2 > 48 * 3600  # even with the mean of full jitter: two days
     for name, state in states.items():
         if state["Type"] == "Task" and name != "RecordFailure":
             assert state["Catch"] == [

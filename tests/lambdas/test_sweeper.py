@@ -110,16 +110,30 @@ def test_empty_or_unreadable_batches(bucket):
     assert manifest["callingAETitle"] == "" and manifest["instanceCount"] == 2
 
 
+class RefusingPuts:
+    """An S3 client whose PutObject fails for keys containing `word` (an outage for one batch)."""
+
+    def __init__(self, s3, word: str):
+        self.s3, self.word = s3, word
+
+    def __getattr__(self, name: str):
+        return getattr(self.s3, name)
+
+    def put_object(self, **kwargs):
+        if self.word in kwargs["Key"]:
+            raise OSError(f"cannot write {kwargs['Key']}")
+        return self.s3.put_object(**kwargs)
+
+
 def test_a_batch_that_cannot_be_closed_does_not_block_the_others(bucket):
     s3 = clients.client("s3")
-    good = batch_id()
-    study, _ = store_instances(s3, bucket, good, 1, prefix="site/")
-    write_open_marker(s3, bucket, good, study, prefix="site/")
-    store_instances(s3, bucket, "bad id", 1, prefix="site/")  # not a valid batch id
-    write_open_marker(s3, bucket, "bad id", study, prefix="site/")
+    good, bad = batch_id(), batch_id()
+    for bid in (good, bad):
+        study, _ = store_instances(s3, bucket, bid, 1, prefix="site/")
+        write_open_marker(s3, bucket, bid, study, prefix="site/")
 
-    with pytest.raises(WorkflowError, match="bad id"):
-        sweep(s3, bucket, "site/", THRESHOLD, LATER)
+    with pytest.raises(WorkflowError, match=bad):
+        sweep(RefusingPuts(s3, bad), bucket, "site/", THRESHOLD, LATER)
 
     assert keys(bucket, "site/batches/") == [f"site/batches/{good}.json"]
-    assert keys(bucket, "site/open/") == ["site/open/bad id.json"]
+    assert keys(bucket, "site/open/") == [f"site/open/{bad}.json"]

@@ -20,7 +20,7 @@ def aws(moto):
     moto.client("s3").create_bucket(Bucket=name)
     arn = moto.client("stepfunctions").create_state_machine(
         name=name,
-        definition=state_machine_definition(),
+        definition=state_machine_definition({}),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}",
     )["stateMachineArn"]
     env = {"AWS_ENDPOINT_URL": moto.endpoint, "STATE_MACHINE_ARN": arn, "STATUS_POLL_SECONDS": "7"}
@@ -67,6 +67,8 @@ def test_starts_one_execution_named_after_the_batch(moto, aws):
     )
     assert json.loads(described["input"]) == {
         "batchId": manifest["batchId"],
+        "attempt": 1,
+        "clientToken": manifest["batchId"],
         "bucket": bucket,
         "manifestKey": key,
         "inputS3Uri": f"s3://{bucket}/incoming/{manifest['batchId']}/",
@@ -93,7 +95,7 @@ def test_bad_messages_fail_alone(moto, aws):
     s3 = clients.client("s3")
     good = write_batch(s3, bucket)
     broken = write_batch(s3, bucket)
-    broken["instances"][0]["bytes"] = 0
+    del broken["instances"][0]["sopInstanceUID"]
     s3.put_object(Bucket=bucket, Key=f"batches/{broken['batchId']}.json", Body=json.dumps(broken))
     misplaced = write_batch(s3, bucket)
     s3.put_object(Bucket=bucket, Key="batches/other-name.json", Body=json.dumps(misplaced))

@@ -1,0 +1,275 @@
+"""Inline Lambda code: the source CloudFormation puts in `Code.ZipFile`, built from lambdas/.
+
+A function is one handler module under lambdas/ and the lambdas modules it imports, concatenated
+in dependency order into one module (`index.py`, handler `index.handler`). Docstrings, comments,
+type annotations and imports between our own modules are dropped and blocks are indented by one
+space, because CloudFormation takes at most 4,096 characters of inline code. The modules stay
+ordinary tested Python; tests run the built source as Lambda would.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import itertools
+import string
+import tokenize
+from keyword import kwlist
+from pathlib import Path
+
+from generator.errors import GeneratorError
+from generator.spec import ROOT
+
+PACKAGE = "lambdas"
+ZIP_FILE_LIMIT = 4096  # AWS::Lambda::Function Code.ZipFile, Python runtimes
+HANDLER = "index.handler"
+
+
+class _Strip(ast.NodeTransformer):
+    """Drop docstrings and annotations."""
+
+    def _body(self, node):
+        self.generic_visit(node)
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:] or [ast.Pass()]
+        node.body = body
+        return node
+
+    def visit_FunctionDef(self, node):
+        node.returns = None
+        for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+            arg.annotation = None
+        for arg in (node.args.vararg, node.args.kwarg):
+            if arg:
+                arg.annotation = None
+        return self._body(node)
+
+    visit_ClassDef = _body
+    visit_Module = _body
+
+    def visit_AnnAssign(self, node):
+        if node.value is None:
+            return None
+        return ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno)
+
+
+def _dependencies(module: str, root: Path) -> list[str]:
+    """`module` and the lambdas modules it imports, dependencies first."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        tree = ast.parse(_path(name, root).read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{PACKAGE}."):
+                visit(node.module.removeprefix(f"{PACKAGE}."))
+        order.append(name)
+
+    visit(module)
+    return order
+
+
+def _path(module: str, root: Path) -> Path:
+    path = root / PACKAGE / f"{module}.py"
+    if not path.is_file():
+        raise GeneratorError(f"{path}: module not found; a function's handler is lambdas/<name>.py")
+    return path
+
+
+def inline_source(module: str, root: Path = ROOT) -> str:
+    """The inline source of the function whose handler is `lambdas.{module}.handler`."""
+    nodes: list[ast.stmt] = []
+    defined: dict[str, str] = {}
+    for name in _dependencies(module, root):
+        tree = _Strip().visit(ast.parse(_path(name, root).read_text()))
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (
+                node.module == "__future__" or (node.module or "").startswith(PACKAGE)
+            ):
+                continue
+            for target in _defines(node):
+                same_import = isinstance(node, ast.Import | ast.ImportFrom)
+                if target in defined and name != defined[target] and not same_import:
+                    raise GeneratorError(
+                        f"lambdas/{name}.py and lambdas/{defined[target]}.py both define "
+                        f"{target!r}; inline code is one module, so rename one of them"
+                    )
+                defined[target] = name
+            nodes.append(node)
+    if "handler" not in defined:
+        raise GeneratorError(f"lambdas/{module}.py defines no handler(event, context)")
+    kept = _reachable(nodes)
+    known = {name for n in kept for name in _defines(n)} | set(dir(builtins))
+    undefined = sorted({name for n in kept for name in _free_names(n)} - known)
+    if undefined:
+        raise GeneratorError(f"lambdas.{module}'s inline code uses {undefined}, defined nowhere")
+    _shorten_globals(kept)
+    _shorten_locals(kept)
+    imports = [n for n in kept if isinstance(n, ast.Import | ast.ImportFrom)]
+    rest = [n for n in kept if n not in imports]
+    lines = _merged_imports(imports)
+    source = "\n".join([*lines, ast.unparse(ast.Module(body=rest, type_ignores=[]))]) + "\n"
+    source = _squeeze(source)
+    if len(source) > ZIP_FILE_LIMIT:
+        raise GeneratorError(
+            f"inline code of lambdas.{module} is {len(source)} characters, over the "
+            f"{ZIP_FILE_LIMIT} CloudFormation allows in Code.ZipFile; make its modules smaller"
+        )
+    return source
+
+
+def _merged_imports(imports: list[ast.stmt]) -> list[str]:
+    """One line per module: `import x` lines, then `from x import a,b`."""
+    plain = dict.fromkeys(
+        ast.unparse(a) for n in imports if isinstance(n, ast.Import) for a in n.names
+    )
+    names: dict[str, dict[str, None]] = {}
+    for node in imports:
+        if isinstance(node, ast.ImportFrom):
+            names.setdefault(node.module, {}).update(
+                dict.fromkeys(ast.unparse(a) for a in node.names)
+            )
+    return [
+        *([f"import {', '.join(plain)}"] if plain else []),
+        *(f"from {m} import {', '.join(n)}" for m, n in names.items()),
+    ]
+
+
+def _reachable(nodes: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements `handler` needs, in their order: definitions it uses, transitively."""
+    uses = {id(n): _free_names(n) for n in nodes}
+    needed, changed = {"handler"}, True
+    while changed:
+        changed = False
+        for node in nodes:
+            names = _defines(node)
+            if (set(names) & needed or (not names and uses[id(node)] & needed)) and not (
+                uses[id(node)] <= needed
+            ):
+                needed |= uses[id(node)]
+                changed = True
+    return [
+        n for n in nodes if set(_defines(n)) & needed or (not _defines(n) and uses[id(n)] & needed)
+    ]
+
+
+def _free_names(node: ast.stmt) -> set[str]:
+    """Names a statement reads that it does not bind itself (an over-approximation)."""
+    loaded = {
+        x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)
+    }
+    bound = {
+        x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)
+    }
+    bound |= {x.arg for x in ast.walk(node) if isinstance(x, ast.arg)}
+    bound |= {
+        x.name
+        for x in ast.walk(node)
+        if isinstance(x, ast.ExceptHandler | ast.FunctionDef | ast.ClassDef) and x.name
+    }
+    return loaded - bound
+
+
+def _keywords(nodes: list[ast.stmt]) -> set[str]:
+    return {
+        k.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.Call) for k in x.keywords
+    }
+
+
+def _taken(nodes: list[ast.stmt]) -> set[str]:
+    names = {x.id for n in nodes for x in ast.walk(n) if isinstance(x, ast.Name)}
+    names |= {x.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.arg)}
+    return names | {name for n in nodes for name in _defines(n)} | set(dir(builtins)) | set(kwlist)
+
+
+def _rename(node: ast.AST, rename: dict[str, str]) -> None:
+    for x in ast.walk(node):
+        if isinstance(x, ast.Name) and x.id in rename:
+            x.id = rename[x.id]
+        elif isinstance(x, ast.arg) and x.arg in rename:
+            x.arg = rename[x.arg]
+        elif isinstance(x, ast.ExceptHandler | ast.FunctionDef) and x.name in rename:
+            x.name = rename[x.name]
+
+
+def _shorten_globals(nodes: list[ast.stmt]) -> None:
+    """Short names for module-level functions and constants (not classes: their names are
+    the error types the state machine and the logs show; not `handler`)."""
+    mine = [
+        name
+        for n in nodes
+        if isinstance(n, ast.FunctionDef | ast.Assign)
+        for name in _defines(n)
+        if name != "handler"
+    ]
+    mine = sorted(set(mine) - _keywords(nodes))
+    taken = _taken(nodes)
+    names = (n.upper() for n in _short_names() if n.upper() not in taken)
+    rename = dict(zip(mine, names, strict=False))
+    for node in nodes:
+        _rename(node, rename)
+
+
+def _shorten_locals(nodes: list[ast.stmt]) -> None:
+    """Give each function's local names (not parameters passed by keyword) one-letter names."""
+    keywords, taken = _keywords(nodes), _taken(nodes)
+    top = {name for n in nodes for name in _defines(n)}
+    for function in (n for n in nodes if isinstance(n, ast.FunctionDef)):
+        local: set[str] = set()
+        for x in ast.walk(function):
+            if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store):
+                local.add(x.id)
+            elif isinstance(x, ast.arg):
+                local.add(x.arg)
+            elif (
+                isinstance(x, ast.ExceptHandler | ast.FunctionDef) and x is not function and x.name
+            ):
+                local.add(x.name)
+        local -= keywords | top
+        names = (n for n in _short_names() if n not in taken)
+        _rename(function, dict(zip(sorted(local), names, strict=False)))
+
+
+def _squeeze(source: str) -> str:
+    """The same tokens with the least whitespace: one space per block level, none where a
+    token boundary needs none."""
+    lines, line, depth = [], "", 0
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        kind, text = token.type, token.string
+        if kind == tokenize.INDENT:
+            depth += 1
+        elif kind == tokenize.DEDENT:
+            depth -= 1
+        elif kind in (tokenize.NEWLINE, tokenize.NL):
+            if line:
+                lines.append(" " * depth + line)
+            line = ""
+        elif kind not in (tokenize.COMMENT, tokenize.ENDMARKER):
+            if _word(line[-1:]) and _word(text[:1]):
+                line += " "
+            line += text
+    return "\n".join(lines) + "\n"
+
+
+def _word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _short_names():
+    for size in range(1, 3):
+        yield from ("".join(p) for p in itertools.product(string.ascii_lowercase, repeat=size))
+
+
+def _defines(node: ast.stmt) -> list[str]:
+    """The top-level names a statement binds."""
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        targets = [e for t in node.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+        return [t.id for t in targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    return []

@@ -1,0 +1,183 @@
+"""Operators' commands, with boto3's standard credential chain (or --endpoint-url for `make demo`).
+
+`storescp-redrive` starts a new import attempt of a batch that failed or conflicted;
+`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+from lambdas.attempts import client_token, execution_name
+from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
+from lambdas.manifest import read_manifest
+
+
+class OperatorError(Exception):
+    """What the operator asked for cannot be done; the message says why and what to do."""
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of execution `name` of a state machine."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+
+
+def attempts(sfn, state_machine_arn: str, batch_id: str) -> list[dict]:
+    """The executions of a batch's attempts, first attempt first."""
+    found: list[dict] = []
+    while True:
+        name = execution_name(batch_id, len(found) + 1)
+        try:
+            found.append(
+                sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+            )
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return found
+
+
+def redrive(
+    sfn, s3, state_machine_arn: str, batch_id: str, bucket: str | None = None, force: bool = False
+) -> dict:
+    """Start the next import attempt of a batch; returns {"attempt", "executionArn"}."""
+    previous = attempts(sfn, state_machine_arn, batch_id)
+    if previous:
+        last = previous[-1]
+        if last["status"] == "RUNNING":
+            raise OperatorError(
+                f"attempt {len(previous)} of batch {batch_id} is still running; wait for it to end"
+            )
+        if last["status"] == "SUCCEEDED" and not force:
+            raise OperatorError(
+                f"batch {batch_id} was imported (attempt {len(previous)}); "
+                "pass --force to import it again"
+            )
+        state = json.loads(previous[0]["input"])
+    elif bucket:
+        key = f"batches/{batch_id}.json"
+        state = execution_input(bucket, key, read_manifest(s3, bucket, key), DEFAULT_POLL_SECONDS)
+    else:
+        raise OperatorError(
+            f"batch {batch_id} has no execution; pass --bucket (the DICOM bucket) "
+            "so that its manifest can be read"
+        )
+    attempt = len(previous) + 1
+    state.update(attempt=attempt, clientToken=client_token(batch_id, attempt))
+    name = execution_name(batch_id, attempt)
+    started = sfn.start_execution(
+        stateMachineArn=state_machine_arn, name=name, input=json.dumps(state, sort_keys=True)
+    )
+    return {"attempt": attempt, "executionArn": started["executionArn"]}
+
+
+def lookup(table, sop: str | None = None, study: str | None = None) -> list[dict]:
+    """The latest record of each matching instance (by SOP or Study Instance UID)."""
+    if sop:
+        query = {
+            "IndexName": "sopInstanceUID-index",
+            "KeyConditionExpression": Key("sopInstanceUID").eq(sop),
+        }
+    else:
+        query = {
+            "IndexName": "studyInstanceUID-index",
+            "KeyConditionExpression": Key("studyInstanceUID").eq(study)
+            & Key("recordId").begins_with("INSTANCE#"),
+        }
+    page = table.query(**query)
+    items = page["Items"]
+    while "LastEvaluatedKey" in page:
+        page = table.query(**query, ExclusiveStartKey=page["LastEvaluatedKey"])
+        items += page["Items"]
+    latest: dict[str, dict] = {}
+    for item in items:
+        current = latest.get(item["sopInstanceUID"])
+        newest = (item["attempt"], item["recordedAt"])
+        if current is None or newest > (current["attempt"], current["recordedAt"]):
+            latest[item["sopInstanceUID"]] = item
+    return [latest[k] for k in sorted(latest)]
+
+
+def _session(args: argparse.Namespace):
+    def client(service: str):
+        return boto3.client(service, endpoint_url=args.endpoint_url, region_name=args.region)
+
+    def table(name: str):
+        return boto3.resource(
+            "dynamodb", endpoint_url=args.endpoint_url, region_name=args.region
+        ).Table(name)
+
+    return client, table
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-url", help="AWS endpoint (for make demo: the moto server)")
+    parser.add_argument("--region", help="AWS Region (default: the standard chain's)")
+
+
+def redrive_main(argv: Sequence[str] | None = None) -> int:
+    """storescp-redrive: start a new import attempt of a failed or conflicting batch."""
+    parser = argparse.ArgumentParser(prog="storescp-redrive", description=redrive_main.__doc__)
+    parser.add_argument("batch_id", help="the batch to import again (its execution's name)")
+    parser.add_argument(
+        "--state-machine-arn", required=True, help="the stack's StateMachineArn output"
+    )
+    parser.add_argument(
+        "--bucket",
+        help="the stack's DicomBucketName output, for a batch that never got an execution",
+    )
+    parser.add_argument("--force", action="store_true", help="import a batch that succeeded")
+    _common(parser)
+    args = parser.parse_args(argv)
+    client, _ = _session(args)
+    try:
+        started = redrive(
+            client("stepfunctions"),
+            client("s3"),
+            args.state_machine_arn,
+            args.batch_id,
+            args.bucket,
+            args.force,
+        )
+    except OperatorError as exc:
+        print(f"storescp-redrive: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"batch {args.batch_id}: attempt {started['attempt']} started ({started['executionArn']})"
+    )
+    return 0
+
+
+def lookup_main(argv: Sequence[str] | None = None) -> int:
+    """storescp-lookup: did an instance (or a study) arrive, and in which image set?"""
+    parser = argparse.ArgumentParser(prog="storescp-lookup", description=lookup_main.__doc__)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--sop", help="SOP Instance UID")
+    which.add_argument("--study", help="Study Instance UID")
+    parser.add_argument("--table", required=True, help="the stack's JobTableName output")
+    parser.add_argument("--json", action="store_true", help="one JSON object a line")
+    _common(parser)
+    args = parser.parse_args(argv)
+    _, table = _session(args)
+    found = lookup(table(args.table), args.sop, args.study)
+    if not found:
+        print(
+            "no record: not received, or its batch is not imported yet (see the SCP log and "
+            "the state machine's executions)"
+        )
+        return 1
+    for item in found:
+        if args.json:
+            print(json.dumps(item, default=str, sort_keys=True))
+            continue
+        where = item.get("imageSetId", "-")
+        why = item.get("reason") or "; ".join(item.get("warnings", []))
+        print(
+            f"{item['sopInstanceUID']}  {item['importStatus']:<8}  image set {where}  "
+            f"batch {item['batchId']} attempt {item['attempt']}  {why}".rstrip()
+        )
+    return 0
