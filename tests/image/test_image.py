@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_product_code_built_in_makes_registration_unconditional(engine, released
     context = package.container_context(ROOT, CODE)
     tag = "localhost/storescp-healthimaging-test:metered"
     archive = image.build(engine, context, tag, image.BASE_EPOCH)
-    archive.unlink()
+    shutil.rmtree(archive.parent)
     env = {
         **FAKE_AWS_ENV,
         "AWS_ENDPOINT_URL_MARKETPLACE_METERING": f"http://127.0.0.1:{free_port()}",
