@@ -109,15 +109,34 @@ def _deb822(stanza: str) -> dict[str, str]:
     return fields
 
 
-def base_key(sources: list[str]) -> str:
-    """What the base root filesystem depends on, hashed: suite, packages, options, mirror."""
-    recipe = [SUITE, list(BASE_PACKAGES), list(DPKG_OPTIONS), BASE_EPOCH, sources]
+def mirror_state(sources: list[str], timeout: float = 30) -> list[str]:
+    """The sha256 of each source's InRelease file. It changes whenever the mirror publishes new
+    packages (a security update), so a cached base never outlives the packages it was made of."""
+    digests = []
+    for entry in sources:
+        _, uri, suite = entry.split()[:3]
+        url = f"{uri.rstrip('/')}/dists/{suite}/InRelease"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as rsp:
+                digests.append(hashlib.sha256(rsp.read()).hexdigest())
+        except OSError as exc:
+            raise GeneratorError(
+                f"cannot read {url} ({exc}): the base image is built from this mirror; check "
+                "the network and apt's sources, or build with a registry BASE_IMAGE"
+            ) from None
+    return digests
+
+
+def base_key(sources: list[str], state: list[str]) -> str:
+    """What the base root filesystem depends on, hashed: suite, packages, options, the mirror
+    and its state."""
+    recipe = [SUITE, list(BASE_PACKAGES), list(DPKG_OPTIONS), BASE_EPOCH, sources, state]
     return hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:16]
 
 
-def base_rootfs(sources: list[str]) -> Path:
-    """The base root filesystem as a tar (mmdebstrap), from the cache when it holds one."""
-    key = base_key(sources)
+def base_rootfs(sources: list[str], key: str) -> Path:
+    """The base root filesystem as a tar (mmdebstrap), from the cache when it holds one; a new
+    one replaces those of older mirror states."""
     tar = cache_dir("base") / f"{SUITE}-{key}.tar"
     if tar.is_file():
         return tar
@@ -132,6 +151,9 @@ def base_rootfs(sources: list[str]) -> Path:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(BASE_EPOCH)}
     _run(cmd, "mmdebstrap (base root filesystem)", env=env, timeout=1800)
     partial.rename(tar)
+    for old in tar.parent.glob(f"{SUITE}-*.tar"):
+        if old != tar:
+            old.unlink(missing_ok=True)
     return tar
 
 
@@ -273,12 +295,17 @@ def require_engine() -> Engine:
 
 
 def base_image(engine: Engine) -> str:
-    """The default BASE_IMAGE: Debian from packages, imported once per recipe, and also tagged
+    """The default BASE_IMAGE: Debian from packages, imported once per recipe and mirror state,
+    and also tagged
     with the Dockerfile's default name so that a plain build of dist/<version>/container/ works."""
     sources = debian_sources()
-    name = f"{BASE_REPOSITORY}:{SUITE}-{base_key(sources)}"
+    key = base_key(sources, mirror_state(sources))
+    name = f"{BASE_REPOSITORY}:{SUITE}-{key}"
     if not engine.has_image(name):
-        engine.import_base(base_rootfs(sources), name)
+        engine.import_base(base_rootfs(sources, key), name)
+        listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY)
+        for old in set(listed.split()) - {name, f"{BASE_REPOSITORY}:{SUITE}"}:
+            engine.run("rmi", old, check=False)  # a base of an older mirror state
     engine.run("tag", name, f"{BASE_REPOSITORY}:{SUITE}")
     return name
 

@@ -3,8 +3,11 @@ SBOM's reading of dpkg's database, the OCI archive's fixed bytes."""
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -56,10 +59,34 @@ def test_no_mirror_for_the_suite_says_what_to_do(tmp_path):
         image.debian_sources(paths=(tmp_path,))
 
 
-def test_base_key_follows_the_mirror_and_the_recipe():
-    one = ["deb http://a bookworm main"]
-    assert image.base_key(one) == image.base_key(list(one))
-    assert image.base_key(one) != image.base_key(["deb http://b bookworm main"])
+def test_base_key_follows_the_mirror_its_state_and_the_recipe():
+    one, state = ["deb http://a bookworm main"], ["0" * 64]
+    assert image.base_key(one, state) == image.base_key(list(one), list(state))
+    assert image.base_key(one, state) != image.base_key(["deb http://b bookworm main"], state)
+    assert image.base_key(one, state) != image.base_key(one, ["1" * 64])
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A Debian mirror's dists/ tree (the InRelease files apt reads) over HTTP on loopback."""
+    (tmp_path / "debian" / "dists" / "bookworm").mkdir(parents=True)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield tmp_path / "debian" / "dists" / "bookworm", f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_mirror_state_changes_when_the_mirror_publishes(mirror):
+    folder, url = mirror
+    sources = [f"deb {url}/debian bookworm main"]
+    (folder / "InRelease").write_text("Date: Sat, 10 May 2025 09:00:00 UTC\n")
+    before = image.mirror_state(sources)
+    (folder / "InRelease").write_text("Date: Sat, 17 May 2025 09:00:00 UTC\n")
+    assert image.mirror_state(sources) != before
+    with pytest.raises(GeneratorError, match=r"cannot read .*/dists/bookworm-updates/InRelease"):
+        image.mirror_state([f"deb {url}/debian bookworm-updates main"])
 
 
 def test_dpkg_status_lists_installed_packages_only():
