@@ -1,27 +1,46 @@
-# StoreSCP for AWS HealthImaging: the SCP container. Build from the release's container/ directory
-# (dist/<version>/container/), which holds this file, requirements.txt, scp/ and the manifest schema.
-ARG BASE_IMAGE=python:3.12-slim-bookworm
+# StoreSCP for AWS HealthImaging: the SCP container. Build context: dist/<version>/container/, as
+# `make release` writes it (this file, the lock files, the locked wheels, scp/, the manifest schema).
+# The build needs no network: Python packages come from the wheels in the context, hash-checked.
+# BASE_IMAGE: a Debian-based image with python3 >= 3.11. The default is the one `make release`
+# builds from Debian packages (generator/image.py, mmdebstrap) and tags on this machine; a registry
+# image works too: --build-arg BASE_IMAGE=python:3.11-slim-bookworm
+ARG BASE_IMAGE=localhost/storescp-base:bookworm
 
 FROM ${BASE_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-COPY requirements.txt /tmp/requirements.txt
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-compile --requirement /tmp/requirements.txt
+COPY requirements.lock requirements-build.lock /tmp/
+COPY wheels/ /tmp/wheels/
+# pip runs from its own wheel and stays out of the image; the packages' own test suites are
+# dropped; byte code is compiled with hash-based invalidation (reproducible, and valid on a
+# read-only root filesystem).
+RUN python3 -m venv --without-pip /opt/venv \
+    && /opt/venv/bin/python "$(echo /tmp/wheels/pip-*.whl)/pip" install --quiet --no-index \
+        --find-links /tmp/wheels --require-hashes --no-deps --no-compile \
+        --disable-pip-version-check --requirement /tmp/requirements.lock \
+    && find /opt/venv/lib -depth -type d -path '*/site-packages/*/tests' -exec rm -r {} + \
+    && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+COPY scp/ /app/scp/
+COPY config/batch-manifest.schema.json /app/config/batch-manifest.schema.json
+RUN /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /app/scp
 
 FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HEALTH_PORT=8080
-RUN groupadd --system --gid 10001 scp \
-    && useradd --system --uid 10001 --gid scp --no-create-home --shell /usr/sbin/nologin scp
+    STORAGE=/data
+# uid/gid 10001, written directly so the image does not depend on the day it was built.
+RUN echo 'scp:x:10001:10001:StoreSCP:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+    && echo 'scp:x:10001:' >> /etc/group \
+    && mkdir /data \
+    && chown 10001:10001 /data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
 WORKDIR /app
-COPY scp/ /app/scp/
-COPY config/batch-manifest.schema.json /app/config/batch-manifest.schema.json
 USER 10001:10001
+# Received instances (folder store, the default) and their temporary files live here; with S3
+# storage temporary files go to /tmp (the task definition mounts a volume there).
+VOLUME ["/data"]
 EXPOSE 11112 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HEALTH_PORT', '8080') + '/health', timeout=4)"]
 STOPSIGNAL SIGTERM
-CMD ["python", "-m", "scp"]
+ENTRYPOINT ["python", "-m", "scp"]

@@ -7,9 +7,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := dcmtk graphviz
+# dcmtk: DICOM peers in tests; graphviz: the release's architecture diagram. The rest builds,
+# runs, pushes and serves the SCP image (tests use Debian's docker-registry as a local registry).
+APT_PACKAGES := dcmtk graphviz buildah podman runc skopeo mmdebstrap docker-registry
+# IMAGE=0 releases without building the SCP image; BASE_IMAGE=python:3.11-slim-bookworm (say)
+# builds it on a registry image instead of the Debian base made from packages.
+IMAGE ?= 1
 
-.PHONY: help deps system-deps test lint release snapshot docs run demo bench reliability
+.PHONY: help deps system-deps test lint release publish lock snapshot docs run demo bench fargate-sizing reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,11 +25,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps: ## Install Debian packages the tests and the release use (dcmtk, graphviz) when missing
+system-deps: ## Install the Debian packages the tests, the release and the image build use, when missing
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		$(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			$(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
 
 CHECKOV := $(VENV)/checkov/bin/checkov
@@ -41,8 +47,15 @@ lint: deps ## ruff over the code
 	$(PY) -m ruff check scp lambdas generator tests bench
 	$(PY) -m ruff format --check scp lambdas generator tests bench
 
-release: deps ## Build the Marketplace bundle into dist/<version>/ with every gate (installs checkov into .venv/checkov)
-	$(PY) -m generator.release
+release: deps ## Build the Marketplace bundle and the SCP image into dist/<version>/ with every gate (IMAGE=0: no image)
+	$(PY) -m generator.release $(if $(filter 0,$(IMAGE)),--no-image) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+
+publish: deps ## Push the released image: make publish REGISTRY=host[/path] [TAG=tag] [TLS_VERIFY=false]
+	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com [TAG=...]"; exit 2; }
+	$(PY) -m generator.publish --registry $(REGISTRY) $(if $(TAG),--tag $(TAG)) $(if $(filter false,$(TLS_VERIFY)),--no-tls-verify)
+
+lock: deps ## Re-resolve the image's locked Python packages (requirements*.lock) after a dependency change
+	$(PY) -m generator.lock
 
 snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
 	$(PY) -m generator.snapshot
@@ -60,6 +73,10 @@ demo: deps ## Run the whole pipeline locally (moto, SCP, import workflow, Health
 bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom (BENCH_ARGS="--help" lists options)
 	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc"
 	$(PY) -m bench $(BENCH_ARGS)
+
+fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-2048); writes bench/fargate-sizing.json
+	$(MAKE) --no-print-directory system-deps
+	$(PY) -m bench --fargate $(BENCH_ARGS)
 
 reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, faults
 	RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -q -o timeout=1200

@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=HERE / ".cache", help="generated datasets")
     p.add_argument("--output", type=Path, default=HERE / "results" / "latest.md")
     p.add_argument("--ours-args", default="", help="extra flags for `python -m scp`, quoted")
+    p.add_argument(
+        "--fargate",
+        action="store_true",
+        help="Fargate sizing of the image instead (bench/fargate.py)",
+    )
     return p.parse_args(argv)
 
 
@@ -78,6 +83,10 @@ def about(args: argparse.Namespace, moto_rates: dict[str, str]) -> dict[str, str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.fargate:
+        from bench.fargate import main as fargate
+
+        return fargate(args.repeat, args.cache)
     tmpfs = "/dev/shm" if Path("/dev/shm").is_dir() else None
     datasets = {name: generate(name, args.cache) for name in args.datasets}
     extra = {name: args.ours_args.split() for name in ("ours", "ours-s3")}

@@ -7,10 +7,10 @@ small: each worker imports and builds its own DICOM server after the fork.
 from __future__ import annotations
 
 import logging
-import math
-import os
 
 from scp import __version__
+from scp.cpu_quota import worker_count
+from scp.metering import MeteringError, metering_client, product_code, register_usage
 from scp.settings import Settings
 from scp.slots import LocalSlots
 from scp.storage import StorageError, open_store
@@ -32,11 +32,9 @@ def run(settings: Settings) -> int:
     except StorageError as exc:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
         return 1
-    if settings.marketplace_product_code:
-        from scp.metering import MeteringError, metering_client, register_usage
-
+    if code := product_code(settings.marketplace_product_code):
         try:
-            register_usage(metering_client(), settings.marketplace_product_code)
+            register_usage(metering_client(), code)
         except MeteringError as exc:
             LOG.error(
                 "not starting", extra={"fields": {"event": "metering-failed", "error": str(exc)}}
@@ -65,15 +63,5 @@ def run(settings: Settings) -> int:
 
 
 def effective_workers(settings: Settings) -> int:
-    """WORKERS, or when 0 the CPUs this process may use (cgroup quota included)."""
-    if settings.workers:
-        return settings.workers
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        with open("/sys/fs/cgroup/cpu.max") as fp:
-            quota, period = fp.read().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cpus)
+    """WORKERS, or when 0 one per CPU this process may use (cgroup v1/v2 quota, ECS limit)."""
+    return settings.workers or worker_count()

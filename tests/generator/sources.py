@@ -13,6 +13,6 @@ def copy_sources(root: Path) -> Path:
     are editing cannot change under a test."""
     for folder in ("config", "lambdas", "scp"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("Dockerfile", "pyproject.toml"):
+    for name in ("Dockerfile", "pyproject.toml", "requirements.lock", "requirements-build.lock"):
         shutil.copy(ROOT / name, root / name)
     return root

@@ -63,4 +63,4 @@ def test_dockerfile_shape():
     assert text.startswith("#") and "ARG BASE_IMAGE=" in text
     assert text.count("FROM ${BASE_IMAGE}") == 2  # multi-stage, base image as a build argument
     assert "USER 10001" in text and "HEALTHCHECK" in text and "/health" in text
-    assert 'CMD ["python", "-m", "scp"]' in text
+    assert 'ENTRYPOINT ["python", "-m", "scp"]' in text and 'VOLUME ["/data"]' in text

@@ -1,5 +1,5 @@
-"""`python -m generator.release`: the bundle, its manifest, byte-identical rebuilds, and the gates
-that stop it with nothing written."""
+"""`python -m generator.release --no-image`: the bundle, its manifest, byte-identical rebuilds, and
+the gates that stop it with nothing written. The release with its image: tests/image."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from generator.spec import ROOT, load
 from tests.generator.contract import FUNCTIONS
 from tests.generator.sources import copy_sources
 
+RELEASE = (sys.executable, "-m", "generator.release")
+
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
@@ -24,10 +26,10 @@ def sources(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory, sources) -> tuple[Path, str]:
-    """One real release run (every gate) into a temporary dist/."""
+    """One real release run (every gate but the image's) into a temporary dist/."""
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
-        [sys.executable, "-m", "generator.release", "--root", str(sources), "--out", str(out)],
+        [*RELEASE, "--root", str(sources), "--out", str(out), "--no-image"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -54,12 +56,15 @@ def test_bundle_contents(released):
         "parameters.md",
         "release-manifest.json",
         "container/Dockerfile",
-        "container/requirements.txt",
+        "container/requirements.lock",
+        "container/requirements-build.lock",
+        "container/wheels/pip-26.3-py3-none-any.whl",
         "container/config/batch-manifest.schema.json",
         "container/scp/__main__.py",
     }
     assert expected <= names
     assert {"lambda/sources.zip", *(f"lambda/inline/{f}.py" for f in FUNCTIONS)} <= names
+    assert not [n for n in names if n.startswith("image/")]
 
 
 def test_manifest_lists_every_artifact_with_its_hash(released):
@@ -67,6 +72,7 @@ def test_manifest_lists_every_artifact_with_its_hash(released):
     manifest = json.loads((directory / "release-manifest.json").read_text())
     spec = load()
     assert manifest["version"] == spec.version and manifest["image"] == spec.image_uri
+    assert "container" not in manifest  # the image's entry: tests/image
     on_disk = files_under(directory)
     del on_disk["release-manifest.json"]
     assert [a["path"] for a in manifest["artifacts"]] == sorted(on_disk)
@@ -95,7 +101,7 @@ def test_bad_spec_stops_the_release_and_writes_nothing(tmp_path, capsys):
     root = copy_sources(tmp_path)
     spec = root / "config" / "product.yaml"
     spec.write_text(spec.read_text().replace("tag: 0.1.0", "tag: ':bad'"))
-    assert release.main(["--root", str(root), "--out", str(tmp_path / "dist")]) == 2
+    assert release.main(["--root", str(root), "--out", str(tmp_path / "dist"), "--no-image"]) == 2
     assert not (tmp_path / "dist").exists()
     error = capsys.readouterr().err
     assert f"release failed: {spec}: $.image.tag: ':bad' does not match" in error
@@ -104,7 +110,7 @@ def test_bad_spec_stops_the_release_and_writes_nothing(tmp_path, capsys):
 def test_failed_gate_stops_the_release_and_writes_nothing(tmp_path, capsys):
     root = copy_sources(tmp_path)
     (root / "Dockerfile").write_text('FROM python\nCMD ["python", "-m", "scp"]\n')
-    assert release.main(["--root", str(root), "--out", str(tmp_path / "dist")]) == 1
+    assert release.main(["--root", str(root), "--out", str(tmp_path / "dist"), "--no-image"]) == 1
     assert not (tmp_path / "dist").exists()
     captured = capsys.readouterr()
     assert "gate hadolint: FAIL" in captured.out and "gate cfn-lint: pass" in captured.out

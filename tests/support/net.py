@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+import urllib.error
+import urllib.request
+from typing import Any
 
 
 def free_port() -> int:
@@ -23,3 +27,14 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def get_health(port: int) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) of the SCP's GET /health on 127.0.0.1:port; (0, {}) if down."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as rsp:
+            return rsp.status, json.load(rsp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+    except OSError:
+        return 0, {}
