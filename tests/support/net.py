@@ -29,10 +29,10 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def get_health(port: int) -> tuple[int, dict[str, Any]]:
+def get_health(port: int, timeout: float = 1.0) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON body) of the SCP's GET /health on 127.0.0.1:port; (0, {}) if down."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as rsp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as rsp:
             return rsp.status, json.load(rsp)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)

@@ -10,15 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from tests.support.aws import FAKE_AWS_ENV
-from tests.support.net import free_port
+from tests.support.net import free_port, get_health
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,14 +73,7 @@ class ScpProcess:
         raise TimeoutError(f"SCP not healthy after {timeout}s:\n{self.tail()}")
 
     def health(self, timeout: float = 1.0) -> tuple[int, dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.health_port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as rsp:
-                return rsp.status, json.load(rsp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
-        except OSError:
-            return 0, {}
+        return get_health(self.health_port, timeout)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
