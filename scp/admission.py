@@ -6,26 +6,21 @@ from dataclasses import dataclass
 
 from scp.settings import Settings
 
-# A-ASSOCIATE-RJ (result, source, diagnostic)
-REJECT_CALLED_AE = (0x01, 0x01, 0x07)
-REJECT_CALLING_AE = (0x01, 0x01, 0x03)
-REJECT_LIMIT = (0x02, 0x03, 0x02)
-REJECT_DRAINING = (0x02, 0x03, 0x01)
-
 
 @dataclass(frozen=True)
 class Rejection:
+    """An A-ASSOCIATE-RJ: why (for the log), and its result, source and diagnostic."""
+
     reason: str
     result: int
     source: int
     diagnostic: int
 
 
-def _rejection(reason: str, rsd: tuple[int, int, int]) -> Rejection:
-    return Rejection(reason, *rsd)
-
-
-LIMIT_EXCEEDED = _rejection("local limit exceeded", REJECT_LIMIT)
+DRAINING = Rejection("draining", 0x02, 0x03, 0x01)
+CALLED_AE_UNKNOWN = Rejection("called AE title not recognised", 0x01, 0x01, 0x07)
+CALLING_AE_REFUSED = Rejection("calling AE title not allowed", 0x01, 0x01, 0x03)
+LIMIT_EXCEEDED = Rejection("local limit exceeded", 0x02, 0x03, 0x02)
 
 
 class Admission:
@@ -42,9 +37,9 @@ class Admission:
     def check(self, calling: str, called: str) -> Rejection | None:
         s = self.settings
         if self.draining:
-            return _rejection("draining", REJECT_DRAINING)
+            return DRAINING
         if s.require_called_ae_title and called != s.ae_title:
-            return _rejection("called AE title not recognised", REJECT_CALLED_AE)
+            return CALLED_AE_UNKNOWN
         if s.require_calling_ae_title and calling not in s.require_calling_ae_title:
-            return _rejection("calling AE title not allowed", REJECT_CALLING_AE)
+            return CALLING_AE_REFUSED
         return None
