@@ -211,6 +211,8 @@ class ScpMessage(stock_messages.DIMSEMessage):
         self.command_set = Dataset()
         self._data_set_path: Path | None = None
         self._data_set_file: Any = None
+        self._scp_fields: dict[int, bytes] | None = None  # a hand-read C-STORE-RQ's elements
+        self._scp_discard = False  # refused for disk space: the dataset is dropped unread
 
     def decode_msg(self, primitive: P_DATA, assoc: Association | None = None) -> bool:
         if primitive.__class__ != P_DATA:
@@ -224,7 +226,7 @@ class ScpMessage(stock_messages.DIMSEMessage):
             else:  # dataset fragment
                 if self._data_set_file is not None:
                     self._data_set_file.write(data[1:])
-                elif not getattr(self, "_scp_discard", False):
+                elif not self._scp_discard:
                     cast(BytesIO, self.data_set).write(data[1:])
                 if header & 2:
                     if self._data_set_file is not None:
@@ -269,9 +271,9 @@ class ScpMessage(stock_messages.DIMSEMessage):
         return False
 
     def message_to_primitive(self) -> Any:
-        fields = getattr(self, "_scp_fields", None)
+        fields = self._scp_fields
         primitive = super().message_to_primitive() if fields is None else self._store_rq(fields)
-        if getattr(self, "_scp_discard", False):
+        if self._scp_discard:
             primitive._scp_discarded = True
         return primitive
 
@@ -303,6 +305,13 @@ _OWN_TYPES: dict[type, type] = {stock_messages.C_STORE_RQ: C_STORE_RQ}
 def refused_for_space(request: C_STORE) -> bool:
     """True when the dataset of this C-STORE-RQ was not received for lack of disk space."""
     return getattr(request, "_scp_discarded", False)
+
+
+def _discard_file_of(request: Any) -> None:
+    """Remove the PartFile a received request's dataset went to, if it has one."""
+    part = getattr(request, "_dataset_file", None)
+    if isinstance(part, PartFile):
+        part.discard()
 
 
 class DiskGuard:
@@ -363,9 +372,7 @@ class ScpDIMSE(DIMSEServiceProvider):
 
     def _discard_served(self) -> None:
         served, self._served = self._served, None
-        part = getattr(served, "_dataset_file", None)
-        if isinstance(part, PartFile):
-            part.discard()
+        _discard_file_of(served)
 
     def discard_all(self) -> None:
         """The association ended: remove every temporary file it still holds."""
@@ -378,9 +385,7 @@ class ScpDIMSE(DIMSEServiceProvider):
                 _, msg = self.msg_queue.get_nowait()
             except queue.Empty:
                 break
-            part = getattr(msg, "_dataset_file", None)
-            if isinstance(part, PartFile):
-                part.discard()
+            _discard_file_of(msg)
 
     def wake(self) -> None:
         with self.msg_queue.not_empty:
