@@ -55,7 +55,7 @@ class BatchCloser:
         closer.start()
 
     def finish(self, assoc: Association, join: bool = True) -> None:
-        if join and assoc is not threading.current_thread():
+        if join:
             assoc.join(timeout=self.join_timeout)
         state = self.registry.claim(assoc)
         if state is None:
