@@ -80,7 +80,7 @@ def start_scp(tmp_path: Path) -> Iterator[Callable[..., ScpProcess]]:
 
     yield start
     for scp in started:
-        scp.__exit__(None, None, None)
+        scp.stop()
 
 
 def stored_files(root: Path) -> dict[str, Path]:

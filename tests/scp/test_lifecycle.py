@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
 
-import psutil
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage
 
+from bench.runner import RssSampler
 from tests.scp.conftest import manifests, stored_files
 from tests.scp.test_transfer import storescu
 from tests.support.dicom_files import dataset_bytes, make_dataset, uid, write_part10
@@ -111,28 +110,14 @@ def test_patient_data_never_reaches_the_logs(start_scp, tmp_path, monkeypatch):
 def test_a_large_instance_is_not_held_in_memory(start_scp, tmp_path):
     (big,) = series_files(tmp_path, 1, "huge", rows=8192, columns=16384)  # 256 MiB of pixels
     scp = start_scp()
-    proc = psutil.Process(scp.proc.pid)
-
-    def tree_rss() -> int:  # the supervisor and its worker processes
-        return sum(p.memory_info().rss for p in [proc, *proc.children()])
-
-    baseline = tree_rss()
-    peak = [baseline]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss())
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample)
+    baseline = scp.rss()  # the supervisor and its worker processes
+    sampler = RssSampler(scp.proc.pid, interval=0.01)
     sampler.start()
     try:
         assert storescu(scp.port, str(big)).returncode == 0
     finally:
-        done.set()
-        sampler.join()
-    grew = (peak[0] - baseline) / 2**20
+        peak = max(baseline, sampler.stop())
+    grew = (peak - baseline) / 2**20
     assert grew < 64, f"the SCP grew by {grew:.0f} MiB receiving a 256 MiB instance"
     scp.terminate()
     stored = stored_files(tmp_path / "store")[uid("huge", 0)]
