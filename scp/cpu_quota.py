@@ -55,11 +55,16 @@ def cgroup_cpus(proc_cgroup: str, mountinfo: str) -> float | None:
         hierarchy, controllers, path = line.split(":", 2)
         for root, mount, fstype, options in mounts:
             if hierarchy == "0" and fstype == "cgroup2":
-                limits += [q for f in _folders(path, root, mount) if (q := _v2(f)) is not None]
-            elif fstype == "cgroup" and "cpu" in set(controllers.split(",")) & set(
-                options.split(",")
+                quota = _v2
+            elif (
+                fstype == "cgroup"
+                and "cpu" in controllers.split(",")
+                and "cpu" in options.split(",")
             ):
-                limits += [q for f in _folders(path, root, mount) if (q := _v1(f)) is not None]
+                quota = _v1
+            else:
+                continue
+            limits += [q for f in _folders(path, root, mount) if (q := quota(f)) is not None]
     return min(limits) if limits else None
 
 
