@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import psutil
 from bench.datasets import Generated
 from bench.errors import BenchError
 from bench.servers import AE_TITLE, NODELAY_ENV, Server, s3_client
+from tests.support.memory import RssSampler
 from tests.support.net import free_port
 
 SEND_TIMEOUT = 900.0  # seconds for one dataset at one parallelism; a hung peer fails the run
@@ -67,40 +67,6 @@ def tree_cpu(root: psutil.Process) -> float:
             times = process.cpu_times()
             total += times.user + times.system
     return total
-
-
-def tree_rss(root: psutil.Process) -> int:
-    """Resident bytes of `root` and all its descendants (0 once it has exited)."""
-    try:
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += process.memory_info().rss
-    return total
-
-
-class RssSampler(threading.Thread):
-    """Samples the resident memory of a process and all its descendants; keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, tree_rss(self.root))
-            self._done.wait(self.interval)
-
-    def stop(self) -> int:
-        self._done.set()
-        self.join()
-        return self.peak
 
 
 def split(files: list[Path], parallel: int) -> list[list[Path]]:

@@ -9,10 +9,10 @@ from pathlib import Path
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage
 
-from bench.runner import RssSampler
 from tests.scp.conftest import manifests, stored_files
 from tests.scp.test_transfer import storescu
 from tests.support.dicom_files import dataset_bytes, make_dataset, uid, write_part10
+from tests.support.memory import RssSampler
 
 SENTINEL = "ZZSENTINEL^PHI7F3A"
 

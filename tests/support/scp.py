@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from tests.support.aws import FAKE_AWS_ENV
+from tests.support.memory import tree_rss
 from tests.support.net import free_port, get_health
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,8 +88,6 @@ class ScpProcess:
 
     def rss(self) -> int:
         """Resident bytes of the SCP and all its worker processes."""
-        from bench.runner import tree_rss  # bench starts the SCP with this module
-
         assert self.proc is not None
         return tree_rss(psutil.Process(self.proc.pid))
 
