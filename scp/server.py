@@ -138,7 +138,7 @@ def build_ae(settings: Settings) -> AE:
     _config.STORE_RECV_CHUNKED_DATASET = True  # stream datasets to a file, never hold them
     _config.LOG_HANDLER_LEVEL = "none"  # pynetdicom's PDU dumps could carry PHI
     # pydicom re-validates every UID it touches with regexes, a large share of the receive
-    # path's CPU; the SCP validates the UIDs it uses itself (storing.valid_uid).
+    # path's CPU; the SCP validates the UIDs it uses itself (settings.is_uid).
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
     ae = AE(ae_title=settings.ae_title)

@@ -11,7 +11,14 @@ from typing import Any
 
 from scp import ScpError, __version__
 
-UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def is_uid(text: str) -> bool:
+    """A DICOM UID: digits and dots, at most 64 characters, nothing else (not even a newline)."""
+    return len(text) <= 64 and UID_RE.fullmatch(text) is not None
+
+
 # AE title characters: printable ASCII without backslash. The template's SCPAETitle and
 # RequireCallingAETitle patterns are built from this class (tests/generator/test_ae_title.py).
 AE_TITLE_CHARACTERS = r" -\[\]-~"
@@ -57,7 +64,7 @@ def _ae_list(text: str) -> tuple[str, ...]:
 def _uid_list(text: str) -> tuple[str, ...]:
     uids = tuple(part.strip() for part in text.split(",") if part.strip())
     for uid in uids:
-        if len(uid) > 64 or not UID_RE.match(uid):
+        if not is_uid(uid):
             raise ValueError(f"{uid!r} is not a UID (digits and dots, at most 64 characters)")
     return uids
 

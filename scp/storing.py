@@ -14,7 +14,7 @@ from scp.association import refused_for_space
 from scp.batches import StoredInstance
 from scp.dataset_scan import DatasetError, InstanceInfo, scan_part10
 from scp.registry import AssociationState
-from scp.settings import UID_RE
+from scp.settings import is_uid
 from scp.statuses import StoreStatus
 from scp.storage import StorageError, Store
 from scp.telemetry import Metrics
@@ -28,10 +28,6 @@ class Refused(Exception):
     def __init__(self, status: StoreStatus, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-
-
-def valid_uid(uid: str) -> bool:
-    return 0 < len(uid) <= 64 and UID_RE.match(uid) is not None
 
 
 class InstanceStorer:
@@ -59,7 +55,7 @@ class InstanceStorer:
 
     def _store(self, state: AssociationState, event: evt.Event, sop_uid: str) -> int:
         sop_class = str(event.request.AffectedSOPClassUID or "")
-        if not (valid_uid(sop_uid) and valid_uid(sop_class)):
+        if not (is_uid(sop_uid) and is_uid(sop_class)):
             raise Refused(
                 statuses.INVALID_UID, "C-STORE request has an invalid SOP Class/Instance UID"
             )
@@ -103,7 +99,7 @@ class InstanceStorer:
                     "event": "store-failed",
                     "status": f"0x{status.code:04X}",
                     "reason": reason,
-                    "sopInstanceUID": sop_uid if valid_uid(sop_uid) else "(invalid)",
+                    "sopInstanceUID": sop_uid if is_uid(sop_uid) else "(invalid)",
                     "callingAETitle": state.calling_ae if state else "",
                 }
             },
@@ -121,5 +117,5 @@ def _check_identity(info: InstanceInfo, sop_class: str, sop_uid: str) -> None:
             statuses.DATASET_MISMATCH, "dataset's SOP Class UID differs from the request's"
         )
     for name in ("study_instance_uid", "series_instance_uid"):
-        if not valid_uid(getattr(info, name)):
+        if not is_uid(getattr(info, name)):
             raise Refused(statuses.NOT_IMPORTABLE, f"{name} is missing or not a valid UID")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from scp.settings import Settings, SettingsError, load_settings, settings_table
+from scp.settings import Settings, SettingsError, is_uid, load_settings, settings_table
 from tests.support.scp import REPO
 
 
@@ -92,3 +92,21 @@ def test_every_setting_has_an_environment_variable_and_the_readme_lists_it() -> 
     assert settings_table() in (REPO / "README.md").read_text(), (
         "README settings table is stale: paste scp.settings.settings_table() output"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", True),
+        ("1" * 64, True),
+        ("1" * 65, False),
+        ("", False),
+        ("1.2.3\n", False),  # re's `$` matches before a final newline; a key must not get one
+        ("1.2.3 ", False),
+        ("1..2", False),
+        (".1.2", False),
+        ("1.2a", False),
+    ],
+)
+def test_is_uid_accepts_digits_and_dots_only(text: str, expected: bool) -> None:
+    assert is_uid(text) is expected
