@@ -54,7 +54,7 @@ def section(spec: Spec, path: Path = SIZING) -> str:
         )
     smallest = min(r["task_cpu"] for r in rows)
     gb = _slowest(rows, smallest, "ct")["mb_per_s"] * daily / 1000
-    default = next(int(p.properties["Default"]) for p in spec.parameters if p.name == "TaskCPU")
+    default = int(spec.parameter("TaskCPU").properties["Default"])
     lines += [
         "",
         f"A site that sends up to about {gb:,.0f} GB a day is served by the smallest size, "

@@ -244,6 +244,11 @@ class Spec:
     def image_uri(self) -> str:
         return self.image.uri
 
+    def parameter(self, name: str) -> ParameterSpec:
+        """The parameter of that name (the spec's names are unique)."""
+        (p,) = (p for p in self.parameters if p.name == name)
+        return p
+
     def parameters_in(self, group: str) -> list[ParameterSpec]:
         """Parameters of one console group, in spec order."""
         return [p for p in self.parameters if p.group == group]
