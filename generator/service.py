@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, iam, logs
+from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, logs
 
 from generator.iam import allow, arn, log_writer, role, var
 from generator.kms import Key
@@ -21,8 +21,6 @@ LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
 class Service:
     cluster: ecs.Cluster
     service: ecs.Service
-    task_role: iam.Role
-    log_group: logs.LogGroup
 
 
 def health_command(port: int) -> list[str]:
@@ -211,4 +209,4 @@ def add_service(
             ),
         )
     )
-    return Service(cluster, service, task_role, log_group)
+    return Service(cluster, service)
