@@ -15,6 +15,8 @@ from generator.storage import Storage
 
 CONTAINER = "PacsContainer"
 LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
+# Autoscaling keeps the service's average CPU near this (generator/sizing.py sizes tasks by it).
+CPU_TARGET_PERCENT = 50.0
 
 
 @dataclass(frozen=True)
@@ -196,11 +198,11 @@ def add_service(
     t.add_resource(
         applicationautoscaling.ScalingPolicy(
             "CpuTargetTracking",
-            PolicyName="cpu-50",
+            PolicyName=f"cpu-{CPU_TARGET_PERCENT:g}",
             PolicyType="TargetTrackingScaling",
             ScalingTargetId=Ref(target),
             TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
-                TargetValue=50.0,
+                TargetValue=CPU_TARGET_PERCENT,
                 ScaleInCooldown=60,
                 ScaleOutCooldown=60,
                 PredefinedMetricSpecification=applicationautoscaling.PredefinedMetricSpecification(

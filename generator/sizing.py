@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from generator.service import CPU_TARGET_PERCENT
 from generator.spec import ROOT, Spec
 
 SIZING = ROOT / "bench" / "fargate-sizing.json"
-TARGET_CPU = 0.5  # the CpuTargetTracking policy's target
+TARGET_CPU = CPU_TARGET_PERCENT / 100  # the CpuTargetTracking policy's target
 BUSY_HOURS = 8  # a working day's worth of sending
 CT_STUDY_MB = 157  # 300 slices of 512 x 512 x 16 bits, as in the benchmark's ct dataset
 
