@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from generator.errors import SpecError
 from generator.markdown import header, money, table
 from generator.sizing import SIZING
-from generator.spec import ROOT, Spec
+from generator.spec import ROOT, Spec, first_error
 from generator.template_facts import TemplateFacts, references
 from scp.telemetry import Metrics
 
@@ -62,13 +61,9 @@ class Inputs:
 def load_inputs(prices: Path = PRICES_PATH, sizing: Path = SIZING) -> Inputs:
     """Read and validate the price table; read the sizing measurements."""
     data = yaml.safe_load(prices.read_text())
-    errors = sorted(
-        jsonschema.Draft202012Validator(json.loads(PRICES_SCHEMA.read_text())).iter_errors(data),
-        key=lambda e: list(map(str, e.absolute_path)),
-    )
-    if errors:
-        e = errors[0]
-        path = "$" + "".join(f".{p}" for p in e.absolute_path)
+    error = first_error(PRICES_SCHEMA, data)
+    if error:
+        path, e = error
         raise SpecError(f"{prices}: {path}: {e.message}; see {PRICES_SCHEMA.name}")
     return Inputs(data, json.loads(sizing.read_text()))
 
