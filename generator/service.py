@@ -53,8 +53,8 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
         "METRICS_NAMESPACE": Sub("StoreSCP/${AWS::StackName}"),
     }
-    if spec.marketplace.register_usage:
-        env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.product_code
+    if spec.marketplace.metering_code:
+        env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
     return [ecs.Environment(Name=k, Value=v) for k, v in sorted(env.items())]
 
 

@@ -92,6 +92,11 @@ class Marketplace:
     register_usage: bool
     product_code: str
 
+    @property
+    def metering_code(self) -> str:
+        """The product code the SCP meters with: "" when the product does not meter."""
+        return self.product_code if self.register_usage else ""
+
 
 @dataclass(frozen=True)
 class FargateSize:
