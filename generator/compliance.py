@@ -502,8 +502,7 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
 
 def data_protection(spec: Spec, template: TemplateFacts) -> str:
     """docs/data-protection.md."""
-    (task,) = template.resources("AWS::ECS::TaskDefinition")
-    (container,) = task.properties["ContainerDefinitions"]
+    container = template.container()
     return "\n".join(
         [
             header("generator/compliance.py", SOURCES),
@@ -548,8 +547,7 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
     roles = len(list(template.resources("AWS::IAM::Role")))
     (service,) = template.resources("AWS::ECS::Service")
     network = service.properties["NetworkConfiguration"]["AwsvpcConfiguration"]
-    (task,) = template.resources("AWS::ECS::TaskDefinition")
-    (container,) = task.properties["ContainerDefinitions"]
+    container = template.container()
     retained = [f"`{r.logical_id}`" for r in template.resources() if r.deletion_policy == "Retain"]
     _, _, policy = listener_summary(template)
     protocols = " and ".join(ELB_POLICIES[policy][0])

@@ -139,9 +139,7 @@ def _uid_key(uid: str) -> tuple[int, ...]:
 
 def _container_environment(facts_: TemplateFacts) -> dict[str, object]:
     """Environment of the SCP container as the task definition sets it."""
-    (task,) = facts_.resources("AWS::ECS::TaskDefinition")
-    (container,) = task.properties["ContainerDefinitions"]
-    return {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+    return {e["Name"]: e["Value"] for e in facts_.container().get("Environment", [])}
 
 
 def configuration_rows(template: TemplateFacts) -> list[tuple[object, ...]]:

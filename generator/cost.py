@@ -10,18 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from generator.errors import SpecError
 from generator.markdown import header, money, table
-from generator.spec import ROOT, Spec
+from generator.sizing import SIZING
+from generator.spec import ROOT, Spec, first_error
 from generator.template_facts import TemplateFacts, references
 from scp.telemetry import Metrics
 
 PRICES_PATH = ROOT / "config" / "prices-us-east-1.yaml"
 PRICES_SCHEMA = ROOT / "config" / "prices.schema.json"
-SIZING_PATH = ROOT / "bench" / "fargate-sizing.json"
 OVERVIEW_SMALL = (60, 90)  # the product overview's "Small Hospital" total, USD a month
 # The overview's lines for that hospital (USD a month), and which of our lines each covers.
 OVERVIEW_LINES = (
@@ -59,16 +58,12 @@ class Inputs:
             raise SpecError(f"{PRICES_PATH}: $.assumptions.{name} is missing; add it") from None
 
 
-def load_inputs(prices: Path = PRICES_PATH, sizing: Path = SIZING_PATH) -> Inputs:
+def load_inputs(prices: Path = PRICES_PATH, sizing: Path = SIZING) -> Inputs:
     """Read and validate the price table; read the sizing measurements."""
     data = yaml.safe_load(prices.read_text())
-    errors = sorted(
-        jsonschema.Draft202012Validator(json.loads(PRICES_SCHEMA.read_text())).iter_errors(data),
-        key=lambda e: list(map(str, e.absolute_path)),
-    )
-    if errors:
-        e = errors[0]
-        path = "$" + "".join(f".{p}" for p in e.absolute_path)
+    error = first_error(PRICES_SCHEMA, data)
+    if error:
+        path, e = error
         raise SpecError(f"{prices}: {path}: {e.message}; see {PRICES_SCHEMA.name}")
     return Inputs(data, json.loads(sizing.read_text()))
 
@@ -342,6 +337,8 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
     inputs = inputs or load_inputs()
     stack = Stack.read(spec, template)
     sizing = inputs.sizing
+    profiles = inputs.prices["profiles"]
+    cheapest = {name: cheapest_size(spec, stack, inputs, prof) for name, prof in profiles.items()}
     out = [
         header(
             "generator/cost.py",
@@ -373,16 +370,16 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
                     f"{prof['imagesPerMonth']:,} x {prof['mibPerImage']:g} MiB",
                     f"{prof['peakHourImages']:,} images in {prof['receiveMinutes']:g} min",
                     f"{required_rate(stack, prof)[0]:.1f} MB/s",
-                    _size_cell(cheapest_size(spec, stack, inputs, prof)),
+                    _size_cell(cheapest[name]),
                 )
-                for name, prof in inputs.prices["profiles"].items()
+                for name, prof in profiles.items()
             ],
         ),
     ]
     totals: dict[str, tuple[float, float | None]] = {}
     small_lines: tuple[list[Line], list[Line] | None] | None = None
-    for name, prof in inputs.prices["profiles"].items():
-        found = cheapest_size(spec, stack, inputs, prof)
+    for name, prof in profiles.items():
+        found = cheapest[name]
         default_lines = estimate(stack, inputs, prof, stack.default_size)
         cheap_lines = estimate(stack, inputs, prof, found[0]) if found else None
         rows = [
@@ -428,7 +425,7 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
         low, high = OVERVIEW_SMALL
         total, cheap = totals["small"]
         where = "inside" if low <= total <= high else "below" if total < low else "above"
-        small = inputs.prices["profiles"]["small"]
+        small = profiles["small"]
         out += [
             "## Against the product overview",
             "",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from generator import sizing
 from generator.errors import GeneratorError
+from generator.markdown import row
 from generator.spec import ParameterSpec, Spec
 
 BEGIN = (
@@ -13,10 +12,6 @@ BEGIN = (
     "do not edit -->"
 )
 END = "<!-- END generated -->"
-
-
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _constraint(p: ParameterSpec) -> str:
@@ -49,24 +44,19 @@ def tables(spec: Spec) -> str:
         for p in spec.parameters_in(group):
             env = f"`{p.env}`" if p.env else ""
             lines.append(
-                "| "
-                + " | ".join(
-                    _cell(c)
-                    for c in (
-                        f"`{p.name}`",
-                        p.label,
-                        f"`{p.type}`",
-                        _default(p),
-                        _constraint(p),
-                        env,
-                        p.description,
-                    )
+                row(
+                    f"`{p.name}`",
+                    p.label,
+                    f"`{p.type}`",
+                    _default(p),
+                    _constraint(p),
+                    env,
+                    p.description,
                 )
-                + " |"
             )
         lines.append("")
     lines += ["### Outputs", "", "| Output | Description |", "|---|---|"]
-    lines += [f"| `{o.name}` | {_cell(o.description)} |" for o in spec.outputs]
+    lines += [row(f"`{o.name}`", o.description) for o in spec.outputs]
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from troposphere import GetAtt, Ref, Sub, Template, kms
 
 from generator.iam import Statement, allow, policy_document
-from generator.parameters import Condition, Inputs
+from generator.parameters import Inputs
 
 # Services whose callers (this account's roles and users) use the key on their behalf; the key
 # policy allows each only through that service (kms:ViaService), never directly.
@@ -51,8 +51,6 @@ class Key:
     """The key every encrypted resource of the stack uses."""
 
     arn: Any  # Fn::If: the created key's ARN, or KmsKeyArn
-    created: kms.Key  # exists only when `create` holds
-    create: Condition
 
     def via(self, service: str, actions: list[str]) -> Statement:
         """IAM statement: use the key for these actions only through one service (e.g. 's3')."""
@@ -116,7 +114,7 @@ def key_policy() -> dict[str, Any]:
             # CloudWatch Logs encrypts this account's log groups in this Region
             # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
             _service(
-                Sub("logs.${AWS::Region}.amazonaws.com"),
+                service_endpoint("logs"),
                 "CloudWatchLogs",
                 [
                     "kms:Decrypt*",
@@ -174,5 +172,4 @@ def add_key(t: Template, inputs: Inputs) -> Key:
             TargetKeyId=Ref(created),
         )
     )
-    arn = create.choose(GetAtt(created, "Arn"), Ref(inputs.parameters.KmsKeyArn))
-    return Key(arn, created, create)
+    return Key(create.choose(GetAtt(created, "Arn"), Ref(inputs.parameters.KmsKeyArn)))

@@ -154,8 +154,8 @@ def _values(low: int, high: int) -> list[str]:
 
 
 def _number_range(spec: Spec, name: str) -> tuple[int, int]:
-    (p,) = (p for p in spec.parameters if p.name == name)
-    return p.properties["MinValue"], p.properties["MaxValue"]
+    properties = spec.parameter(name).properties
+    return properties["MinValue"], properties["MaxValue"]
 
 
 def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
@@ -238,7 +238,7 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
     t.add_rule(
         "NetworkTimeoutWithinTlsIdleTimeout",
         {
-            "RuleCondition": Not(Equals(Ref(p.TLSCertificateARN), "")),
+            "RuleCondition": _is_set(p.TLSCertificateARN),
             "Assertions": [
                 _assertion(
                     {"Fn::Contains": [_values(shortest, TLS_IDLE_TIMEOUT), Ref(p.NetworkTimeout)]},

@@ -42,18 +42,13 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         **{f"lambda/inline/{n}.py": code.encode() for n, code in spec.inline_code.items()},
         **{
             f"container/{k}": v
-            for k, v in package.container_context(root, product_code(spec)).items()
+            for k, v in package.container_context(root, spec.marketplace.metering_code).items()
         },
         **documents.bundle(spec),
         **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},
     }
     files["release-manifest.json"] = release_manifest(spec, files)
     return dict(sorted(files.items()))
-
-
-def product_code(spec: Spec) -> str:
-    """The Marketplace product code the image carries ("" when the product does not meter)."""
-    return spec.marketplace.product_code if spec.marketplace.register_usage else ""
 
 
 def release_manifest(

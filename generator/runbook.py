@@ -35,27 +35,27 @@ def check(spec: Spec, template: TemplateFacts) -> None:
 
 def _metric(template: TemplateFacts, props: dict[str, Any]) -> str:
     """What the alarm watches, in words."""
-    if "Metrics" in props:
-        parts = []
-        for query in props["Metrics"]:
-            if "Expression" in query:
-                parts.append(f"`{query['Id']} = {query['Expression']}`")
-            else:
-                stat = query["MetricStat"]
-                m = stat["Metric"]
-                parts.append(
-                    f"`{query['Id']}`: {stat['Stat']} of {m['Namespace']} {m['MetricName']} "
-                    f"({_dimensions(template, m.get('Dimensions', []))}) per {stat['Period']} s"
-                )
-        return "; ".join(parts)
-    return (
-        f"{props['Statistic']} of {props['Namespace']} {props['MetricName']} "
-        f"({_dimensions(template, props.get('Dimensions', []))}) per {props['Period']} s"
+    if "Metrics" not in props:
+        return _statistic(template, props["Statistic"], props, props["Period"])
+    parts = []
+    for query in props["Metrics"]:
+        if "Expression" in query:
+            parts.append(f"`{query['Id']} = {query['Expression']}`")
+        else:
+            stat = query["MetricStat"]
+            words = _statistic(template, stat["Stat"], stat["Metric"], stat["Period"])
+            parts.append(f"`{query['Id']}`: {words}")
+    return "; ".join(parts)
+
+
+def _statistic(template: TemplateFacts, statistic: str, metric: dict[str, Any], period: Any) -> str:
+    """'Sum of AWS/SQS NumberOfMessages (QueueName = `X`) per 300 s'."""
+    dimensions = ", ".join(
+        f"{d['Name']} = {template.describe(d['Value'])}" for d in metric.get("Dimensions", [])
     )
-
-
-def _dimensions(template: TemplateFacts, dimensions: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{d['Name']} = {template.describe(d['Value'])}" for d in dimensions)
+    return (
+        f"{statistic} of {metric['Namespace']} {metric['MetricName']} ({dimensions}) per {period} s"
+    )
 
 
 def _when(template: TemplateFacts, alarm: Resource) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, iam, logs
+from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, logs
 
 from generator.iam import allow, arn, log_writer, role, var
 from generator.kms import Key
@@ -15,14 +15,14 @@ from generator.storage import Storage
 
 CONTAINER = "PacsContainer"
 LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
+# Autoscaling keeps the service's average CPU near this (generator/sizing.py sizes tasks by it).
+CPU_TARGET_PERCENT = 50.0
 
 
 @dataclass(frozen=True)
 class Service:
     cluster: ecs.Cluster
     service: ecs.Service
-    task_role: iam.Role
-    log_group: logs.LogGroup
 
 
 def health_command(port: int) -> list[str]:
@@ -53,8 +53,8 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
         "METRICS_NAMESPACE": Sub("StoreSCP/${AWS::StackName}"),
     }
-    if spec.marketplace.register_usage:
-        env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.product_code
+    if spec.marketplace.metering_code:
+        env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
     return [ecs.Environment(Name=k, Value=v) for k, v in sorted(env.items())]
 
 
@@ -198,11 +198,11 @@ def add_service(
     t.add_resource(
         applicationautoscaling.ScalingPolicy(
             "CpuTargetTracking",
-            PolicyName="cpu-50",
+            PolicyName=f"cpu-{CPU_TARGET_PERCENT:g}",
             PolicyType="TargetTrackingScaling",
             ScalingTargetId=Ref(target),
             TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
-                TargetValue=50.0,
+                TargetValue=CPU_TARGET_PERCENT,
                 ScaleInCooldown=60,
                 ScaleOutCooldown=60,
                 PredefinedMetricSpecification=applicationautoscaling.PredefinedMetricSpecification(
@@ -211,4 +211,4 @@ def add_service(
             ),
         )
     )
-    return Service(cluster, service, task_role, log_group)
+    return Service(cluster, service)

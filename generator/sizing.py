@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from generator.service import CPU_TARGET_PERCENT
 from generator.spec import ROOT, Spec
 
 SIZING = ROOT / "bench" / "fargate-sizing.json"
-TARGET_CPU = 0.5  # the CpuTargetTracking policy's target
+TARGET_CPU = CPU_TARGET_PERCENT / 100  # the CpuTargetTracking policy's target
 BUSY_HOURS = 8  # a working day's worth of sending
 CT_STUDY_MB = 157  # 300 slices of 512 x 512 x 16 bits, as in the benchmark's ct dataset
 
@@ -54,7 +55,7 @@ def section(spec: Spec, path: Path = SIZING) -> str:
         )
     smallest = min(r["task_cpu"] for r in rows)
     gb = _slowest(rows, smallest, "ct")["mb_per_s"] * daily / 1000
-    default = next(int(p.properties["Default"]) for p in spec.parameters if p.name == "TaskCPU")
+    default = int(spec.parameter("TaskCPU").properties["Default"])
     lines += [
         "",
         f"A site that sends up to about {gb:,.0f} GB a day is served by the smallest size, "

@@ -92,6 +92,11 @@ class Marketplace:
     register_usage: bool
     product_code: str
 
+    @property
+    def metering_code(self) -> str:
+        """The product code the SCP meters with: "" when the product does not meter."""
+        return self.product_code if self.register_usage else ""
+
 
 @dataclass(frozen=True)
 class FargateSize:
@@ -244,6 +249,11 @@ class Spec:
     def image_uri(self) -> str:
         return self.image.uri
 
+    def parameter(self, name: str) -> ParameterSpec:
+        """The parameter of that name (the spec's names are unique)."""
+        (p,) = (p for p in self.parameters if p.name == name)
+        return p
+
     def parameters_in(self, group: str) -> list[ParameterSpec]:
         """Parameters of one console group, in spec order."""
         return [p for p in self.parameters if p.group == group]
@@ -253,15 +263,20 @@ def _json_path(parts: list[Any]) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
+def first_error(schema_path: Path, data: Any) -> tuple[str, jsonschema.ValidationError] | None:
+    """The first error of data against a JSON Schema file (by JSON path), with that path."""
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    return (_json_path(list(errors[0].absolute_path)), errors[0]) if errors else None
+
+
 def validate(data: Any, source: Path) -> None:
     """Raise SpecError naming the file, the JSON path and the rule broken."""
-    schema = json.loads(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        e = errors[0]
+    error = first_error(SCHEMA_PATH, data)
+    if error:
+        path, e = error
         raise SpecError(
-            f"{source}: {_json_path(list(e.absolute_path))}: {e.message} "
+            f"{source}: {path}: {e.message} "
             f"(schema rule '{e.validator}' at {'/'.join(map(str, e.schema_path))}); "
             "fix the spec, see config/product.schema.json"
         )

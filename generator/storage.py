@@ -24,7 +24,6 @@ class Storage:
     access_logs_bucket: s3.Bucket
     access_logs_policy: s3.BucketPolicy
     table: dynamodb.Table
-    datastore: healthimaging.Datastore  # exists only when DatastoreId is empty
     datastore_id: Any  # the created data store's ID, or DatastoreId
     datastore_arns: list[Any]  # the data store and its image sets, for IAM statements
 
@@ -33,19 +32,15 @@ def _encryption(key: Key | None) -> s3.BucketEncryption:
     """SSE-KMS with the stack's key and an S3 Bucket Key (fewer KMS requests), or SSE-S3."""
     if key is None:
         by_default = s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
-        return s3.BucketEncryption(
-            ServerSideEncryptionConfiguration=[
-                s3.ServerSideEncryptionRule(ServerSideEncryptionByDefault=by_default)
-            ]
+        rule = s3.ServerSideEncryptionRule(ServerSideEncryptionByDefault=by_default)
+    else:
+        by_default = s3.ServerSideEncryptionByDefault(
+            SSEAlgorithm="aws:kms", KMSMasterKeyID=key.arn
         )
-    by_default = s3.ServerSideEncryptionByDefault(SSEAlgorithm="aws:kms", KMSMasterKeyID=key.arn)
-    return s3.BucketEncryption(
-        ServerSideEncryptionConfiguration=[
-            s3.ServerSideEncryptionRule(
-                ServerSideEncryptionByDefault=by_default, BucketKeyEnabled=True
-            )
-        ]
-    )
+        rule = s3.ServerSideEncryptionRule(
+            ServerSideEncryptionByDefault=by_default, BucketKeyEnabled=True
+        )
+    return s3.BucketEncryption(ServerSideEncryptionConfiguration=[rule])
 
 
 def _cleanup_rule(**expire: object) -> s3.LifecycleRule:
@@ -86,7 +81,7 @@ def _bucket(
 ) -> s3.Bucket:
     """Encrypted, versioned, private, retained bucket that expires objects after expire_days
     (or follows `rules`)."""
-    bucket = t.add_resource(
+    return t.add_resource(
         s3.Bucket(
             name,
             DeletionPolicy="Retain",
@@ -108,7 +103,6 @@ def _bucket(
             **extra,
         )
     )
-    return bucket
 
 
 def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> s3.BucketPolicy:
@@ -137,8 +131,8 @@ def add_storage(
     """Buckets, table and data store; the DICOM bucket notifies the import queue of manifests."""
     # Access logs stay SSE-S3: the load balancer's log delivery supports only SSE-S3 or a key
     # whose policy names delivery.logs.amazonaws.com, and these logs hold no DICOM data.
-    days = inputs.parameters
-    logs = _bucket(t, "AccessLogsBucket", Ref(days.AccessLogRetentionDays), None)
+    p = inputs.parameters
+    logs = _bucket(t, "AccessLogsBucket", Ref(p.AccessLogRetentionDays), None)
     log_delivery = "delivery.logs.amazonaws.com"
     logs_policy = _bucket_policy(
         t,
@@ -170,7 +164,7 @@ def add_storage(
         "DicomBucket",
         None,
         key,
-        imported_instances_rules(Ref(days.IncomingRetentionDays)),
+        imported_instances_rules(Ref(p.IncomingRetentionDays)),
         LoggingConfiguration=logged("DicomBucket"),
         NotificationConfiguration=s3.NotificationConfiguration(
             QueueConfigurations=[
@@ -194,7 +188,7 @@ def add_storage(
     results = _bucket(
         t,
         "ResultsBucket",
-        Ref(days.ResultsRetentionDays),
+        Ref(p.ResultsRetentionDays),
         key,
         LoggingConfiguration=logged("ResultsBucket"),
     )
@@ -237,17 +231,14 @@ def add_storage(
             ),
         )
     )
-    datastore, datastore_id, datastore_arns = _datastore(t, inputs, key)
-    return Storage(
-        dicom, results, logs, logs_policy, table, datastore, datastore_id, datastore_arns
-    )
+    datastore_id, datastore_arns = _datastore(t, inputs, key)
+    return Storage(dicom, results, logs, logs_policy, table, datastore_id, datastore_arns)
 
 
-def _datastore(
-    t: Template, inputs: Inputs, key: Key
-) -> tuple[healthimaging.Datastore, Any, list[Any]]:
+def _datastore(t: Template, inputs: Inputs, key: Key) -> tuple[Any, list[Any]]:
     """The data store, retained on delete and replace (a replacement would be empty, and a
-    non-empty data store cannot be deleted), or the existing one named by DatastoreId.
+    non-empty data store cannot be deleted), or the existing one named by DatastoreId: its ID,
+    and the ARNs of it and its image sets.
     AWS::MedicalImaging::Datastore: DatastoreName, KmsKeyArn, Tags (CloudFormation reference)."""
     create = inputs.conditions.create_datastore
     datastore = t.add_resource(
@@ -268,4 +259,4 @@ def _datastore(
         create.choose(GetAtt(datastore, "DatastoreArn"), Sub(existing_arn, Id=existing)),
         create.choose(arn(datastore, "/*", "DatastoreArn"), Sub(existing_arn + "/*", Id=existing)),
     ]
-    return datastore, create.choose(GetAtt(datastore, "DatastoreId"), existing), arns
+    return create.choose(GetAtt(datastore, "DatastoreId"), existing), arns

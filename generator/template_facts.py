@@ -67,6 +67,12 @@ class TemplateFacts:
     def resource(self, logical_id: str) -> Resource:
         return next(r for r in self.resources() if r.logical_id == logical_id)
 
+    def container(self) -> dict[str, Any]:
+        """The SCP's container: the one container of the one task definition."""
+        (task,) = self.resources("AWS::ECS::TaskDefinition")
+        (container,) = task.properties["ContainerDefinitions"]
+        return container
+
     def deployed(self, *types: str) -> list[Resource]:
         """Resources a stack with default parameters creates."""
         return [r for r in self.resources(*types) if r.condition is None or self.holds(r.condition)]

@@ -11,12 +11,25 @@ from generator import gates
 from generator.release import render_template
 from generator.snapshot import PLACEHOLDER_DEFINITION
 from generator.spec import Spec, load
+from generator.template import build_template
 
 
 @pytest.fixture(scope="session")
 def spec() -> Spec:
     """The real spec with the placeholder state machine (the snapshot's inputs)."""
     return load(definition_path=PLACEHOLDER_DEFINITION)
+
+
+@pytest.fixture(scope="session")
+def real_spec() -> Spec:
+    """The spec with the real state machine, as `make docs` and `make release` read it."""
+    return load()
+
+
+@pytest.fixture(scope="session")
+def template_dict(real_spec: Spec) -> dict[str, Any]:
+    """The template built from real_spec, as the generated documents read it."""
+    return json.loads(build_template(real_spec).to_json())
 
 
 @pytest.fixture(scope="session")

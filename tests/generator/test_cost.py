@@ -4,7 +4,6 @@ validated, and the template's defaults (not copies of them) driving the bill."""
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,8 @@ import yaml
 
 from generator import cost
 from generator.errors import SpecError
-from generator.spec import Spec, load
-from generator.template import build_template
+from generator.spec import Spec
 from generator.template_facts import TemplateFacts
-
-
-@pytest.fixture(scope="module")
-def real_spec() -> Spec:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def template_dict(real_spec: Spec) -> dict:
-    return json.loads(build_template(real_spec).to_json())
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ template shows in them), and bundled as Markdown and HTML."""
 from __future__ import annotations
 
 import copy
-import json
 import subprocess
 import sys
 from typing import Any
@@ -13,20 +12,8 @@ import pytest
 
 from generator import compliance, conformance, documents, runbook
 from generator.errors import GeneratorError, SpecError
-from generator.spec import ROOT, Spec, load
-from generator.template import build_template
+from generator.spec import ROOT, Spec
 from generator.template_facts import TemplateFacts
-
-
-@pytest.fixture(scope="module")
-def real_spec() -> Spec:
-    """The spec with the real state machine, as `make docs` and `make release` read it."""
-    return load()
-
-
-@pytest.fixture(scope="module")
-def template_dict(real_spec: Spec) -> dict[str, Any]:
-    return json.loads(build_template(real_spec).to_json())
 
 
 def changed(template_dict: dict[str, Any], logical_id: str, **properties: Any) -> TemplateFacts:
