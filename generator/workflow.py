@@ -13,7 +13,16 @@ from troposphere import GetAtt, Ref, Sub, Template, awslambda, events, iam, logs
 from troposphere import stepfunctions as sfn
 
 from generator.errors import SpecError
-from generator.iam import allow, arn, log_writer, policy_document, role, same_account, var
+from generator.iam import (
+    allow,
+    arn,
+    deny_insecure_transport,
+    log_writer,
+    policy_document,
+    role,
+    same_account,
+    var,
+)
 from generator.inline import HANDLER
 from generator.kms import Key
 from generator.parameters import Inputs
@@ -82,14 +91,7 @@ def add_queues(t: Template, spec: Spec, key: Key) -> Queues:
                         "Principal": {"Service": "s3.amazonaws.com"},
                         **allow(["sqs:SendMessage"], [GetAtt(queue, "Arn")], same_account()),
                     },
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "sqs:*",
-                        "Resource": [GetAtt(queue, "Arn")],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
+                    deny_insecure_transport("sqs:*", [GetAtt(queue, "Arn")]),
                 ]
             ),
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-JOB_RECORD = "JOB"
+JOB_RECORD, INSTANCE_RECORD = "JOB", "INSTANCE#"  # recordId of the job, prefix of an instance
 IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
 
 
@@ -71,7 +71,7 @@ def instance_item(job_id: str, state: dict, instance: dict, outcome: dict) -> di
     """One instance's outcome: `outcome` holds importStatus and what HealthImaging said of it."""
     return item(
         job_id,
-        f"INSTANCE#{instance['sopInstanceUID']}",
+        INSTANCE_RECORD + instance["sopInstanceUID"],
         state,
         seriesInstanceUID=instance["seriesInstanceUID"],
         sopInstanceUID=instance["sopInstanceUID"],

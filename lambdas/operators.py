@@ -16,6 +16,7 @@ from boto3.dynamodb.conditions import Key
 
 from lambdas.attempts import client_token, execution_name
 from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
+from lambdas.job_table import INSTANCE_RECORD
 from lambdas.manifest import read_manifest
 
 
@@ -86,7 +87,7 @@ def lookup(table, sop: str | None = None, study: str | None = None) -> list[dict
         query = {
             "IndexName": "studyInstanceUID-index",
             "KeyConditionExpression": Key("studyInstanceUID").eq(study)
-            & Key("recordId").begins_with("INSTANCE#"),
+            & Key("recordId").begins_with(INSTANCE_RECORD),
         }
     page = table.query(**query)
     items = page["Items"]

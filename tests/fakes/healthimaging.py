@@ -43,8 +43,7 @@ import botocore.session
 import pydicom
 from botocore.validate import ParamValidator
 
-from tests.fakes.sfn_sdk import BusyServer
-from tests.support.net import free_port
+from tests.fakes.sfn_sdk import Served
 
 DATASTORE_ID = "0123456789abcdef0123456789abcdef"
 MODEL = botocore.session.get_session().get_service_model("medical-imaging")
@@ -152,7 +151,7 @@ class ImageSet:
     instances: set = field(default_factory=set)
 
 
-class FakeHealthImaging:
+class FakeHealthImaging(Served):
     """The fake service. Tell it to fail jobs, fail or warn about files through its attributes."""
 
     def __init__(
@@ -181,16 +180,7 @@ class FakeHealthImaging:
         self.failing_sops: set[str] = set()  # these SOP instances land in failure.ndjson
         self.warning_sops: set[str] = set()  # these are imported with the [GUIDE] warning
         self.lock = threading.Lock()
-        self.port = free_port()
-        self.server = BusyServer(("127.0.0.1", self.port), self._handler_class())
-
-    def __enter__(self) -> FakeHealthImaging:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen()
 
     # --- figures for the tests ---------------------------------------------------------------
 

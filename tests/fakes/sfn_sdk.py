@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
 import botocore
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -81,21 +82,29 @@ class BusyServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
-class SigV4Router:
-    """An HTTP proxy on 127.0.0.1:`port` that routes by the SigV4 service name."""
+class Served:
+    """A fake that answers HTTP on 127.0.0.1:`port` while its `with` block runs; subclasses
+    give `_handler_class()`."""
 
-    def __init__(self, routes: dict[str, str], default: str, port: int | None = None):
-        self.routes, self.default = routes, default
+    def _listen(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.server = BusyServer(("127.0.0.1", self.port), self._handler_class())
 
-    def __enter__(self) -> SigV4Router:
+    def __enter__(self) -> Self:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SigV4Router(Served):
+    """An HTTP proxy on 127.0.0.1:`port` that routes by the SigV4 service name."""
+
+    def __init__(self, routes: dict[str, str], default: str, port: int | None = None):
+        self.routes, self.default = routes, default
+        self._listen(port)
 
     def target(self, authorization: str) -> str:
         match = SIGNED_SERVICE.search(authorization or "")

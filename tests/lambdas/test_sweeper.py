@@ -12,7 +12,7 @@ from lambdas import clients, sweeper
 from lambdas.errors import WorkflowError
 from lambdas.manifest import read_manifest
 from lambdas.sweep import sweep
-from tests.fakes.pipeline import environment
+from tests.fakes.pipeline import environment, inline_handler
 from tests.lambdas.batches import (
     OPENED_AT,
     batch_id,
@@ -137,3 +137,19 @@ def test_a_batch_that_cannot_be_closed_does_not_block_the_others(bucket):
 
     assert keys(bucket, "site/batches/") == [f"site/batches/{good}.json"]
     assert keys(bucket, "site/open/") == [f"site/open/{bad}.json"]
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [({"SWEEP_AFTER_SECONDS": "15m"}, "SWEEP_AFTER_SECONDS"), ({}, "DICOM_BUCKET")],
+)
+def test_a_bad_environment_is_a_config_error_naming_the_variable(monkeypatch, values, named):
+    for name in ("DICOM_BUCKET", "SWEEP_AFTER_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(Exception, match=named) as raised:
+        inline_handler("sweeper")({}, None)
+
+    assert type(raised.value).__name__ == "ConfigError"
