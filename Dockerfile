@@ -2,7 +2,7 @@
 # `make release` writes it (this file, the lock files, the locked wheels, scp/, the manifest schema).
 # The build needs no network: Python packages come from the wheels in the context, hash-checked.
 # BASE_IMAGE: a Debian-based image with python3 >= 3.11. The default is the one `make release`
-# builds from Debian packages (generator/image.py, mmdebstrap) and tags on this machine; a registry
+# builds from Debian packages (generator/release/image.py, mmdebstrap) and tags on this machine; a registry
 # image works too: --build-arg BASE_IMAGE=python:3.11-slim-bookworm
 ARG BASE_IMAGE=localhost/storescp-base:bookworm
 

@@ -35,7 +35,7 @@ system-deps: ## Install the Debian packages the tests, the release and the image
 
 CHECKOV := $(VENV)/checkov/bin/checkov
 $(CHECKOV): $(STAMP)  # checkov pins conflict with moto/boto3: it gets its own virtualenv
-	$(PY) -c 'from generator.gates import checkov_command; checkov_command()'
+	$(PY) -c 'from generator.release.gates import checkov_command; checkov_command()'
 
 deps: $(STAMP) $(CHECKOV) system-deps ## Create .venv (and .venv/checkov) and install Python and system dependencies
 
@@ -52,13 +52,13 @@ release: deps ## Build the Marketplace bundle and the SCP image into dist/<versi
 
 publish: deps ## Push the released image: make publish REGISTRY=host[/path] [TAG=tag] [TLS_VERIFY=false]
 	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com [TAG=...]"; exit 2; }
-	$(PY) -m generator.publish --registry $(REGISTRY) $(if $(TAG),--tag $(TAG)) $(if $(filter false,$(TLS_VERIFY)),--no-tls-verify)
+	$(PY) -m generator.release.publish --registry $(REGISTRY) $(if $(TAG),--tag $(TAG)) $(if $(filter false,$(TLS_VERIFY)),--no-tls-verify)
 
 lock: deps ## Re-resolve the image's locked Python packages (requirements*.lock) after a dependency change
-	$(PY) -m generator.lock
+	$(PY) -m generator.release.lock
 
 snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) and the README tables from config/product.yaml
-	$(PY) -m generator.snapshot
+	$(PY) -m generator.release.snapshot
 	$(PY) -m scp.settings
 
 docs: deps ## Regenerate docs/ (Conformance Statement, security pages, runbook, cost estimate)

@@ -24,7 +24,7 @@ import psutil
 from bench.datasets import Generated, generate
 from bench.errors import BenchError
 from bench.runner import send
-from generator import image, package
+from generator.release import image, package
 from generator.spec import ROOT
 from tests.image.container import Container
 

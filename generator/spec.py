@@ -182,14 +182,13 @@ def _fields(cls: type, data: dict[str, Any], **converted: Any) -> Any:
 
 @dataclass(frozen=True)
 class Spec:
-    """The validated spec, read once into typed parts, the state machine definition and each
-    workflow function's inline code (generator/inline.py), so that build_template does no I/O.
+    """The validated spec, read once into typed parts, and the state machine definition, so that
+    build_template does no I/O (the functions' inline code comes from generator/template/inline.py).
 
     `data` stays available for documents generated from the raw spec (schema-shaped)."""
 
     data: dict[str, Any]
     definition: dict[str, Any]
-    inline_code: dict[str, str]
     name: str = field(init=False)
     version: str = field(init=False)
     description: str = field(init=False)
@@ -339,8 +338,4 @@ def load(path: Path = SPEC_PATH, root: Path = ROOT, definition_path: Path | None
     data = _read_yaml(path)
     validate(data, path)
     definition = _read_definition(definition_path or root / data["workflow"]["definitionFile"])
-    # Imported here: generator.inline reads ROOT from this module.
-    from generator.inline import inline_source
-
-    inline_code = {name: inline_source(name, root) for name in data["workflow"]["functions"]}
-    return Spec(data, definition, inline_code)
+    return Spec(data, definition)

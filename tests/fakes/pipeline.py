@@ -21,7 +21,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 import lambdas
-from generator.inline import inline_source
+from generator.template.inline import inline_source
 from lambdas import clients
 from tests.fakes.healthimaging import DATASTORE_ID, FakeHealthImaging
 from tests.fakes.lambda_runtime import in_process_lambdas

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from generator import gates
-from generator.release import render_template
-from generator.snapshot import PLACEHOLDER_DEFINITION
+from generator.release import gates
+from generator.release.bundle import render_template
+from generator.release.snapshot import PLACEHOLDER_DEFINITION
 from generator.spec import Spec, load
-from generator.template import build_template
+from generator.template.build import template_for
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def real_spec() -> Spec:
 @pytest.fixture(scope="session")
 def template_dict(real_spec: Spec) -> dict[str, Any]:
     """The template built from real_spec, as the generated documents read it."""
-    return json.loads(build_template(real_spec).to_json())
+    return json.loads(template_for(real_spec).to_json())
 
 
 @pytest.fixture(scope="session")

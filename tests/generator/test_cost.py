@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import cost
+from generator.documents import cost
+from generator.documents.template_facts import TemplateFacts
 from generator.errors import SpecError
 from generator.spec import Spec
-from generator.template_facts import TemplateFacts
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from generator import image, oci, sbom
 from generator.errors import GeneratorError
+from generator.release import image, oci, sbom
 
 # deb822 as Debian bookworm installs it (sources.list(5), "DEB822-STYLE FORMAT")
 DEB822 = """\

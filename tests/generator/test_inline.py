@@ -1,4 +1,4 @@
-"""generator/inline.py: each function's inline code fits Code.ZipFile and does what its
+"""generator/template/inline.py: each function's inline code fits Code.ZipFile and does what its
 modules do."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import types
 import pytest
 
 from generator.errors import GeneratorError
-from generator.inline import ZIP_FILE_LIMIT, inline_source
 from generator.spec import ROOT
+from generator.template.inline import ZIP_FILE_LIMIT, inline_source
 from tests.generator.contract import FUNCTIONS
 
 

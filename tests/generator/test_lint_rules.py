@@ -1,4 +1,4 @@
-"""The project's cfn-lint rules (generator/lint_rules/), each with a passing and a failing
+"""The project's cfn-lint rules (generator/template/lint_rules/), each with a passing and a failing
 fixture template; the full rule set runs on each fixture so the project rules are really loaded."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import gates
+from generator.release import gates
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lint_rules"
 

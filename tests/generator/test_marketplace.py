@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 import cfnlint
 import pytest
 
-from generator import marketplace
 from generator.errors import GeneratorError
+from generator.release import marketplace
 
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import lock, package
 from generator.errors import GeneratorError
+from generator.release import lock, package
 from tests.generator.contract import FUNCTIONS
 from tests.generator.sources import copy_sources
 from tests.support.aws import FAKE_AWS_ENV

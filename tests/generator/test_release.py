@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import release
+from generator.release import bundle as release
 from generator.spec import ROOT, load
 from tests.generator.contract import FUNCTIONS
 from tests.generator.sources import copy_sources

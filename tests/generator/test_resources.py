@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from generator.inline import HANDLER, inline_source
-from generator.workflow import logical_name
+from generator.template.inline import HANDLER, inline_source
+from generator.template.workflow import logical_name
 from tests.generator.contract import CONTRACTS, FUNCTIONS, scp_environment
 
 
@@ -103,13 +103,13 @@ def test_guides_log_group_name(resources):
 
 
 def test_marketplace_metering_switch(spec):
-    from generator.template import build_template
+    from generator.template.build import template_for
 
     def build(register: bool) -> dict:
         marketplace = {"registerUsage": register, "productCode": "abcdefghijklmnopqrstuvwxy"}
         data = {**spec.data, "marketplace": marketplace}
-        changed = type(spec)(data, spec.definition, spec.inline_code)
-        return build_template(changed).to_dict()["Resources"]
+        changed = type(spec)(data, spec.definition)
+        return template_for(changed).to_dict()["Resources"]
 
     def task_env(resources: dict) -> dict[str, object]:
         (container,) = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"]
@@ -276,9 +276,9 @@ def test_state_machine_fills_every_placeholder(resources, spec):
 def test_real_state_machine_definition_builds():
     """The lambdas' ASL file has only placeholders the template fills."""
     from generator.spec import load
-    from generator.template import build_template
+    from generator.template.build import template_for
 
-    machine = build_template(load()).to_dict()["Resources"]["ImportStateMachine"]["Properties"]
+    machine = template_for(load()).to_dict()["Resources"]["ImportStateMachine"]["Properties"]
     assert set(machine["DefinitionSubstitutions"]) == {
         "DatastoreId",
         "DataAccessRoleArn",
@@ -414,7 +414,7 @@ def test_outputs(template):
 def test_yaml_and_json_are_the_same_template(rendered):
     from cfn_flip import to_json
 
-    from generator.release import YAML_HEADER
+    from generator.release.bundle import YAML_HEADER
 
     assert rendered[0].startswith(YAML_HEADER)
     assert json.loads(to_json(rendered[0])) == json.loads(rendered[1])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from generator import docs, sizing
+from generator.documents import readme as docs
+from generator.documents import sizing
 
 
 def test_sizing_file_has_every_size_dataset_and_parallelism():

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from generator.errors import GeneratorError, SpecError
-from generator.snapshot import PLACEHOLDER_DEFINITION
+from generator.release.snapshot import PLACEHOLDER_DEFINITION
 from generator.spec import SPEC_PATH, load
-from generator.template import build_template
+from generator.template.build import template_for
 
 
 def write_spec(tmp_path: Path, change) -> Path:
@@ -107,7 +107,7 @@ def test_unknown_placeholder_in_the_definition(tmp_path):
         )
     )
     with pytest.raises(SpecError, match=r"placeholders \['NotifyFunctionArn'\] match no function"):
-        build_template(load(definition_path=definition))
+        template_for(load(definition_path=definition))
 
 
 def test_metering_needs_the_marketplace_product_code(tmp_path):
@@ -125,7 +125,7 @@ def test_output_naming_a_missing_resource(tmp_path):
         d["outputs"].append({"name": "Typo", "description": "x", "ref": "DicomBuckett"})
 
     with pytest.raises(SpecError, match="Typo names DicomBuckett, which is not a parameter or"):
-        build_template(load(write_spec(tmp_path, change), definition_path=PLACEHOLDER_DEFINITION))
+        template_for(load(write_spec(tmp_path, change), definition_path=PLACEHOLDER_DEFINITION))
 
 
 def test_spec_and_generator_parameters_must_agree(tmp_path):
@@ -133,4 +133,4 @@ def test_spec_and_generator_parameters_must_agree(tmp_path):
         d["parameters"] = [p for p in d["parameters"] if p["name"] != "AlarmEmail"]
 
     with pytest.raises(SpecError, match=r"not in the spec \['AlarmEmail'\]"):
-        build_template(load(write_spec(tmp_path, change), definition_path=PLACEHOLDER_DEFINITION))
+        template_for(load(write_spec(tmp_path, change), definition_path=PLACEHOLDER_DEFINITION))

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from generator import image, oci, release
+from generator.release import bundle as release
+from generator.release import image, oci
 from generator.spec import ROOT, load
 
 

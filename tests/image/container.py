@@ -7,7 +7,7 @@ import subprocess
 import time
 from typing import Any
 
-from generator.image import Engine
+from generator.release.image import Engine
 from tests.support.net import free_port, get_health
 
 

@@ -14,9 +14,10 @@ from pydicom import dcmread
 from pydicom.uid import CTImageStorage
 from pynetdicom import AE
 
-from generator import image, lock, package, publish, release
-from generator.service import health_command
+from generator.release import bundle as release
+from generator.release import image, lock, package, publish
 from generator.spec import ROOT, load
+from generator.template.service import health_command
 from tests.image.container import Container
 from tests.support.aws import FAKE_AWS_ENV
 from tests.support.dicom_files import make_dataset, uid, write_part10

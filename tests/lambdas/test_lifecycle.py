@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from generator.spec import load
-from generator.template import build_template
+from generator.template.build import template_for
 from lambdas.results import IMPORTED_TAG
 from tests.fakes.pipeline import local_pipeline
 from tests.lambdas.batches import write_batch
@@ -60,7 +60,7 @@ def pipeline(moto):
 
 
 def test_only_instances_imported_as_primary_may_expire(pipeline):
-    template = build_template(load()).to_dict()
+    template = template_for(load()).to_dict()
     days = template["Parameters"]["IncomingRetentionDays"]["Default"]
     rules = template["Resources"]["DicomBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     s3 = pipeline.moto.client("s3")

@@ -19,7 +19,7 @@ from pydicom._uid_dict import UID_dictionary
 from pynetdicom import AE, _config, build_context
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from generator.conformance import SCP_TLS_MINIMUM, facts
+from generator.documents.conformance import SCP_TLS_MINIMUM, facts
 from tests.scp.test_refusals import _file as instance_file
 from tests.support.dicom_files import uid
 from tests.support.scp import REPO, ScpProcess

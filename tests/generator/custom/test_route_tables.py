@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from generator.custom import route_tables
+from generator.template.custom import route_tables
 
 
 @pytest.fixture

@@ -23,12 +23,12 @@ from troposphere import (
 )
 from troposphere import elasticloadbalancingv2 as elb
 
-from generator.custom import route_tables
-from generator.iam import allow, log_writer, role
-from generator.kms import Key
-from generator.parameters import Inputs
 from generator.spec import Spec
-from generator.storage import Storage
+from generator.template.custom import route_tables
+from generator.template.iam import allow, log_writer, role
+from generator.template.kms import Key
+from generator.template.parameters import Inputs
+from generator.template.storage import Storage
 
 # TLS 1.3 and 1.2 only.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -61,7 +61,7 @@ def _dicom_ingress(inputs: Inputs, cidr: Parameter, description: str) -> dict:
 
 
 class RouteTables(AWSObject):
-    """Custom resource answered by generator/custom/route_tables.py."""
+    """Custom resource answered by generator/template/custom/route_tables.py."""
 
     resource_type = "Custom::RouteTables"
     props: ClassVar[dict] = {

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from generator.errors import GeneratorError
-from generator.oci import Image
+from generator.release.oci import Image
 
 DPKG_STATUS = "var/lib/dpkg/status"
 DIST_INFO = "*/site-packages/*.dist-info/METADATA"
@@ -99,7 +99,7 @@ def sbom(image: Image, name: str, version: str, epoch: int) -> dict[str, Any]:
         "version": 1,
         "metadata": {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
-            "tools": {"components": [{"type": "application", "name": "generator/sbom.py"}]},
+            "tools": {"components": [{"type": "application", "name": "generator/release/sbom.py"}]},
             "component": {
                 "type": "container",
                 "bom-ref": image.digest,

@@ -2,7 +2,7 @@
 
 The artifacts include the SCP image, built from the bundle's own container/ context, as an OCI
 archive with its SBOM; the image gate runs it. Nothing is written unless every gate passes.
-Usage: python -m generator.release [--out DIR] [--no-image]
+Usage: python -m generator.release.bundle [--out DIR] [--no-image]
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from generator import docs, documents, gates, image, marketplace, oci, package, sbom
+from generator.documents import pages as documents
+from generator.documents import readme as docs
 from generator.errors import GeneratorError
+from generator.release import gates, image, marketplace, oci, package, sbom
 from generator.spec import ROOT, Spec, load
-from generator.template import GENERATED, build_template
+from generator.template.build import GENERATED, template_for
+from generator.template.inline import inline_code
 
 YAML_HEADER = f"# {GENERATED}\n"
 
 
 def render_template(spec: Spec) -> tuple[str, str]:
     """The template as YAML and JSON text."""
-    t = build_template(spec)
+    t = template_for(spec)
     return YAML_HEADER + t.to_yaml(), t.to_json(indent=2) + "\n"
 
 
@@ -39,7 +42,7 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
         "parameters.md": docs.parameter_reference(spec).encode(),
         # The template carries each function inline; the sources are shipped for review.
         "lambda/sources.zip": package.lambda_zip(root),
-        **{f"lambda/inline/{n}.py": code.encode() for n, code in spec.inline_code.items()},
+        **{f"lambda/inline/{n}.py": code.encode() for n, code in inline_code(spec, root).items()},
         **{
             f"container/{k}": v
             for k, v in package.container_context(root, spec.marketplace.metering_code).items()
@@ -204,7 +207,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {args.out / spec.version}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -104,7 +104,8 @@ def _parameters(t: Template, spec: Spec) -> Parameters:
     known = {f.name for f in fields(Parameters)}
     if set(by_name) != known:
         raise SpecError(
-            f"config/product.yaml $.parameters and generator.parameters.Parameters disagree: "
+            "config/product.yaml $.parameters and generator.template.parameters.Parameters "
+            "disagree: "
             f"not in the spec {sorted(known - set(by_name))}, not in the generator "
             f"{sorted(set(by_name) - known)}; add the field or the spec entry"
         )

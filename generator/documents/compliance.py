@@ -9,10 +9,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from generator.conformance import ELB_POLICIES, listener_protocols, listener_summary
-from generator.markdown import header, table
+from generator.documents.conformance import ELB_POLICIES, listener_protocols, listener_summary
+from generator.documents.markdown import header, table
+from generator.documents.template_facts import Resource, TemplateFacts, references
 from generator.spec import Spec
-from generator.template_facts import Resource, TemplateFacts, references
 
 SOURCES = "the CloudFormation template and config/product.yaml"
 FARGATE_STORAGE_PAGE = (
@@ -277,7 +277,7 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         for lb in template.resources("AWS::ElasticLoadBalancingV2::LoadBalancer")
     ]
     out = [
-        header("generator/compliance.py", SOURCES),
+        header("generator/documents/compliance.py", SOURCES),
         f"# Network communication: {spec.name} {spec.version}",
         "",
         "Every network flow the stack allows, read from the template it ships. The SCP tasks' "
@@ -505,7 +505,7 @@ def data_protection(spec: Spec, template: TemplateFacts) -> str:
     container = template.container()
     return "\n".join(
         [
-            header("generator/compliance.py", SOURCES),
+            header("generator/documents/compliance.py", SOURCES),
             f"# Data protection: {spec.name} {spec.version}",
             "",
             "Where DICOM data and its metadata rest, how each store is encrypted at rest and in "
@@ -603,7 +603,7 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
     ]
     return "\n".join(
         [
-            header("generator/compliance.py", SOURCES),
+            header("generator/documents/compliance.py", SOURCES),
             f"# Shared responsibility: {spec.name} {spec.version}",
             "",
             "Three parties keep images safe: AWS (security *of* the cloud), this product's "
@@ -632,7 +632,7 @@ def support_policy(spec: Spec) -> str:
     """docs/support-policy.md."""
     return "\n".join(
         [
-            header("generator/compliance.py", "config/product.yaml"),
+            header("generator/documents/compliance.py", "config/product.yaml"),
             f"# Support policy: {spec.name}",
             "",
             f"Current release: {spec.version}.",

@@ -22,8 +22,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.cache import cache_dir
 from generator.errors import GeneratorError
+from generator.release.cache import cache_dir
 
 SUITE = "bookworm"
 # Python and CA certificates on Debian's essential set; nothing else (no apt, no perl modules).

@@ -7,10 +7,16 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3, sqs
 
-from generator.iam import allow, arn, deny_insecure_transport, policy_document, same_account
-from generator.kms import Key
-from generator.parameters import Inputs
 from generator.spec import Spec
+from generator.template.iam import (
+    allow,
+    arn,
+    deny_insecure_transport,
+    policy_document,
+    same_account,
+)
+from generator.template.kms import Key
+from generator.template.parameters import Inputs
 from lambdas.results import IMPORTED_TAG
 
 BATCHES_PREFIX = "batches/"

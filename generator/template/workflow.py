@@ -1,11 +1,13 @@
 """The import workflow: queues, the state machine (HealthImaging calls are AWS SDK integrations),
 the functions whose code the template carries inline, their log groups, metric filters and the
 sweeper schedule, and the HealthImaging data access role. Nothing is fetched from a seller's
-bucket: every function's code is Code.ZipFile, built by generator/inline.py from lambdas/."""
+bucket: every function's code is Code.ZipFile, built by generator/template/inline.py from
+lambdas/."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,8 @@ from troposphere import GetAtt, Ref, Sub, Template, awslambda, events, iam, logs
 from troposphere import stepfunctions as sfn
 
 from generator.errors import SpecError
-from generator.iam import (
+from generator.spec import Spec
+from generator.template.iam import (
     allow,
     arn,
     deny_insecure_transport,
@@ -23,11 +26,10 @@ from generator.iam import (
     same_account,
     var,
 )
-from generator.inline import HANDLER
-from generator.kms import Key
-from generator.parameters import Inputs
-from generator.spec import Spec
-from generator.storage import BATCHES_PREFIX, INCOMING_PREFIX, Storage
+from generator.template.inline import HANDLER
+from generator.template.kms import Key
+from generator.template.parameters import Inputs
+from generator.template.storage import BATCHES_PREFIX, INCOMING_PREFIX, Storage
 
 IMAGING_SERVICE = "medical-imaging.amazonaws.com"
 # Values the ASL takes from the stack (DefinitionSubstitutions), besides ${XFunctionArn}.
@@ -226,6 +228,7 @@ def _add_function(
     inputs: Inputs,
     key: Key,
     name: str,
+    code: str,
     statements: list[dict[str, Any]],
     environment: dict[str, Any],
 ) -> tuple[awslambda.Function, logs.LogGroup]:
@@ -252,7 +255,7 @@ def _add_function(
             Description=f"StoreSCP import workflow: lambdas.{name} (source in the release bundle)",
             Runtime="python3.12",
             Handler=HANDLER,
-            Code=awslambda.Code(ZipFile=spec.inline_code[name]),
+            Code=awslambda.Code(ZipFile=code),
             Role=GetAtt(function_role, "Arn"),
             Timeout=spec.resources.lambda_timeout_seconds,
             MemorySize=spec.resources.lambda_memory_mib,
@@ -292,7 +295,13 @@ def _instance_metrics(t: Template, log_groups: dict[str, logs.LogGroup], namespa
 
 
 def add_workflow(
-    t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Storage, queues: Queues
+    t: Template,
+    spec: Spec,
+    code: Mapping[str, str],
+    inputs: Inputs,
+    key: Key,
+    storage: Storage,
+    queues: Queues,
 ) -> Workflow:
     """The functions the state machine invokes, the state machine, then the functions that
     start it (trigger) or run beside it (sweeper)."""
@@ -306,7 +315,7 @@ def add_workflow(
         for name in names:
             env = _environment(spec, name, storage, state_machine)
             functions[name], log_groups[name] = _add_function(
-                t, spec, inputs, key, name, statements.get(name, []), env
+                t, spec, inputs, key, name, code[name], statements.get(name, []), env
             )
 
     add(invoked, None)

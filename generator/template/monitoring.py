@@ -7,13 +7,19 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
-from generator.iam import allow, deny_insecure_transport, policy_document, same_account, var
-from generator.kms import Key
-from generator.network import Network
-from generator.parameters import Inputs
-from generator.service import Service
 from generator.spec import Spec
-from generator.workflow import Queues, Workflow, logical_name
+from generator.template.iam import (
+    allow,
+    deny_insecure_transport,
+    policy_document,
+    same_account,
+    var,
+)
+from generator.template.kms import Key
+from generator.template.network import Network
+from generator.template.parameters import Inputs
+from generator.template.service import Service
+from generator.template.workflow import Queues, Workflow, logical_name
 
 PERIOD = 300
 FAILED_EXECUTIONS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")

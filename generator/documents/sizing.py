@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generator.service import CPU_TARGET_PERCENT
 from generator.spec import ROOT, Spec
+from generator.template.service import CPU_TARGET_PERCENT
 
 SIZING = ROOT / "bench" / "fargate-sizing.json"
 TARGET_CPU = CPU_TARGET_PERCENT / 100  # the CpuTargetTracking policy's target

@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
+from generator.documents.markdown import header, money, table
+from generator.documents.sizing import SIZING
+from generator.documents.template_facts import TemplateFacts, references
 from generator.errors import SpecError
-from generator.markdown import header, money, table
-from generator.sizing import SIZING
 from generator.spec import ROOT, Spec, first_error
-from generator.template_facts import TemplateFacts, references
 from scp.telemetry import Metrics
 
 PRICES_PATH = ROOT / "config" / "prices-us-east-1.yaml"
@@ -341,7 +341,7 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
     cheapest = {name: cheapest_size(spec, stack, inputs, prof) for name, prof in profiles.items()}
     out = [
         header(
-            "generator/cost.py",
+            "generator/documents/cost.py",
             "the template, bench/fargate-sizing.json and config/prices-us-east-1.yaml",
         ),
         f"# Monthly cost estimate: {spec.name} {spec.version}",

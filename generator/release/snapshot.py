@@ -6,8 +6,8 @@ tracks the generator alone; the real definition is checked by the release gates.
 
 from __future__ import annotations
 
-from generator import docs
-from generator.release import render_template
+from generator.documents import readme as docs
+from generator.release.bundle import render_template
 from generator.spec import ROOT, load
 
 FIXTURES = ROOT / "tests" / "generator" / "fixtures"

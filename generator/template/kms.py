@@ -12,8 +12,8 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, kms
 
-from generator.iam import Statement, allow, policy_document
-from generator.parameters import Inputs
+from generator.template.iam import Statement, allow, policy_document
+from generator.template.parameters import Inputs
 
 # Services whose callers (this account's roles and users) use the key on their behalf; the key
 # policy allows each only through that service (kms:ViaService), never directly.

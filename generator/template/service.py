@@ -6,16 +6,17 @@ from dataclasses import dataclass
 
 from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, logs
 
-from generator.iam import allow, arn, log_writer, role, var
-from generator.kms import Key
-from generator.network import Network
-from generator.parameters import Inputs
 from generator.spec import Spec
-from generator.storage import Storage
+from generator.template.iam import allow, arn, log_writer, role, var
+from generator.template.kms import Key
+from generator.template.network import Network
+from generator.template.parameters import Inputs
+from generator.template.storage import Storage
 
 CONTAINER = "PacsContainer"
 LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
-# Autoscaling keeps the service's average CPU near this (generator/sizing.py sizes tasks by it).
+# Autoscaling keeps the service's average CPU near this (generator/documents/sizing.py sizes
+# tasks by it).
 CPU_TARGET_PERCENT = 50.0
 
 

@@ -55,7 +55,9 @@ def _skopeo(*args: str) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generator.publish", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m generator.release.publish", description=__doc__
+    )
     parser.add_argument("--registry", required=True, help="e.g. 123456789012.dkr.ecr.REGION...")
     parser.add_argument("--tag", help="image tag (default: the spec's image tag)")
     parser.add_argument("--dist", type=Path, help="release folder (default: dist/<version>)")

@@ -15,11 +15,12 @@ import io
 import itertools
 import string
 import tokenize
+from collections.abc import Mapping
 from keyword import kwlist
 from pathlib import Path
 
 from generator.errors import GeneratorError
-from generator.spec import ROOT
+from generator.spec import ROOT, Spec
 
 PACKAGE = "lambdas"
 ZIP_FILE_LIMIT = 4096  # AWS::Lambda::Function Code.ZipFile, Python runtimes
@@ -77,6 +78,12 @@ def _path(module: str, root: Path) -> Path:
     if not path.is_file():
         raise GeneratorError(f"{path}: module not found; a function's handler is lambdas/<name>.py")
     return path
+
+
+def inline_code(spec: Spec, root: Path = ROOT) -> Mapping[str, str]:
+    """Each workflow function's inline source, by function name: the input build_template
+    takes beside the spec, so that it does no I/O."""
+    return {name: inline_source(name, root) for name in spec.workflow.functions}
 
 
 def inline_source(module: str, root: Path = ROOT) -> str:

@@ -1,5 +1,5 @@
 """`make docs`: write every generated document to docs/ (Markdown); `bundle()` gives them to the
-release as Markdown and HTML, with SECURITY.md. Usage: python -m generator.documents [--check]
+release as Markdown and HTML, with SECURITY.md. Usage: python -m generator.documents.pages [--check]
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from generator import compliance, conformance, cost, runbook
-from generator.markdown import to_html
+from generator.documents import compliance, conformance, cost, runbook
+from generator.documents.markdown import to_html
+from generator.documents.template_facts import TemplateFacts
 from generator.spec import ROOT, Spec, load
-from generator.template import build_template
-from generator.template_facts import TemplateFacts
+from generator.template.build import template_for
 
 DOCS = ROOT / "docs"
 SECURITY = ROOT / "SECURITY.md"
@@ -31,7 +31,7 @@ DOCUMENTS: dict[str, Renderer] = {
 
 def render_all(spec: Spec) -> dict[str, str]:
     """Every generated document by file name, from one build of the template."""
-    template = TemplateFacts(build_template(spec))
+    template = TemplateFacts(template_for(spec))
     return {name: render(spec, template) for name, render in DOCUMENTS.items()}
 
 
@@ -69,7 +69,3 @@ def main(argv: list[str] | None = None) -> int:
         (DOCS / name).write_text(text)
         print(f"wrote docs/{name}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,16 +20,16 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pynetdicom._globals import DEFAULT_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
+from generator.documents.markdown import header, table
+from generator.documents.template_facts import Resource, TemplateFacts
 from generator.errors import GeneratorError
-from generator.markdown import header, table
 from generator.spec import Spec
-from generator.template_facts import Resource, TemplateFacts
 from scp import __version__ as scp_version
 from scp.server import PENDING_CONNECTIONS, TRANSFER_SYNTAXES
 from scp.settings import Settings
 from scp.statuses import STORE_STATUSES, StoreStatus
 
-HEADER = header("generator/conformance.py", "scp/ and config/product.yaml")
+HEADER = header("generator/documents/conformance.py", "scp/ and config/product.yaml")
 VERIFICATION = "1.2.840.10008.1.1"
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 ELB_POLICIES_PAGE = (
@@ -193,7 +193,7 @@ def listener_summary(template: TemplateFacts) -> tuple[str, str, str]:
     if names[0] not in ELB_POLICIES:
         raise GeneratorError(
             f"the listeners use {names[0]}: add its protocols and ciphers "
-            f"to generator/conformance.py ELB_POLICIES from {ELB_POLICIES_PAGE}"
+            f"to generator/documents/conformance.py ELB_POLICIES from {ELB_POLICIES_PAGE}"
         )
     ports = {template.describe(lst.properties["Port"]) for lst in listeners}
     if len(ports) != 1:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from generator.documents.markdown import header, table
+from generator.documents.template_facts import Resource, TemplateFacts
 from generator.errors import SpecError
-from generator.markdown import header, table
 from generator.spec import Spec
-from generator.template_facts import Resource, TemplateFacts
 
-HEADER = header("generator/runbook.py", "config/product.yaml (runbook:) and the template")
+HEADER = header("generator/documents/runbook.py", "config/product.yaml (runbook:) and the template")
 ALARM = "AWS::CloudWatch::Alarm"
 COMPARISONS = {
     "GreaterThanOrEqualToThreshold": ">=",

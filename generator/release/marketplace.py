@@ -18,8 +18,8 @@ from urllib.parse import quote
 import cfnlint
 
 from generator.errors import GeneratorError
-from generator.kms import key_policy
 from generator.spec import Spec
+from generator.template.kms import key_policy
 
 # The product overview's notice, word for word.
 NOT_A_MEDICAL_DEVICE = (
@@ -191,7 +191,7 @@ def handler_permissions(resource_type: str) -> list[str]:
     if resource_type not in providers:
         raise GeneratorError(
             f"{resource_type}: no CloudFormation registry schema in cfn-lint; add its "
-            "permissions to CUSTOM_RESOURCE_PERMISSIONS in generator/marketplace.py"
+            "permissions to CUSTOM_RESOURCE_PERMISSIONS in generator/release/marketplace.py"
         )
     handlers = json.loads((schemas / f"{providers[resource_type]}.json").read_text())
     handlers = handlers.get("handlers") or {}

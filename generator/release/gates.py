@@ -13,10 +13,10 @@ from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 
 from generator.errors import GateError
-from generator.service import ecr_repository_arn
 from generator.spec import ROOT, Spec
+from generator.template.service import ecr_repository_arn
 
-LINT_RULES = Path(__file__).resolve().parent / "lint_rules"
+LINT_RULES = Path(__file__).resolve().parents[1] / "template" / "lint_rules"
 CHECKOV_VERSION = "3.3.30"
 CHECKOV_VENV = ROOT / ".venv" / "checkov"
 HADOLINT = Path(sys.executable).parent / "hadolint"

@@ -7,8 +7,8 @@ import json
 import zipfile
 from pathlib import Path
 
-from generator import lock
 from generator.errors import GeneratorError
+from generator.release import lock
 
 SCHEMA = "config/batch-manifest.schema.json"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
