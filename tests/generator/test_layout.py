@@ -40,7 +40,9 @@ def _imported_parts(path: Path) -> set[str]:
     return parts
 
 
-MODULES = sorted(p for p in GENERATOR.rglob("*.py") if p.name != "__init__.py" or p.parent != GENERATOR)
+MODULES = sorted(
+    p for p in GENERATOR.rglob("*.py") if p.name != "__init__.py" or p.parent != GENERATOR
+)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(GENERATOR)))
