@@ -6,6 +6,7 @@ import json
 
 from lambdas.attempts import client_token
 from lambdas.errors import ManifestError
+from lambdas.layout import BATCHES_PREFIX
 from lambdas.log import log
 from lambdas.manifest import manifest_locations, read_manifest
 
@@ -36,9 +37,10 @@ def start_batch_execution(
     """Start the execution named after the batch; an existing one means a duplicate event: fine."""
     manifest = read_manifest(s3, bucket, key)
     batch_id = manifest["batchId"]
-    if not key.endswith(f"batches/{batch_id}.json"):
+    if not key.endswith(f"{BATCHES_PREFIX}{batch_id}.json"):
         raise ManifestError(
-            f"s3://{bucket}/{key} holds batch {batch_id}; its key must be batches/{batch_id}.json"
+            f"s3://{bucket}/{key} holds batch {batch_id}; "
+            f"its key must be {BATCHES_PREFIX}{batch_id}.json"
         )
     payload = json.dumps(execution_input(bucket, key, manifest, poll_seconds), sort_keys=True)
     try:

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+# As config/contracts.json holds them (tests/generator/test_contracts.py).
 JOB_RECORD, INSTANCE_RECORD = "JOB", "INSTANCE#"  # recordId of the job, prefix of an instance
 IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
+SOP_INSTANCE_INDEX = "sopInstanceUID-index"
+STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
+LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
 
 
 def now_iso() -> str:
@@ -78,6 +82,17 @@ def instance_item(job_id: str, state: dict, instance: dict, outcome: dict) -> di
         key=instance["key"],
         **outcome,
     )
+
+
+def latest(items: list[dict]) -> list[dict]:
+    """The latest item of each instance (LATEST_WINS), by SOP Instance UID."""
+    newest: dict[str, dict] = {}
+    for each in items:
+        rank = tuple(each[k] for k in LATEST_WINS)
+        current = newest.get(each["sopInstanceUID"])
+        if current is None or rank > tuple(current[k] for k in LATEST_WINS):
+            newest[each["sopInstanceUID"]] = each
+    return [newest[k] for k in sorted(newest)]
 
 
 def write_items(table, items: list[dict]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from lambdas.errors import ManifestError
+from lambdas.layout import INCOMING_PREFIX
 
 BATCH_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -24,8 +25,8 @@ def manifest_errors(manifest: Any) -> list[str]:
     instances = manifest.get("instances")
     if not isinstance(batch_id, str) or not BATCH_ID.fullmatch(batch_id):
         return ["$.batchId: must be 1-64 characters of A-Z a-z 0-9 . _ -"]
-    if not isinstance(prefix, str) or not prefix.endswith(f"incoming/{batch_id}/"):
-        return [f"$.inputPrefix: must end with incoming/{batch_id}/"]
+    if not isinstance(prefix, str) or not prefix.endswith(f"{INCOMING_PREFIX}{batch_id}/"):
+        return [f"$.inputPrefix: must end with {INCOMING_PREFIX}{batch_id}/"]
     if not isinstance(manifest.get("studyInstanceUID"), str):
         return ["$.studyInstanceUID: expected a string"]
     if not isinstance(instances, list) or not instances:

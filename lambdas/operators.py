@@ -16,7 +16,8 @@ from boto3.dynamodb.conditions import Key
 
 from lambdas.attempts import client_token, execution_name
 from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
-from lambdas.job_table import INSTANCE_RECORD
+from lambdas.job_table import INSTANCE_RECORD, SOP_INSTANCE_INDEX, STUDY_INSTANCE_INDEX, latest
+from lambdas.layout import BATCHES_PREFIX
 from lambdas.manifest import read_manifest
 
 
@@ -60,7 +61,7 @@ def redrive(
             )
         state = json.loads(previous[0]["input"])
     elif bucket:
-        key = f"batches/{batch_id}.json"
+        key = f"{BATCHES_PREFIX}{batch_id}.json"
         state = execution_input(bucket, key, read_manifest(s3, bucket, key), DEFAULT_POLL_SECONDS)
     else:
         raise OperatorError(
@@ -80,12 +81,12 @@ def lookup(table, sop: str | None = None, study: str | None = None) -> list[dict
     """The latest record of each matching instance (by SOP or Study Instance UID)."""
     if sop:
         query = {
-            "IndexName": "sopInstanceUID-index",
+            "IndexName": SOP_INSTANCE_INDEX,
             "KeyConditionExpression": Key("sopInstanceUID").eq(sop),
         }
     else:
         query = {
-            "IndexName": "studyInstanceUID-index",
+            "IndexName": STUDY_INSTANCE_INDEX,
             "KeyConditionExpression": Key("studyInstanceUID").eq(study)
             & Key("recordId").begins_with(INSTANCE_RECORD),
         }
@@ -94,13 +95,7 @@ def lookup(table, sop: str | None = None, study: str | None = None) -> list[dict
     while "LastEvaluatedKey" in page:
         page = table.query(**query, ExclusiveStartKey=page["LastEvaluatedKey"])
         items += page["Items"]
-    latest: dict[str, dict] = {}
-    for item in items:
-        current = latest.get(item["sopInstanceUID"])
-        newest = (item["attempt"], item["recordedAt"])
-        if current is None or newest > (current["attempt"], current["recordedAt"]):
-            latest[item["sopInstanceUID"]] = item
-    return [latest[k] for k in sorted(latest)]
+    return latest(items)
 
 
 def _session(args: argparse.Namespace):

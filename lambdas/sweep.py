@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from lambdas.errors import WorkflowError
 from lambdas.job_table import now_iso
+from lambdas.layout import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PREFIX
 from lambdas.log import log
 
 UID = r"[0-9]+(?:\.[0-9]+)*"
@@ -25,7 +26,7 @@ def sweep(s3, bucket: str, store_prefix: str, older_than: timedelta, now: dateti
     A batch that cannot be closed does not stop the others; the sweep then raises at the end.
     """
     closed, failed = [], []
-    for marker in _objects(s3, bucket, f"{store_prefix}open/"):
+    for marker in _objects(s3, bucket, f"{store_prefix}{OPEN_PREFIX}"):
         batch_id = marker["Key"].rsplit("/", 1)[-1].removesuffix(".json")
         try:
             if _close(s3, bucket, store_prefix, marker, batch_id, now - older_than):
@@ -42,11 +43,11 @@ def _close(
     s3, bucket: str, store_prefix: str, marker: dict, batch_id: str, cutoff: datetime
 ) -> bool:
     """Close one batch if it is stale; True when a manifest was written."""
-    manifest_key = f"{store_prefix}batches/{batch_id}.json"
+    manifest_key = f"{store_prefix}{BATCHES_PREFIX}{batch_id}.json"
     if _objects(s3, bucket, manifest_key):
         s3.delete_object(Bucket=bucket, Key=marker["Key"])
         return False
-    input_prefix = f"{store_prefix}incoming/{batch_id}/"
+    input_prefix = f"{store_prefix}{INCOMING_PREFIX}{batch_id}/"
     stored = _objects(s3, bucket, input_prefix)
     if max(item["LastModified"] for item in [marker, *stored]) > cutoff:
         return False

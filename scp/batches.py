@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scp import __version__
+from scp.contracts import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PREFIX
 from scp.storage import StorageError, Store
 
 LOG = logging.getLogger("scp.batches")
@@ -68,7 +69,7 @@ class Batch:
 
     @property
     def input_prefix(self) -> str:
-        return f"{self.store_prefix}incoming/{self.batch_id}/"
+        return f"{self.store_prefix}{INCOMING_PREFIX}{self.batch_id}/"
 
     def add(self, instance: StoredInstance) -> None:
         """Add an instance; a resent one replaces its earlier copy (same key)."""
@@ -78,7 +79,7 @@ class Batch:
 
     def key_for(self, series_uid: str, sop_uid: str) -> str:
         """Object key of an instance, relative to the store prefix."""
-        return f"incoming/{self.batch_id}/{self.study_uid}/{series_uid}/{sop_uid}.dcm"
+        return f"{INCOMING_PREFIX}{self.batch_id}/{self.study_uid}/{series_uid}/{sop_uid}.dcm"
 
     def marker(self) -> dict[str, Any]:
         doc = {
@@ -187,7 +188,7 @@ class AssociationBatches:
             return list(self.closed)
 
     def _write_marker(self, batch: Batch) -> None:
-        self.store.put_json(f"open/{batch.batch_id}.json", batch.marker())
+        self.store.put_json(f"{OPEN_PREFIX}{batch.batch_id}.json", batch.marker())
         batch.marker_written = self.clock()
 
     def _close(self, batch: Batch, reason: str) -> None:
@@ -197,7 +198,9 @@ class AssociationBatches:
             return
         for attempt in range(1, CLOSE_ATTEMPTS + 1):
             try:
-                self.store.put_json(f"batches/{batch.batch_id}.json", batch.manifest(reason))
+                self.store.put_json(
+                    f"{BATCHES_PREFIX}{batch.batch_id}.json", batch.manifest(reason)
+                )
                 break
             except StorageError as exc:
                 LOG.error(
@@ -227,7 +230,7 @@ class AssociationBatches:
 
     def _forget_marker(self, batch: Batch) -> None:
         try:
-            self.store.delete(f"open/{batch.batch_id}.json")
+            self.store.delete(f"{OPEN_PREFIX}{batch.batch_id}.json")
         except StorageError as exc:
             LOG.warning(
                 "open marker not removed; the sweeper removes it",

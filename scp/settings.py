@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from scp import ScpError, __version__
+from scp.contracts import METRICS_NAMESPACE, S3_MULTIPART_THRESHOLD
 
 UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -149,7 +150,7 @@ class Settings:
     s3_multipart_threshold: int = _setting(
         "S3_MULTIPART_THRESHOLD",
         _int_range(5 * 2**20, 5 * 2**30),
-        64 * 2**20,
+        S3_MULTIPART_THRESHOLD,
         "Objects at least this large (bytes) are uploaded in parts",
     )
     bind: str = _setting("BIND_ADDRESS", _text, "0.0.0.0", "Address to listen on")
@@ -178,7 +179,7 @@ class Settings:
         "Seconds SIGTERM waits for in-flight associations before aborting them",
     )
     metrics_namespace: str = _setting(
-        "METRICS_NAMESPACE", _text, "StoreSCP", "CloudWatch namespace of the EMF metrics"
+        "METRICS_NAMESPACE", _text, METRICS_NAMESPACE, "CloudWatch namespace of the EMF metrics"
     )
     max_pdu_size: int = _setting(
         "MAX_PDU_SIZE",

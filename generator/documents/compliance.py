@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from generator.contracts import contracts
 from generator.documents.conformance import ELB_POLICIES, listener_protocols, listener_summary
 from generator.documents.markdown import header, table
 from generator.documents.template_facts import Resource, TemplateFacts, references
@@ -33,12 +34,6 @@ RESOURCE_POLICIES = {
     "AWS::SNS::TopicPolicy": "PolicyDocument",
     "AWS::KMS::Key": "KeyPolicy",
 }
-NOT_A_MEDICAL_DEVICE = (
-    "**Not a medical device.** StoreSCP for AWS HealthImaging receives, stores and forwards "
-    "DICOM images. It is not a medical device, is not intended for diagnosis, treatment or "
-    "any clinical decision, and must not be used for them. Images are stored as received; "
-    "viewing and reading them is the job of your PACS and viewers."
-)
 
 
 # -- network flows ---------------------------------------------------------------------------
@@ -610,7 +605,7 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
             "stack (what the template builds and the SCP does), and you, the hospital "
             "(everything configured and decided in your account).",
             "",
-            NOT_A_MEDICAL_DEVICE,
+            contracts().not_a_medical_device_markdown,
             "",
             "## What AWS does",
             "",

@@ -20,6 +20,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pynetdicom._globals import DEFAULT_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
+from generator.contracts import contracts
 from generator.documents.markdown import header, table
 from generator.documents.template_facts import Resource, TemplateFacts
 from generator.errors import GeneratorError
@@ -240,8 +241,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "`tests/scp/test_conformance_live.py` associates with a running SCP and checks that it "
         "accepts exactly what this statement lists.",
         "",
-        "**Not a medical device.** This product stores and forwards DICOM instances. It is not "
-        "a medical device and must not be used for diagnosis or treatment decisions.",
+        contracts().not_a_medical_device_markdown,
         "",
         "## 1. Overview",
         "",

@@ -17,15 +17,11 @@ from urllib.parse import quote
 
 import cfnlint
 
+from generator.contracts import contracts
 from generator.errors import GeneratorError
 from generator.spec import Spec
 from generator.template.kms import key_policy
 
-# The product overview's notice, word for word.
-NOT_A_MEDICAL_DEVICE = (
-    "This solution is not a medical device. Do not use for medical diagnosis or treatment "
-    "decisions."
-)
 # A managed policy holds at most 6,144 characters without whitespace (IAM quotas).
 MANAGED_POLICY_CHARACTERS = 6144
 # Permissions the CloudFormation registry schemas cannot give: the stack itself, the console's
@@ -271,7 +267,7 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
     lines = [
         f"{spec.name} {spec.version}: usage instructions",
         "",
-        NOT_A_MEDICAL_DEVICE,
+        contracts().not_a_medical_device,
         "",
         "Before you launch",
         "- A VPC with two or more private subnets (with a route to a NAT gateway) in different",

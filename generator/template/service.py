@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, logs
 
+from generator.contracts import contracts
 from generator.spec import Spec
 from generator.template.iam import allow, arn, log_writer, role, var
 from generator.template.kms import Key
 from generator.template.network import Network
 from generator.template.parameters import Inputs
-from generator.template.storage import Storage
+from generator.template.storage import OPEN_PREFIX, Storage
 
 CONTAINER = "PacsContainer"
 LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
@@ -52,7 +53,7 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "BATCH_MAX_BYTES": str(res.batch_max_bytes),
         "HEALTH_PORT": str(res.health_port),
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
-        "METRICS_NAMESPACE": Sub("StoreSCP/${AWS::StackName}"),
+        "METRICS_NAMESPACE": Sub(contracts().stack_metrics_namespace),
     }
     if spec.marketplace.metering_code:
         env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
@@ -98,7 +99,7 @@ def add_service(
             [arn(bucket, "/*")],
         ),
         # Open-batch markers are deleted once their manifest is written.
-        allow(["s3:DeleteObject"], [arn(bucket, "/open/*")]),
+        allow(["s3:DeleteObject"], [arn(bucket, f"/{OPEN_PREFIX}*")]),
         # SSE-KMS uploads: GenerateDataKey, and Decrypt for multipart uploads
         # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html), through S3 only.
         key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),

@@ -7,6 +7,7 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, dynamodb, healthimaging, s3, sqs
 
+from generator.contracts import contracts
 from generator.spec import Spec
 from generator.template.iam import (
     allow,
@@ -19,8 +20,9 @@ from generator.template.kms import Key
 from generator.template.parameters import Inputs
 from lambdas.results import IMPORTED_TAG
 
-BATCHES_PREFIX = "batches/"
-INCOMING_PREFIX = "incoming/"
+BATCHES_PREFIX = contracts().prefix("batches")
+INCOMING_PREFIX = contracts().prefix("incoming")
+OPEN_PREFIX = contracts().prefix("open")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ def _bucket_policy(t: Template, bucket: s3.Bucket, statements: list[dict]) -> s3
     )
 
 
+def _key_schema(hash_key: str, range_key: str | None) -> list[dynamodb.KeySchema]:
+    keys = [dynamodb.KeySchema(AttributeName=hash_key, KeyType="HASH")]
+    if range_key:
+        keys.append(dynamodb.KeySchema(AttributeName=range_key, KeyType="RANGE"))
+    return keys
+
+
 def add_storage(
     t: Template,
     spec: Spec,
@@ -200,7 +209,8 @@ def add_storage(
     )
     _bucket_policy(t, results, [])
 
-    table = t.add_resource(
+    contract = contracts().job_table
+    job_table = t.add_resource(
         dynamodb.Table(
             "DicomImportJobTable",
             DeletionPolicy="Retain",
@@ -208,26 +218,20 @@ def add_storage(
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[
                 dynamodb.AttributeDefinition(AttributeName=name, AttributeType="S")
-                for name in ("jobId", "recordId", "sopInstanceUID", "studyInstanceUID")
+                for name in (
+                    contract["partitionKey"],
+                    contract["sortKey"],
+                    *(index["hash"] for index in contract["indexes"].values()),
+                )
             ],
-            KeySchema=[
-                dynamodb.KeySchema(AttributeName="jobId", KeyType="HASH"),
-                dynamodb.KeySchema(AttributeName="recordId", KeyType="RANGE"),
-            ],
+            KeySchema=_key_schema(contract["partitionKey"], contract["sortKey"]),
             GlobalSecondaryIndexes=[
                 dynamodb.GlobalSecondaryIndex(
-                    IndexName="sopInstanceUID-index",
-                    KeySchema=[dynamodb.KeySchema(AttributeName="sopInstanceUID", KeyType="HASH")],
+                    IndexName=index["name"],
+                    KeySchema=_key_schema(index["hash"], index.get("range")),
                     Projection=dynamodb.Projection(ProjectionType="ALL"),
-                ),
-                dynamodb.GlobalSecondaryIndex(
-                    IndexName="studyInstanceUID-index",
-                    KeySchema=[
-                        dynamodb.KeySchema(AttributeName="studyInstanceUID", KeyType="HASH"),
-                        dynamodb.KeySchema(AttributeName="recordId", KeyType="RANGE"),
-                    ],
-                    Projection=dynamodb.Projection(ProjectionType="ALL"),
-                ),
+                )
+                for index in contract["indexes"].values()
             ],
             PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(
                 PointInTimeRecoveryEnabled=True
@@ -238,7 +242,7 @@ def add_storage(
         )
     )
     datastore_id, datastore_arns = _datastore(t, inputs, key)
-    return Storage(dicom, results, logs, logs_policy, table, datastore_id, datastore_arns)
+    return Storage(dicom, results, logs, logs_policy, job_table, datastore_id, datastore_arns)
 
 
 def _datastore(t: Template, inputs: Inputs, key: Key) -> tuple[Any, list[Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 from troposphere import GetAtt, Ref, Sub, Template, awslambda, events, iam, logs, sqs
 from troposphere import stepfunctions as sfn
 
+from generator.contracts import contracts
 from generator.errors import SpecError
 from generator.spec import Spec
 from generator.template.iam import (
@@ -29,7 +30,7 @@ from generator.template.iam import (
 from generator.template.inline import HANDLER
 from generator.template.kms import Key
 from generator.template.parameters import Inputs
-from generator.template.storage import BATCHES_PREFIX, INCOMING_PREFIX, Storage
+from generator.template.storage import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PREFIX, Storage
 
 IMAGING_SERVICE = "medical-imaging.amazonaws.com"
 # Values the ASL takes from the stack (DefinitionSubstitutions), besides ${XFunctionArn}.
@@ -165,7 +166,7 @@ def _function_statements(
             allow(["s3:ListBucket"], [GetAtt(dicom, "Arn")]),
             allow(["s3:GetObject"], [arn(dicom, "/*")]),
             allow(["s3:PutObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")]),
-            allow(["s3:DeleteObject"], [arn(dicom, "/open/*")]),
+            allow(["s3:DeleteObject"], [arn(dicom, f"/{OPEN_PREFIX}*")]),
             key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
         ],
     }
@@ -324,7 +325,7 @@ def add_workflow(
     )
     add([n for n in spec.workflow.functions if n not in invoked], state_machine)
     functions = {name: functions[name] for name in spec.workflow.functions}
-    namespace = Sub("StoreSCP/${AWS::StackName}")
+    namespace = Sub(contracts().stack_metrics_namespace)
     _instance_metrics(t, log_groups, namespace)
 
     if "trigger" in functions:

@@ -12,6 +12,7 @@ import shutil
 from typing import Any, Protocol
 
 from scp import ScpError
+from scp.contracts import S3_MULTIPART_THRESHOLD
 
 OWNED_SUBDIR = ".storescp-tmp"  # the only folders the SCP ever empties, inside one the user names
 
@@ -90,7 +91,7 @@ def open_store(
     *,
     endpoint_url: str = "",
     temp_dir: str = "",
-    multipart_threshold: int = 64 * 2**20,
+    multipart_threshold: int = S3_MULTIPART_THRESHOLD,
     port: int = 0,
 ) -> Store:
     """A Store for a folder path or an s3://bucket/prefix URI."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scp.contracts import S3_MULTIPART_THRESHOLD
 from scp.storage import OwnedFolder, StorageError
 
 LOG = logging.getLogger("scp.storage")
@@ -26,7 +27,7 @@ class S3Store:
         *,
         endpoint_url: str = "",
         temp_dir: str = "",
-        multipart_threshold: int = 64 * 2**20,
+        multipart_threshold: int = S3_MULTIPART_THRESHOLD,
         client: Any = None,
         port: int = 0,
     ) -> None:

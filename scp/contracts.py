@@ -1,0 +1,20 @@
+"""What the SCP shares with the import workflow and the template, as config/contracts.json holds
+it (scp/ may not import lambdas/ or generator/; tests/generator/test_contracts.py keeps these
+equal to it)."""
+
+from __future__ import annotations
+
+# Storage layout below the store prefix (S3 bucket or local folder).
+INCOMING_PREFIX = "incoming/"  # incoming/{batchId}/{Study}/{Series}/{SOP}.dcm
+OPEN_PREFIX = "open/"  # open/{batchId}.json, the open-batch marker
+BATCHES_PREFIX = "batches/"  # batches/{batchId}.json, the manifest, written last
+
+METRICS_NAMESPACE = "StoreSCP"
+S3_MULTIPART_THRESHOLD = 64 * 2**20
+
+# DicomImportJobTable: the truth of where an instance is (DESIGN section 9).
+JOB_RECORD, INSTANCE_RECORD_PREFIX = "JOB", "INSTANCE#"
+IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
+SOP_INSTANCE_INDEX = "sopInstanceUID-index"
+STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
+LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins

@@ -1,0 +1,79 @@
+"""config/contracts.json is what scp/, lambdas/ and the template agree on: each side's constants
+equal the file, and the template and the generated pages take theirs from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generator.contracts import CONTRACTS_PATH, contracts
+from lambdas import job_table, layout
+from scp import contracts as scp_contracts
+from scp.settings import Settings
+
+CONTRACT = json.loads(CONTRACTS_PATH.read_text())
+LAYOUT = CONTRACT["storageLayout"]
+TABLE = CONTRACT["jobTable"]
+
+
+@pytest.mark.parametrize("side", [scp_contracts, layout], ids=["scp", "lambdas"])
+def test_storage_layout(side):
+    assert (
+        LAYOUT["incoming"],
+        LAYOUT["open"],
+        LAYOUT["batches"],
+    ) == (side.INCOMING_PREFIX, side.OPEN_PREFIX, side.BATCHES_PREFIX)
+
+
+@pytest.mark.parametrize("side", [scp_contracts, job_table], ids=["scp", "lambdas"])
+def test_job_table(side):
+    record_prefix = getattr(side, "INSTANCE_RECORD_PREFIX", None) or side.INSTANCE_RECORD
+    assert (side.JOB_RECORD, record_prefix) == (TABLE["jobRecord"], TABLE["instanceRecordPrefix"])
+    assert TABLE["instanceStates"] == [side.IMPORTED, side.CONFLICT, side.FAILED]
+    assert TABLE["indexes"]["bySopInstanceUID"]["name"] == side.SOP_INSTANCE_INDEX
+    assert TABLE["indexes"]["byStudyInstanceUID"]["name"] == side.STUDY_INSTANCE_INDEX
+    assert list(side.LATEST_WINS) == TABLE["latestWins"]
+
+
+def test_latest_attempt_wins():
+    items = [
+        {"sopInstanceUID": "1.2", "attempt": 1, "recordedAt": "2026-01-01T00:00:09Z", "s": "a"},
+        {"sopInstanceUID": "1.2", "attempt": 2, "recordedAt": "2026-01-01T00:00:01Z", "s": "b"},
+        {"sopInstanceUID": "1.2", "attempt": 2, "recordedAt": "2026-01-01T00:00:02Z", "s": "c"},
+        {"sopInstanceUID": "1.1", "attempt": 1, "recordedAt": "2026-01-01T00:00:00Z", "s": "d"},
+    ]
+    assert [i["s"] for i in job_table.latest(items)] == ["d", "c"]
+
+
+def test_scp_defaults():
+    defaults = Settings()
+    assert defaults.metrics_namespace == CONTRACT["metrics"]["namespace"]
+    assert defaults.s3_multipart_threshold == CONTRACT["s3MultipartThresholdBytes"]
+    assert CONTRACT["s3MultipartThresholdBytes"] == scp_contracts.S3_MULTIPART_THRESHOLD
+
+
+def test_template_follows_the_contract(template_dict):
+    resources = template_dict["Resources"]
+    table = resources["DicomImportJobTable"]["Properties"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == [
+        TABLE["partitionKey"],
+        TABLE["sortKey"],
+    ]
+    indexes = {i["IndexName"]: i["KeySchema"] for i in table["GlobalSecondaryIndexes"]}
+    for index in TABLE["indexes"].values():
+        keys = [k["AttributeName"] for k in indexes[index["name"]]]
+        assert keys == [index["hash"], *([index["range"]] if "range" in index else [])]
+    text = json.dumps(template_dict)
+    assert f"/{LAYOUT['open']}*" in text
+    env = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"][0]["Environment"]
+    namespace = next(e["Value"] for e in env if e["Name"] == "METRICS_NAMESPACE")
+    assert namespace == {"Fn::Sub": CONTRACT["metrics"]["namespace"] + "/${AWS::StackName}"}
+
+
+def test_one_notice_everywhere():
+    notice = CONTRACT["notMedicalDevice"]
+    assert contracts().not_a_medical_device == notice
+    root = CONTRACTS_PATH.parents[1]
+    for page in ("README.md", "SECURITY.md"):
+        assert notice in " ".join((root / page).read_text().replace(">", " ").split()), page
