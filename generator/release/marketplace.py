@@ -268,6 +268,13 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
     """The listing's usage instructions, from the spec's parameters and outputs."""
     required = [n for n, p in template["Parameters"].items() if "Default" not in p]
     outputs = template["Outputs"]
+    # What the Rules check about the network, in their own words; nothing else is claimed.
+    network_checks = [
+        a["AssertDescription"]
+        for rule in template.get("Rules", {}).values()
+        for a in rule["Assertions"]
+        if "subnet" in a["AssertDescription"].lower()
+    ]
     lines = [
         f"{spec.name} {spec.version}: usage instructions",
         "",
@@ -276,7 +283,9 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
         "Before you launch",
         "- A VPC with two or more private subnets (with a route to a NAT gateway) in different",
         "  Availability Zones; for an internet-facing load balancer, public subnets in the same",
-        "  zones. The stack checks these before it creates anything (CloudFormation Rules).",
+        "  zones. Before it creates anything the stack checks (CloudFormation Rules):",
+        *(f"  * {check}" for check in network_checks),
+        "  It does not count the subnets or check their routes: providing them is yours.",
         "- Permissions to create the stack: attach the policies in deployer-policy-*.json.",
         "- Optional: an ACM certificate for DICOM over TLS (TLSCertificateARN), your own KMS key",
         "  (KmsKeyArn), an existing HealthImaging data store (DatastoreId).",

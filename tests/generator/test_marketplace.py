@@ -126,3 +126,13 @@ def _unwrap_sub(node):
 def test_key_policy_file_is_the_created_keys_policy(files, template):
     created = template["Resources"]["EncryptionKey"]["Properties"]["KeyPolicy"]
     assert json.loads(files["key-policy.json"]) == _unwrap_sub(created)
+
+
+def test_usage_instructions_claim_only_the_checks_the_rules_make(files, template):
+    """The stack checks subnets' VPC and zones (its Rules), not their count or NAT routes."""
+    text = files["usage-instructions.txt"].decode()
+    assert "checks these" not in text
+    messages = {a["AssertDescription"] for r in template["Rules"].values() for a in r["Assertions"]}
+    claimed = [line.removeprefix("  * ") for line in text.splitlines() if line.startswith("  * ")]
+    assert claimed and set(claimed) <= messages
+    assert "It does not count the subnets or check their routes" in text
