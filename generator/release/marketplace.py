@@ -1,5 +1,7 @@
 """What an AWS Marketplace submission needs, generated from the spec and the built template:
-the architecture diagram (Graphviz DOT rendered to SVG and PNG), the IAM policies a deployer
+the architecture picture (the data flow with AWS's icons, generator/release/diagram.py) and,
+beside it for review, the graph of every resource (Graphviz DOT rendered to SVG and PNG), the IAM
+policies a deployer
 needs (from the CloudFormation registry schemas of the template's resource types), the console
 quick-create URL pattern, and the usage instructions text."""
 
@@ -17,7 +19,9 @@ from urllib.parse import quote
 
 import cfnlint
 
+from generator.documents.template_facts import TemplateFacts
 from generator.errors import GeneratorError
+from generator.release import diagram
 from generator.spec import Spec
 from generator.template.kms import key_policy
 
@@ -322,9 +326,10 @@ def files(spec: Spec, template_json: str) -> dict[str, bytes]:
         for i, p in enumerate(deployer_policies(template), start=1)
     }
     return {
-        "architecture.dot": dot.encode(),
-        "architecture.svg": render(dot, "svg"),
-        "architecture.png": render(dot, "png"),
+        "architecture.png": diagram.render_png(spec, TemplateFacts(template)),
+        "resource-graph.dot": dot.encode(),
+        "resource-graph.svg": render(dot, "svg"),
+        "resource-graph.png": render(dot, "png"),
         **policies,
         "key-policy.json": key_policy_json().encode(),
         "quick-create-url.txt": quick_create_url(spec, template).encode(),
