@@ -242,3 +242,27 @@ def test_security_policy_names_the_spec_contact(real_spec, rendered) -> None:
     assert f"<{real_spec.security_contact}>" in text
     assert "this repository" not in text
     assert real_spec.security_contact in rendered["support-policy.md"]
+
+
+# -- cost estimate -----------------------------------------------------------------------------
+def test_every_price_is_aws_own_or_marked_unknown(rendered) -> None:
+    """No third-party page: each URL in the price table is AWS's, and a price not confirmed on
+    AWS's page reads as unknown in the estimate."""
+    import yaml
+
+    from generator.documents import cost
+
+    data = yaml.safe_load(cost.PRICES_PATH.read_text())
+    urls = re.findall(r"https?://[^\s\"']+", cost.PRICES_PATH.read_text())
+    assert urls and all(
+        re.match(r"https://(aws\.amazon\.com|docs\.aws\.amazon\.com)/", u) for u in urls
+    )
+    text = rendered["cost-estimate.md"]
+    for name, entry in data["prices"].items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        if "confirmed" in entry:
+            assert f"read {entry['confirmed']['read']} on {entry['confirmed']['page']}" in row
+        else:
+            assert "**unknown**" in row, name
+    for profile in data["profiles"].values():
+        assert profile["basis"] in text
