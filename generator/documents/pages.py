@@ -86,7 +86,9 @@ def _flat_links(text: str) -> str:
 
 
 def _title(name: str, text: str) -> str:
-    return text.split("\n# ", 1)[1].split("\n", 1)[0] if "\n# " in text else name
+    """The page's first level-1 heading, else its file name."""
+    heading = next((line for line in text.splitlines() if line.startswith("# ")), None)
+    return heading[2:] if heading else name
 
 
 def index(spec: Spec, pages: dict[str, str]) -> str:

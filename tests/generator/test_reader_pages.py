@@ -81,6 +81,7 @@ def test_the_index_lists_every_page(bundled) -> None:
     pages = {n.removeprefix("docs/") for n in bundled if n.endswith(".html")} - {"index.html"}
     assert set(index.hrefs) == pages
     assert {"troubleshooting.html", "deployment-guide.html", "CHANGELOG.html"} <= pages
+    assert ">Changelog: StoreSCP for AWS HealthImaging</a>" in bundled["docs/index.html"].decode()
 
 
 def test_bundled_markdown_links_stay_in_one_folder(bundled) -> None:
