@@ -712,7 +712,7 @@ def support_policy(spec: Spec) -> str:
             "",
             "## How to get help",
             "",
-            f"- E-mail <{spec.security_contact}>, or use the seller contact on the product's "
+            f"- E-mail <{spec.seller_contact}>, or use the seller contact on the product's "
             "AWS Marketplace listing. Include the "
             "stack name, the release, the region, and the SCP log lines around the problem "
             "(they carry no PHI). Never send images or PHI.",

@@ -9,7 +9,7 @@ from generator.spec import Spec
 
 def security_policy(spec: Spec) -> str:
     """SECURITY.md (the repository's root; docs/SECURITY.md in the bundle)."""
-    contact = spec.security_contact
+    contact = spec.seller_contact
     return "\n".join(
         [
             header("generator/documents/security.py", "config/product.yaml (product:)"),

@@ -240,9 +240,9 @@ def test_access_logs_are_said_to_need_a_tls_listener(real_spec, template_dict) -
 
 def test_security_policy_names_the_spec_contact(real_spec, rendered) -> None:
     text = rendered["SECURITY.md"]
-    assert f"<{real_spec.security_contact}>" in text
+    assert f"<{real_spec.seller_contact}>" in text
     assert "this repository" not in text
-    assert real_spec.security_contact in rendered["support-policy.md"]
+    assert real_spec.seller_contact in rendered["support-policy.md"]
 
 
 # -- cost estimate -----------------------------------------------------------------------------
@@ -267,3 +267,15 @@ def test_every_price_is_aws_own_or_marked_unknown(rendered) -> None:
             assert "**unknown**" in row, name
     for profile in data["profiles"].values():
         assert profile["basis"] in text
+
+
+def test_the_template_names_no_host_but_aws(template_dict) -> None:
+    """What the security page says: the stack calls no endpoint of the seller. Every host name
+    in the template (URLs, the image's registry) is AWS's."""
+    text = json.dumps(template_dict)
+    # Host names, not the domain of an example e-mail address in a constraint's description.
+    host = r"(?<![@A-Za-z0-9.${}:-])((?:[A-Za-z0-9${}:-]+\.)+(?:com|net|org|io|dev))\b"
+    hosts = set(re.findall(host, text))
+    assert hosts, "no host found: the pattern no longer matches the template"
+    for host in hosts:
+        assert host.endswith(("amazonaws.com", "amazon.com", "${AWS::URLSuffix}")), host
