@@ -62,9 +62,9 @@ def leaving_the_account(spec: Spec, template: TemplateFacts) -> list[str]:
         "## What leaves your account",
         "",
         "- **Nothing goes to the seller**: no image, no DICOM attribute, no log line, no "
-        "metric, no telemetry. The stack calls no endpoint of the seller; every call it "
-        "makes goes to an AWS service in your account's Region "
-        "([network-flows.md](network-flows.md) lists each).",
+        "metric, no telemetry. The stack calls no endpoint of the seller: every call it "
+        "makes goes to an AWS service endpoint ([network-flows.md](network-flows.md) lists "
+        "each), and the template names no other host.",
         f"- Each task pulls the SCP image `{template.describe(container['Image'])}` from the "
         "AWS Marketplace registry (a download; AWS runs the registry).",
         f"- {metered}",
