@@ -61,7 +61,7 @@ snapshot: deps ## Regenerate the template snapshot (tests/generator/snapshots) a
 	$(PY) -m generator.release.snapshot
 	$(PY) -m scp.settings
 
-docs: deps ## Regenerate docs/ (Conformance Statement, security pages, runbook, cost estimate)
+docs: deps ## Regenerate docs/ (deployment guide, troubleshooting, Conformance Statement, security pages, runbook, cost estimate) and SECURITY.md
 	$(PY) -m generator.documents
 
 run: deps ## Run the SCP on this machine (folder store ./received, port 11112)

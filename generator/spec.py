@@ -192,6 +192,7 @@ class Spec:
     name: str = field(init=False)
     version: str = field(init=False)
     description: str = field(init=False)
+    seller_contact: str = field(init=False)
     image: Image = field(init=False)
     marketplace: Marketplace = field(init=False)
     parameter_groups: tuple[str, ...] = field(init=False)
@@ -209,6 +210,7 @@ class Spec:
             "name": d["product"]["name"],
             "version": d["product"]["version"],
             "description": d["product"]["description"],
+            "seller_contact": d["product"]["sellerContact"],
             "image": Image(**d["image"]),
             "marketplace": Marketplace(
                 d["marketplace"]["registerUsage"], d["marketplace"].get("productCode", "")

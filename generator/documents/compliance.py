@@ -12,12 +12,16 @@ from typing import Any
 from generator.contracts import contracts
 from generator.documents.conformance import ELB_POLICIES, listener_protocols, listener_summary
 from generator.documents.markdown import header, table
+from generator.documents.outbound import flow_logs, leaving_the_account
 from generator.documents.template_facts import Resource, TemplateFacts, references
 from generator.spec import Spec
 
 SOURCES = "the CloudFormation template and config/product.yaml"
 FARGATE_STORAGE_PAGE = (
     "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-storage.html"
+)
+NLB_ACCESS_LOGS_PAGE = (
+    "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-access-logs.html"
 )
 HEALTHIMAGING_ENCRYPTION_PAGE = (
     "https://docs.aws.amazon.com/healthimaging/latest/devguide/data-encryption.html"
@@ -90,7 +94,10 @@ def _protocol_words(template: TemplateFacts, node: Any) -> str:
         return words.get(node, node)
     if isinstance(node, dict) and "Fn::If" in node:
         name, yes, no = node["Fn::If"]
-        return f"{_protocol_words(template, yes)} when {name}, else {_protocol_words(template, no)}"
+        return (
+            f"{_protocol_words(template, yes)} when {template.when(name)}, "
+            f"else {_protocol_words(template, no)}"
+        )
     return template.describe(node)
 
 
@@ -148,7 +155,7 @@ def security_group_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
         application, encryption = _encryption(template, rule, to_nlb)
         allowed = f"`{group}` {'ingress' if direction == 'in' else 'egress'}"
         if condition:
-            allowed += f" (only when {condition})"
+            allowed += f" (only when {template.when(condition)})"
         rows.append(
             (
                 source,
@@ -163,19 +170,19 @@ def security_group_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
     return rows
 
 
-def _principal_services(document: dict[str, Any]) -> list[str]:
+def _principal_services(template: TemplateFacts, document: dict[str, Any]) -> list[str]:
     services = []
     for statement in document.get("Statement", []):
         service = statement.get("Principal", {})
         service = service.get("Service") if isinstance(service, dict) else None
         services += service if isinstance(service, list) else [service] if service else []
-    return [_principal_text(s) for s in services]
+    return [_principal_text(template, s) for s in services]
 
 
-def _principal_text(service: Any) -> str:
-    """A service principal as text: 'logs.${AWS::Region}.amazonaws.com' for an Fn::Sub."""
+def _principal_text(template: TemplateFacts, service: Any) -> str:
+    """A service principal as text: 'logs.<region>.amazonaws.com' for an Fn::Sub."""
     if isinstance(service, dict) and isinstance(service.get("Fn::Sub"), str):
-        return service["Fn::Sub"]
+        return template.sub(service["Fn::Sub"])
     return service if isinstance(service, str) else json.dumps(service)
 
 
@@ -194,7 +201,7 @@ def service_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
     services (from resource policies); all HTTPS."""
     rows = []
     for role in template.resources("AWS::IAM::Role"):
-        callers = _principal_services(role.properties["AssumeRolePolicyDocument"])
+        callers = _principal_services(template, role.properties["AssumeRolePolicyDocument"])
         apis = set()
         for policy in role.properties.get("Policies", []):
             apis |= _actions(policy["PolicyDocument"])
@@ -213,7 +220,7 @@ def service_flows(template: TemplateFacts) -> list[tuple[object, ...]]:
     for kind, key in RESOURCE_POLICIES.items():
         for policy in template.resources(kind):
             for statement in policy.properties[key].get("Statement", []):
-                services = _principal_services({"Statement": [statement]})
+                services = _principal_services(template, {"Statement": [statement]})
                 if statement.get("Effect") == "Allow" and services:
                     target = ", ".join(f"`{r}`" for r in _targets(policy))
                     actions = statement["Action"]
@@ -262,7 +269,7 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
     endpoints = [
         f"`{e.logical_id}` ({template.describe(e.properties.get('ServiceName'))}, "
         f"{e.properties.get('VpcEndpointType', 'Gateway')})"
-        + (f", only when {e.condition}" if e.condition else "")
+        + (f", only when {template.when(e.condition)}" if e.condition else "")
         for e in template.resources("AWS::EC2::VPCEndpoint")
     ]
     lbs = [
@@ -302,7 +309,8 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         "",
         "Every call to an AWS API goes to the service's regional HTTPS endpoint (TLS); the "
         "buckets and the import queue deny any request that is not over TLS "
-        "(`aws:SecureTransport`, see data-protection.md). From the private subnets these calls "
+        "(`aws:SecureTransport`, see [data-protection.md](data-protection.md)). From the private "
+        "subnets these calls "
         "leave through your NAT gateway"
         + (f", except S3 traffic through {', '.join(endpoints)}" if endpoints else "")
         + ".",
@@ -395,6 +403,17 @@ def _deletion(resource: Resource) -> str:
     }.get(resource.deletion_policy or "", "deleted with the stack")
 
 
+def _log_group_name(template: TemplateFacts, group: Resource) -> str:
+    """The name an operator finds a log group by: its LogGroupName, else the stack output that
+    gives it, else (a name CloudFormation generates) the logical ID it starts with."""
+    if "LogGroupName" in group.properties:
+        return template.describe(group.properties["LogGroupName"])
+    output = template.output_for(group.logical_id)
+    if output:
+        return f"(stack output `{output}`)"
+    return f"`<stack-name>-{group.logical_id}-<suffix>`"
+
+
 def _kms(template: TemplateFacts, key: Any, default: str) -> str:
     return f"KMS key {template.describe(key)}" if key else default
 
@@ -453,7 +472,7 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
         p = group.properties
         rows.append(
             (
-                f"CloudWatch Logs `{group.logical_id}`",
+                f"CloudWatch Logs {_log_group_name(template, group)}",
                 _kms(template, p.get("KmsKeyId"), "CloudWatch Logs service encryption"),
                 "TLS (AWS API)",
                 f"{template.describe(p['RetentionInDays'])} days"
@@ -468,7 +487,7 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
         rows.append(
             (
                 f"HealthImaging data store `{store.logical_id}`"
-                + (f" (only when {store.condition})" if store.condition else ""),
+                + (f" (only when {template.when(store.condition)})" if store.condition else ""),
                 _kms(
                     template,
                     key,
@@ -484,7 +503,7 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
         rows.append(
             (
                 f"KMS key `{key.logical_id}`"
-                + (f" (only when {key.condition})" if key.condition else ""),
+                + (f" (only when {template.when(key.condition)})" if key.condition else ""),
                 "FIPS-validated HSMs (AWS KMS)",
                 "TLS (AWS API)",
                 f"deletion waits {key.properties.get('PendingWindowInDays', 30)} days",
@@ -520,9 +539,11 @@ def data_protection(spec: Spec, template: TemplateFacts) -> str:
             + ("read-only." if container.get("ReadonlyRootFilesystem") else "writable."),
             "- Nothing is acknowledged before it is durably in the DICOM bucket; an instance is "
             "never changed (no transcoding, no attribute coercion).",
-            "- DICOM in transit: see network-flows.md (TLS at the load balancer when "
+            "- DICOM in transit: see [network-flows.md](network-flows.md) (TLS at the load "
+            "balancer when "
             "`TLSCertificateARN` is set; TCP otherwise).",
             "",
+            *access_logs(template),
             "## PHI in logs and metrics",
             "",
             "The SCP and the workflow log UIDs, AE titles, addresses, sizes, statuses and "
@@ -531,6 +552,43 @@ def data_protection(spec: Spec, template: TemplateFacts) -> str:
             "",
         ]
     )
+
+
+def access_logs(template: TemplateFacts) -> list[str]:
+    """What the load balancer's access logs hold. Elastic Load Balancing guide, "Access logs for
+    your Network Load Balancer": they are created only if the load balancer has a TLS listener,
+    and hold information about TLS requests only."""
+    lines = []
+    for lb in template.resources("AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        attributes = {a["Key"]: a["Value"] for a in lb.properties.get("LoadBalancerAttributes", [])}
+        if str(attributes.get("access_logs.s3.enabled")).lower() != "true":
+            continue
+        listeners = [
+            lst
+            for lst in template.resources("AWS::ElasticLoadBalancingV2::Listener")
+            if lst.properties.get("Protocol") == "TLS"
+        ]
+        when = [template.when(lst.condition) for lst in listeners if lst.condition]
+        tls = (
+            f"only when it has a TLS listener (here: when {' or '.join(when)})"
+            if when
+            else "only for its TLS listener"
+            if listeners
+            else "never: it has no TLS listener"
+        )
+        lines += [
+            "## Load balancer access logs",
+            "",
+            f"`{lb.logical_id}` writes access logs to "
+            f"{template.describe(attributes.get('access_logs.s3.bucket'))} (prefix "
+            f"`{attributes.get('access_logs.s3.prefix', '')}`), but Elastic Load Balancing "
+            f"writes them {tls}, and they describe TLS connections only ([access logs for "
+            f"your Network Load Balancer]({NLB_ACCESS_LOGS_PAGE})). With a TCP listener there "
+            "are none: VPC Flow Logs are then the record of who connected "
+            "([shared-responsibility.md](shared-responsibility.md)).",
+            "",
+        ]
+    return lines
 
 
 # -- shared responsibility -------------------------------------------------------------------
@@ -554,9 +612,11 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
     ]
     stack = [
         f"Encrypts the stores it creates at rest ({encrypted} of {len(stores)} stores; see "
-        "data-protection.md) and denies non-TLS requests to its buckets and queue.",
+        "[data-protection.md](data-protection.md)) and denies non-TLS requests to its buckets "
+        "and queue.",
         f"Offers DICOM over {protocols} at the load balancer (`{policy}`) when you give a "
-        "certificate, and admits only the address ranges you name (network-flows.md).",
+        "certificate, and admits only the address ranges you name "
+        "([network-flows.md](network-flows.md)).",
         f"Runs the SCP in {template.describe(network['Subnets'])}, public IP "
         f"{template.describe(network.get('AssignPublicIp', 'DISABLED')).lower()}, root "
         f"filesystem {'read-only' if container.get('ReadonlyRootFilesystem') else 'writable'}, "
@@ -565,8 +625,9 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
         "the resources it uses except for actions AWS offers no resource-level permission for "
         "(each such case is commented in the generator).",
         "Acknowledges an instance only after it is durably in the DICOM bucket, and never "
-        "changes it (retention of each store: data-protection.md).",
-        f"Creates {alarms} CloudWatch alarms (runbook.md) and {dashboards} dashboard(s); keeps "
+        "changes it (retention of each store: [data-protection.md](data-protection.md)).",
+        f"Creates {alarms} CloudWatch alarms ([runbook.md](runbook.md)) and {dashboards} "
+        f"dashboard(s); keeps "
         "PHI out of logs.",
         "Keeps these resources when the stack is deleted: " + (", ".join(retained) or "none") + ".",
     ]
@@ -590,7 +651,9 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
         "Decide retention and deletion of images under your legal duties; delete retained "
         "resources yourself when you leave.",
         "Configure modalities (AE titles, port) and verify images arrive in HealthImaging.",
-        "Keep the stack up to date with the product's releases (support-policy.md).",
+        "Keep the stack up to date with the product's releases "
+        "([support-policy.md](support-policy.md)).",
+        flow_logs(),
     ]
     aws = [
         "Security of the cloud: data centres, hardware, the managed services' software "
@@ -619,6 +682,7 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
             "",
             *(f"- {line}" for line in hospital),
             "",
+            *leaving_the_account(spec, template),
         ]
     )
 
@@ -639,14 +703,16 @@ def support_policy(spec: Spec) -> str:
             "- Deployment in us-east-1 with the template as shipped, unmodified, with parameters "
             "within their documented constraints.",
             "- Modalities and PACS that conform to DICOM as the Conformance Statement "
-            "(conformance-statement.md) describes.",
+            "([conformance-statement.md](conformance-statement.md)) describes.",
             "",
             "## How to get help",
             "",
-            "- Use the seller contact on the product's AWS Marketplace listing. Include the "
+            f"- E-mail <{spec.seller_contact}>, or use the seller contact on the product's "
+            "AWS Marketplace listing. Include the "
             "stack name, the release, the region, and the SCP log lines around the problem "
             "(they carry no PHI). Never send images or PHI.",
-            "- Security vulnerabilities: see SECURITY.md (a private channel, with response times).",
+            "- Security vulnerabilities: see [SECURITY.md](../SECURITY.md) (a private channel, "
+            "with response times).",
             "",
             "## Response targets (business days)",
             "",

@@ -207,11 +207,12 @@ def listener_protocols(
     listeners: list[Resource],
     words: Callable[[Any], str] | None = None,
 ) -> str:
-    """'TLS when HasTls, TCP when NoTls' (or the one protocol of an unconditional listener);
-    `words` renders a protocol (default: as the template says it)."""
+    """'TLS when `TLSCertificateARN` is set, TCP when it is empty' (or the one protocol of an
+    unconditional listener); `words` renders a protocol (default: as the template says it)."""
     words = words or template.describe
     return ", ".join(
-        words(lst.properties["Protocol"]) + (f" when {lst.condition}" if lst.condition else "")
+        words(lst.properties["Protocol"])
+        + (f" when {template.when(lst.condition)}" if lst.condition else "")
         for lst in listeners
     )
 
@@ -391,7 +392,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "TCP/IP (DICOM PS3.8), IPv4. Modalities connect to the Network Load Balancer's DNS name "
         "(stack output `NetworkLoadBalancerDNS`) on the DICOM port (output `DICOMPort`). "
         "Which clients may connect is decided by the load balancer's security group: the "
-        "`VpcCIDR` and `PeerCIDR1`-`PeerCIDR3` ranges (see network-flows.md).",
+        "`VpcCIDR` and `PeerCIDR1`-`PeerCIDR3` ranges (see [network-flows.md](network-flows.md)).",
         "",
         f"Load balancer listener: protocol {protocol}, port {port}.",
         "",
@@ -437,7 +438,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "security group admits only the configured address ranges.",
         "- Audit: one JSON log line per association and per refused instance in CloudWatch "
         "Logs; no PHI.",
-        "- At rest: see data-protection.md.",
+        "- At rest: see [data-protection.md](data-protection.md).",
         "",
         "## Annex: IOD contents",
         "",

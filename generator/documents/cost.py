@@ -346,8 +346,9 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
         ),
         f"# Monthly cost estimate: {spec.name} {spec.version}",
         "",
-        f"{inputs.prices['region']}, on-demand prices read {inputs.prices['read']} "
-        "(config/prices-us-east-1.yaml names each price's AWS pricing page), without free tiers, "
+        f"{inputs.prices['region']}, on-demand prices as of {inputs.prices['read']} "
+        "(config/prices-us-east-1.yaml names each price's AWS pricing page; the prices not "
+        "confirmed on it are marked unknown at the end), without free tiers, "
         "savings plans or taxes, and without the product's own AWS Marketplace software charge "
         "(shown on the listing). Computed from what the template deploys with its defaults "
         f"({stack.tasks} task(s) of {stack.default_size.label}, {stack.load_balancers} Network "
@@ -366,7 +367,7 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
             ("Profile", "Images a month", "Busiest hour", "Needs", "Cheapest size that serves it"),
             [
                 (
-                    f"**{name}**: {prof['label']}",
+                    f"**{name}**: {prof['label']}. {prof['basis']}",
                     f"{prof['imagesPerMonth']:,} x {prof['mibPerImage']:g} MiB",
                     f"{prof['peakHourImages']:,} images in {prof['receiveMinutes']:g} min",
                     f"{required_rate(stack, prof)[0]:.1f} MB/s",
@@ -444,24 +445,34 @@ def render(spec: Spec, template: TemplateFacts, inputs: Inputs | None = None) ->
                 overview_rows(*small_lines),
             ),
         ]
+    prices = inputs.prices["prices"]
+    unknown = [n for n, e in prices.items() if "confirmed" not in e]
     out += [
         "## Prices used",
         "",
+        f"{len(prices) - len(unknown)} of {len(prices)} prices were read on AWS's own pages "
+        "(the page, the date and its words below). The others are **unknown**: AWS's pricing "
+        "pages fill their price tables by script and no readable copy was at hand, so the "
+        "figure used is a placeholder to be checked on the named page before anyone relies on "
+        "the lines that use it. No figure comes from anyone but AWS.",
+        "",
         *table(
-            ("Price", "USD", "Unit", "Source", "Number read in"),
+            ("Price", "USD", "Unit", "AWS pricing page", "Confirmed on AWS's page"),
             [
-                (
-                    name,
-                    f"{entry['usd']:g}",
-                    entry["unit"],
-                    entry["source"],
-                    entry.get("seenIn", "not in a stored copy here: check the source"),
-                )
-                for name, entry in inputs.prices["prices"].items()
+                (name, f"{entry['usd']:g}", entry["unit"], entry["source"], _confirmed(entry))
+                for name, entry in prices.items()
             ],
         ),
     ]
     return "\n".join(out)
+
+
+def _confirmed(entry: dict[str, Any]) -> str:
+    """Where an AWS page shows the price, or that it is unknown."""
+    seen = entry.get("confirmed")
+    if not seen:
+        return "**unknown**: not confirmed on AWS's page; check it"
+    return f'read {seen["read"]} on {seen["page"]}: "{seen["says"]}"'
 
 
 def _small_money(usd: float) -> str:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import markdown as _markdown
+
+# A relative link to another page: `runbook.md`, `runbook.md#x` (not http:, mailto:, #x).
+_PAGE_LINK = re.compile(r'href="(?![a-z]+:)([^"#]+)\.md(#[^"]*)?"')
 
 
 def header(module: str, sources: str) -> str:
@@ -24,8 +29,11 @@ def money(usd: float) -> str:
 
 
 def to_html(title: str, text: str) -> str:
-    """A standalone HTML page of a Markdown document (Python-Markdown with tables)."""
-    body = _markdown.markdown(text, extensions=["tables", "fenced_code"])
+    """A standalone HTML page of a Markdown document (Python-Markdown with tables): each heading
+    gets the id its `#anchor` links use (the toc extension's slug: `## DeadLetterQueueAlarm` ->
+    `id="deadletterqueuealarm"`), and links to other pages' `.md` go to their `.html`."""
+    body = _markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
+    body = _PAGE_LINK.sub(r'href="\1.html\2"', body)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{title}</title>\n<style>body{{font-family:sans-serif;max-width:60em;margin:auto;"

@@ -49,12 +49,17 @@ def _metric(template: TemplateFacts, props: dict[str, Any]) -> str:
 
 
 def _statistic(template: TemplateFacts, statistic: str, metric: dict[str, Any], period: Any) -> str:
-    """'Sum of AWS/SQS NumberOfMessages (QueueName = `X`) per 300 s'."""
+    """'Sum of AWS/SQS NumberOfMessages (QueueName = `X`) per 300 s'; a namespace given as
+    Fn::Sub reads as the stack fills it in ('`StoreSCP/<stack-name>`')."""
     dimensions = ", ".join(
         f"{d['Name']} = {template.describe(d['Value'])}" for d in metric.get("Dimensions", [])
     )
+    namespace = metric["Namespace"]
+    namespace = namespace if isinstance(namespace, str) else template.describe(namespace)
     return (
-        f"{statistic} of {metric['Namespace']} {metric['MetricName']} ({dimensions}) per {period} s"
+        f"{statistic} of {namespace} {metric['MetricName']}"
+        + (f" ({dimensions})" if dimensions else "")
+        + f" per {period} s"
     )
 
 
@@ -89,7 +94,9 @@ def render(spec: Spec, template: TemplateFacts) -> str:
     for alarm in alarms:
         props = alarm.properties
         entry = spec.runbook[alarm.logical_id]
-        condition = f" Exists only when {alarm.condition}." if alarm.condition else ""
+        condition = (
+            f" Exists only when {template.when(alarm.condition)}." if alarm.condition else ""
+        )
         out += [
             f"## {alarm.logical_id}",
             "",

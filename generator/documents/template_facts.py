@@ -15,6 +15,16 @@ from typing import Any
 from troposphere import Template
 
 NO_VALUE = object()
+# Pseudo parameters as a reader fills them in (CloudFormation user guide, "Pseudo parameters
+# reference"): the partition and URL suffix of the commercial Regions, the others as placeholders.
+PSEUDO_PARAMETERS = {
+    "AWS::Region": "<region>",
+    "AWS::AccountId": "<account-id>",
+    "AWS::StackName": "<stack-name>",
+    "AWS::StackId": "<stack-id>",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,13 @@ class TemplateFacts:
         (container,) = task.properties["ContainerDefinitions"]
         return container
 
+    def output_for(self, logical_id: str) -> str | None:
+        """The name of the first output whose value is a Ref to logical_id, if any."""
+        for name, output in self.data.get("Outputs", {}).items():
+            if output.get("Value") == {"Ref": logical_id}:
+                return str(name)
+        return None
+
     def deployed(self, *types: str) -> list[Resource]:
         """Resources a stack with default parameters creates."""
         return [r for r in self.resources(*types) if r.condition is None or self.holds(r.condition)]
@@ -116,6 +133,33 @@ class TemplateFacts:
         return float(self.resolve(node))
 
     # -- values in words -------------------------------------------------------------------
+    def when(self, condition: str) -> str:
+        """A condition as the parameters that decide it: '`TLSCertificateARN` is set'."""
+        return self.condition_words(self.conditions[condition])
+
+    def condition_words(self, node: Any) -> str:
+        ((key, arg),) = node.items()
+        if key == "Condition":
+            return self.when(arg)
+        if key in ("Fn::And", "Fn::Or"):
+            joined = " and " if key == "Fn::And" else " or "
+            return joined.join(self.condition_words(a) for a in arg)
+        negated = key == "Fn::Not"
+        if negated:
+            ((key, arg),) = arg[0].items()
+        if key == "Fn::Equals" and isinstance(arg[0], dict) and set(arg[0]) == {"Ref"}:
+            name, value = arg[0]["Ref"], arg[1]
+            if value == "":
+                return f"`{name}` is {'set' if negated else 'empty'}"
+            return f"`{name}` is {'not ' if negated else ''}`{value}`"
+        raise ValueError(f"no words for the condition {json.dumps(node)}")
+
+    def sub(self, text: str) -> str:
+        """An Fn::Sub string with its pseudo parameters filled in as a reader would."""
+        for name, value in PSEUDO_PARAMETERS.items():
+            text = text.replace(f"${{{name}}}", value)
+        return text
+
     def describe(self, node: Any) -> str:
         """An intrinsic as a reader should see it: parameters by name and default."""
         if isinstance(node, list):
@@ -126,6 +170,8 @@ class TemplateFacts:
         if key == "Ref":
             if arg == "AWS::NoValue":
                 return "none"
+            if arg in PSEUDO_PARAMETERS:
+                return f"`{PSEUDO_PARAMETERS[arg]}`"
             if arg not in self.parameters:
                 return f"`{arg}`"
             default = self.default(arg)
@@ -136,10 +182,10 @@ class TemplateFacts:
             name, when_true, when_false = arg
             yes, no = self.describe(when_true), self.describe(when_false)
             if isinstance(when_false, dict) and when_false == {"Ref": "AWS::NoValue"}:
-                return f"{yes} (when {name})"
-            return f"{yes} when {name}, else {no}"
+                return f"{yes} (when {self.when(name)})"
+            return f"{yes} when {self.when(name)}, else {no}"
         if key == "Fn::GetAtt":
             return f"`{arg[0]}.{arg[1]}`"
         if key == "Fn::Sub":
-            return f"`{arg if isinstance(arg, str) else arg[0]}`"
+            return f"`{self.sub(arg if isinstance(arg, str) else arg[0])}`"
         return f"`{json.dumps(node)}`"

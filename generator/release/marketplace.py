@@ -1,5 +1,7 @@
 """What an AWS Marketplace submission needs, generated from the spec and the built template:
-the architecture diagram (Graphviz DOT rendered to SVG and PNG), the IAM policies a deployer
+the architecture picture (the data flow with AWS's icons, generator/release/diagram.py) and,
+beside it for review, the graph of every resource (Graphviz DOT rendered to SVG and PNG), the IAM
+policies a deployer
 needs (from the CloudFormation registry schemas of the template's resource types), the console
 quick-create URL pattern, and the usage instructions text."""
 
@@ -18,7 +20,9 @@ from urllib.parse import quote
 import cfnlint
 
 from generator.contracts import contracts
+from generator.documents.template_facts import TemplateFacts
 from generator.errors import GeneratorError
+from generator.release import diagram
 from generator.spec import Spec
 from generator.template.kms import key_policy
 
@@ -264,6 +268,13 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
     """The listing's usage instructions, from the spec's parameters and outputs."""
     required = [n for n, p in template["Parameters"].items() if "Default" not in p]
     outputs = template["Outputs"]
+    # What the Rules check about the network, in their own words; nothing else is claimed.
+    network_checks = [
+        a["AssertDescription"]
+        for rule in template.get("Rules", {}).values()
+        for a in rule["Assertions"]
+        if "subnet" in a["AssertDescription"].lower()
+    ]
     lines = [
         f"{spec.name} {spec.version}: usage instructions",
         "",
@@ -272,7 +283,9 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
         "Before you launch",
         "- A VPC with two or more private subnets (with a route to a NAT gateway) in different",
         "  Availability Zones; for an internet-facing load balancer, public subnets in the same",
-        "  zones. The stack checks these before it creates anything (CloudFormation Rules).",
+        "  zones. Before it creates anything the stack checks (CloudFormation Rules):",
+        *(f"  * {check}" for check in network_checks),
+        "  It does not count the subnets or check their routes: providing them is yours.",
         "- Permissions to create the stack: attach the policies in deployer-policy-*.json.",
         "- Optional: an ACM certificate for DICOM over TLS (TLSCertificateARN), your own KMS key",
         "  (KmsKeyArn), an existing HealthImaging data store (DatastoreId).",
@@ -309,9 +322,10 @@ def files(spec: Spec, template_json: str) -> dict[str, bytes]:
         for i, p in enumerate(deployer_policies(template), start=1)
     }
     return {
-        "architecture.dot": dot.encode(),
-        "architecture.svg": render(dot, "svg"),
-        "architecture.png": render(dot, "png"),
+        "architecture.png": diagram.render_png(spec, TemplateFacts(template)),
+        "resource-graph.dot": dot.encode(),
+        "resource-graph.svg": render(dot, "svg"),
+        "resource-graph.png": render(dot, "png"),
         **policies,
         "key-policy.json": key_policy_json().encode(),
         "quick-create-url.txt": quick_create_url(spec, template).encode(),

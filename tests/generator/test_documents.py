@@ -61,7 +61,9 @@ def test_bundle_has_markdown_html_and_security(real_spec: Spec) -> None:
         assert f"docs/{name}" in files
     html = files["docs/conformance-statement.html"].decode()
     assert "<table>" in html and "<code>1.2.840.10008.5.1.4.1.1.2</code>" in html
-    assert files["docs/SECURITY.md"] == (ROOT / "SECURITY.md").read_bytes()
+    security = (ROOT / "SECURITY.md").read_text().replace("](docs/", "](")
+    assert files["docs/SECURITY.md"].decode() == security
+    assert files["docs/CHANGELOG.md"] == (ROOT / "CHANGELOG.md").read_bytes()
 
 
 def test_readme_and_statement_say_not_a_medical_device(real_spec: Spec) -> None:
@@ -110,7 +112,10 @@ def test_dicom_to_the_load_balancer_is_tls_only_with_a_certificate(
     real_spec, template_dict
 ) -> None:
     text = compliance.network_flows(real_spec, TemplateFacts(template_dict))
-    assert "| DICOM | none (TCP) when NoTLSCertificate, TLS when HasTLSCertificate |" in text
+    assert (
+        "| DICOM | none (TCP) when `TLSCertificateARN` is empty, TLS when `TLSCertificateARN` is "
+        "set |" in text
+    )
 
 
 def test_data_protection_reads_each_store(real_spec, template_dict) -> None:

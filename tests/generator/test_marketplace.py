@@ -32,9 +32,10 @@ def _create_permissions(resource_type: str) -> set[str]:
 
 def test_the_bundle_has_every_marketplace_file(files):
     assert set(files) == {
-        "architecture.dot",
-        "architecture.svg",
         "architecture.png",
+        "resource-graph.dot",
+        "resource-graph.svg",
+        "resource-graph.png",
         "deployer-policy-1.json",
         "deployer-policy-2.json",
         "deployer-policy-3.json",
@@ -67,7 +68,7 @@ def test_a_resource_type_without_a_schema_is_refused():
 
 
 def test_architecture_diagram_draws_the_template(files, template):
-    dot = files["architecture.dot"].decode()
+    dot = files["resource-graph.dot"].decode()
     for name, r in template["Resources"].items():
         if r["Type"] in marketplace.GROUPED or r["Type"] in marketplace.HIDDEN:
             continue
@@ -76,9 +77,9 @@ def test_architecture_diagram_draws_the_template(files, template):
     assert f"Alarms ({alarms})" in dot
     assert "n_Service -> n_TargetGroup;" in dot  # a reference (LoadBalancers) becomes an edge
     assert 'TlsListener\\nAWS::ElasticLoadBalancingV2::Listener\\nif HasTLSCertificate"' in dot
-    svg = ET.fromstring(files["architecture.svg"])
+    svg = ET.fromstring(files["resource-graph.svg"])
     assert svg.tag.endswith("svg")
-    assert files["architecture.png"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert files["resource-graph.png"].startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_quick_create_url_prefills_the_defaults_only(files, template, spec):
@@ -126,3 +127,30 @@ def _unwrap_sub(node):
 def test_key_policy_file_is_the_created_keys_policy(files, template):
     created = template["Resources"]["EncryptionKey"]["Properties"]["KeyPolicy"]
     assert json.loads(files["key-policy.json"]) == _unwrap_sub(created)
+
+
+def test_usage_instructions_claim_only_the_checks_the_rules_make(files, template):
+    """The stack checks subnets' VPC and zones (its Rules), not their count or NAT routes."""
+    text = files["usage-instructions.txt"].decode()
+    assert "checks these" not in text
+    messages = {a["AssertDescription"] for r in template["Rules"].values() for a in r["Assertions"]}
+    claimed = [line.removeprefix("  * ") for line in text.splitlines() if line.startswith("  * ")]
+    assert claimed and set(claimed) <= messages
+    assert "It does not count the subnets or check their routes" in text
+
+
+def test_architecture_picture_draws_the_data_flow_from_the_template(files, template):
+    """The picture (AWS icons, through `diagrams`) is a PNG; its arrows are references the
+    template makes, and one the template stops making stops the release."""
+    from generator.documents.template_facts import TemplateFacts
+    from generator.release import diagram
+
+    png = files["architecture.png"]
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 50_000
+    arrows = [(f.source, f.target) for f in diagram.flows(TemplateFacts(template))]
+    assert arrows[0] == ("modality", "NetworkLoadBalancer")
+    assert ("DicomBucket", "ImportQueue") in arrows and arrows[-1][1] == "DicomImportJobTable"
+    broken = json.loads(json.dumps(template))
+    del broken["Resources"]["DicomBucket"]["Properties"]["NotificationConfiguration"]
+    with pytest.raises(GeneratorError, match=r"DicomBucket\.NotificationConfiguration no longer"):
+        diagram.flows(TemplateFacts(broken))
