@@ -9,6 +9,7 @@ from troposphere import Equals, If, Not, Or, Parameter, Ref, Template
 
 from generator.errors import SpecError
 from generator.spec import Spec
+from generator.template.fargate_sizes import TASK_MEMORY_MIB, describe
 
 INTERNAL = "internal"
 INTERNET_FACING = "internet-facing"
@@ -250,16 +251,30 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
             ],
         },
     )
-    for cpu, size in spec.resources.fargate_sizes.items():
+    _add_fargate_size_rules(t, spec, p)
+
+
+def _add_fargate_size_rules(t: Template, spec: Spec, p: Parameters) -> None:
+    """One Rule per TaskCPU value: TaskMemoryLimit must be a memory AWS's table pairs with it
+    (generator.template.fargate_sizes). A CPU value the table lacks fails the build."""
+    cpu_values = spec.parameter(p.TaskCPU.title).properties["AllowedValues"]
+    unknown = [c for c in cpu_values if int(c) not in TASK_MEMORY_MIB]
+    if unknown:
+        raise SpecError(
+            f"config/product.yaml TaskCPU allows {unknown}, which Fargate does not offer; "
+            f"use values of {sorted(TASK_MEMORY_MIB)}"
+        )
+    for cpu in cpu_values:
+        memory = TASK_MEMORY_MIB[int(cpu)]
         t.add_rule(
             f"FargateMemoryForCpu{cpu}",
             {
                 "RuleCondition": Equals(Ref(p.TaskCPU), cpu),
                 "Assertions": [
                     _assertion(
-                        {"Fn::Contains": [size.memory_values(), Ref(p.TaskMemoryLimit)]},
-                        f"With TaskCPU {cpu}, TaskMemoryLimit must be {size.min}-"
-                        f"{size.max} MiB in steps of {size.step}.",
+                        {"Fn::Contains": [[str(m) for m in memory], Ref(p.TaskMemoryLimit)]},
+                        f"With TaskCPU {cpu}, TaskMemoryLimit must be {describe(memory)} "
+                        "(Fargate's valid task CPU and memory pairs).",
                     )
                 ],
             },
