@@ -309,7 +309,11 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         "buckets and the import queue deny any request that is not over TLS "
         "(`aws:SecureTransport`, see data-protection.md). From the private subnets these calls "
         "leave through your NAT gateway"
-        + (f", except S3 traffic through {', '.join(endpoints)}" if endpoints else "")
+        + (
+            f", except what goes through the VPC endpoints {', '.join(endpoints)}"
+            if endpoints
+            else ""
+        )
         + ".",
         "",
         *table(

@@ -31,6 +31,7 @@ class Parameters:
     VpcCIDR: Parameter
     LoadBalancerScheme: Parameter
     CreateS3GatewayEndpoint: Parameter
+    CreateInterfaceEndpoints: Parameter
     SCPAETitle: Parameter
     SCPPort: Parameter
     PeerCIDR1: Parameter
@@ -79,6 +80,7 @@ class Conditions:
     create_key: Condition
     internal: Condition
     create_s3_endpoint: Condition
+    create_interface_endpoints: Condition
     has_alarm_email: Condition
     create_datastore: Condition
 
@@ -128,7 +130,8 @@ def _is_set(parameter: Parameter) -> Not:
 
 def add_parameters(t: Template, spec: Spec) -> Inputs:
     """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
-    the stack's own key, internal load balancer, S3 endpoint, alarm e-mail, own data store."""
+    the stack's own key, internal load balancer, S3 and interface endpoints, alarm e-mail, own
+    data store."""
     p = _parameters(t, spec)
     conditions = Conditions(
         has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
@@ -139,6 +142,9 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
         internal=_condition(t, "InternalLoadBalancer", Equals(Ref(p.LoadBalancerScheme), INTERNAL)),
         create_s3_endpoint=_condition(
             t, "CreateS3Endpoint", Equals(Ref(p.CreateS3GatewayEndpoint), "true")
+        ),
+        create_interface_endpoints=_condition(
+            t, "CreateInterfaceEndpoints", Equals(Ref(p.CreateInterfaceEndpoints), "true")
         ),
         has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
         create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
@@ -252,6 +258,44 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
         },
     )
     _add_fargate_size_rules(t, spec, p)
+    _add_endpoint_rules(t, spec, p)
+
+
+def _add_endpoint_rules(t: Template, spec: Spec, p: Parameters) -> None:
+    """Without a NAT gateway the tasks reach S3 only through the gateway endpoint, and the image's
+    registry only where the interface endpoints (com.amazonaws.${AWS::Region}.ecr.*, whose
+    private DNS names are that Region's) are in the registry's Region."""
+    when = Equals(Ref(p.CreateInterfaceEndpoints), "true")
+    region = spec.image.region
+    t.add_rule(
+        "InterfaceEndpointsNeedS3GatewayEndpoint",
+        {
+            "RuleCondition": when,
+            "Assertions": [
+                _assertion(
+                    Equals(Ref(p.CreateS3GatewayEndpoint), "true"),
+                    "With CreateInterfaceEndpoints true, CreateS3GatewayEndpoint must be true: "
+                    "the image's layers and the DICOM bucket are in S3, which the tasks reach "
+                    "through no other route without a NAT gateway.",
+                )
+            ],
+        },
+    )
+    t.add_rule(
+        "InterfaceEndpointsInImageRegion",
+        {
+            "RuleCondition": when,
+            "Assertions": [
+                _assertion(
+                    Equals(Ref("AWS::Region"), region),
+                    "With CreateInterfaceEndpoints true, the stack must be in the Region of "
+                    "the SCP image's registry (the Region in the task definition's image URI): "
+                    "the endpoints serve their own Region's names; elsewhere keep a NAT gateway "
+                    "and set it false.",
+                )
+            ],
+        },
+    )
 
 
 def _add_fargate_size_rules(t: Template, spec: Spec, p: Parameters) -> None:

@@ -139,6 +139,7 @@ def test_every_condition_is_exercised(template):
         "CreateEncryptionKey",
         "InternalLoadBalancer",
         "CreateS3Endpoint",
+        "CreateInterfaceEndpoints",  # both branches: test_endpoints
         "HasAlarmEmail",
         "CreateDatastore",
     }

@@ -34,6 +34,7 @@ DOCUMENTED = {
     "VpcCIDR": ("String", REQUIRED, NETWORK),
     "LoadBalancerScheme": ("String", "internet-facing", NETWORK),
     "CreateS3GatewayEndpoint": ("String", "false", NETWORK),
+    "CreateInterfaceEndpoints": ("String", "false", NETWORK),
     "SCPAETitle": ("String", "STORESCP", DICOM),
     "SCPPort": ("Number", 11112, DICOM),
     "PeerCIDR1": ("String", REQUIRED, DICOM),
