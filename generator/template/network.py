@@ -162,6 +162,11 @@ NO_INTERFACE_ENDPOINT = {
     "sts": "no call: the SDK takes the task role's credentials from the ECS container "
     "credentials endpoint (169.254.170.2, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; AWS SDKs and "
     'Tools reference guide, "Container credential provider"), a link-local address, not STS',
+    "ecs": "Fargate tasks need no ECS endpoint: the ECS developer guide's list of the endpoints "
+    'they need ("Migrating to Linux platform version 1.4.0") names ECR, the S3 gateway, and '
+    "Secrets Manager or Systems Manager only for a task definition that references secrets",
+    "secretsmanager": "the task definition references no secret (no Secrets)",
+    "ssm": "the task definition references no Parameter Store parameter (no Secrets)",
 }
 
 

@@ -53,6 +53,8 @@ def container_needs(template: dict[str, Any]) -> set[str]:
         needs |= {"ecr.api", "ecr.dkr", "s3"}  # layers come from S3
     if container.get("LogConfiguration", {}).get("LogDriver") == "awslogs":
         needs.add("logs")
+    if container.get("Secrets"):  # ECS fetches them through the task's network
+        needs |= {"secretsmanager", "ssm"}
     return needs
 
 
@@ -137,6 +139,16 @@ def test_rules_refuse_no_nat_without_s3_gateway_or_outside_the_images_region(tem
     assert failed(CreateInterfaceEndpoints="true") == ["InterfaceEndpointsNeedS3GatewayEndpoint"]
     assert failed("eu-west-1", **NO_NAT) == ["InterfaceEndpointsInImageRegion"]
     assert failed("eu-west-1") == []  # with a NAT gateway any Region works
+
+
+def test_a_task_definition_with_secrets_needs_their_endpoints(template):
+    with_secrets = copy.deepcopy(template)
+    (task,) = [
+        r for r in with_secrets["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"
+    ]
+    task["Properties"]["ContainerDefinitions"][0]["Secrets"] = [{"Name": "X", "ValueFrom": "y"}]
+    assert {"secretsmanager", "ssm"} <= container_needs(with_secrets)
+    assert not {"secretsmanager", "ssm"} & container_needs(template)
 
 
 def test_reasons_say_why_and_name_their_source(spec):
