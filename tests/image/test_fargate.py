@@ -7,8 +7,9 @@ containers-roadmap issue 938):
   with mode 0755, unless the image declares that containerPath a VOLUME: then the VOLUME path's
   contents (and its owner and mode, as set in the Dockerfile) are copied into it;
 - nothing else is writable under ReadonlyRootFilesystem: no tmpfs at /tmp, /run, /var/tmp
-  (`--read-only-tmpfs=false`), no volume for an image VOLUME the task definition does not mount
-  (`--image-volume ignore`);
+  (`--read-only-tmpfs=false`); an image VOLUME the task definition does not mount stays part of
+  the read-only root (`--image-volume ignore`: the page describes a VOLUME only where a
+  containerPath matches it, so the test assumes nothing more);
 - awsvpc: the task has a network of its own and the container's ports as written.
 """
 
