@@ -145,8 +145,10 @@ def add_s3_endpoint(t: Template, inputs: Inputs, key: Key) -> None:
 # endpoint service (com.amazonaws.<region>.<service>), and what needs each. Fargate platform 1.4.0
 # pulls an ECR image through ecr.dkr and ecr.api, its layers through the S3 gateway endpoint (ECS
 # developer guide, "Migrating to Linux platform version 1.4.0"; ECR user guide, "Amazon ECR
-# interface VPC endpoints (AWS PrivateLink)"); the awslogs driver needs CloudWatch Logs (AWS
-# re:Post knowledge center, "ecs-fargate-docker-timeout-error").
+# interface VPC endpoints (AWS PrivateLink)"); without an internet route, tasks using the awslogs
+# driver need the CloudWatch Logs interface endpoint (CloudWatch Logs user guide, "Using CloudWatch
+# Logs with interface VPC endpoints"; AWS re:Post knowledge center, "ecs-fargate-docker-timeout-
+# error").
 TASK_ENDPOINTS = {
     "ecr.api": "ECR API: the image pull's authorization token and manifest",
     "ecr.dkr": "ECR Docker registry: the image pull",
