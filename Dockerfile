@@ -26,19 +26,26 @@ FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    STORAGE=/data
+    STORAGE=/data \
+    TMPDIR=/scratch
 # uid/gid 10001, written directly so the image does not depend on the day it was built.
 RUN echo 'scp:x:10001:10001:StoreSCP:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
     && echo 'scp:x:10001:' >> /etc/group \
-    && mkdir /data \
-    && chown 10001:10001 /data
+    && mkdir /data /scratch \
+    && chown 10001:10001 /data /scratch \
+    && chmod 0700 /scratch
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 WORKDIR /app
 USER 10001:10001
-# Received instances (folder store, the default) and their temporary files live here; with S3
-# storage temporary files go to /tmp (the task definition mounts a volume there).
-VOLUME ["/data"]
+# /data: received instances (folder store, the default) and their temporary files.
+# /scratch: temporary files of instances being received (TMPDIR; the task definition sets
+# TEMP_DIR to it and mounts its volume there). On Fargate a task-definition volume is an empty
+# folder owned by root with mode 0755 unless the image declares its path a VOLUME; then it gets
+# this folder's owner and mode (ECS developer guide, "Use bind mounts with Amazon ECS",
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html). With a
+# read-only root these are the only places the SCP can write.
+VOLUME ["/data", "/scratch"]
 EXPOSE 11112 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HEALTH_PORT', '8080') + '/health', timeout=4)"]

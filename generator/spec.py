@@ -99,18 +99,6 @@ class Marketplace:
 
 
 @dataclass(frozen=True)
-class FargateSize:
-    """Memory (MiB) Fargate accepts for one CPU value: min..max in steps."""
-
-    min: int
-    max: int
-    step: int
-
-    def memory_values(self) -> list[str]:
-        return [str(m) for m in range(self.min, self.max + 1, self.step)]
-
-
-@dataclass(frozen=True)
 class Alarms:
     dlq_depth: int
     lambda_error_rate_percent: float
@@ -135,7 +123,6 @@ class Resources:
     lambda_timeout_seconds: int
     lambda_memory_mib: int
     alarms: Alarms
-    fargate_sizes: dict[str, FargateSize]
 
 
 @dataclass(frozen=True)
@@ -232,7 +219,6 @@ class Spec:
                 Resources,
                 res,
                 alarms=_fields(Alarms, res["alarms"]),
-                fargate_sizes={cpu: FargateSize(**s) for cpu, s in res["fargateSizes"].items()},
             ),
             "workflow": WorkflowSpec(
                 d["workflow"]["definitionFile"], tuple(d["workflow"]["functions"])

@@ -20,14 +20,14 @@ LOG = logging.getLogger("scp")
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
-    store = open_store(
-        settings.storage,
-        endpoint_url=settings.s3_endpoint_url,
-        temp_dir=settings.temp_dir,
-        port=settings.port,
-        multipart_threshold=settings.s3_multipart_threshold,
-    )
     try:
+        store = open_store(
+            settings.storage,
+            endpoint_url=settings.s3_endpoint_url,
+            temp_dir=settings.temp_dir,
+            port=settings.port,
+            multipart_threshold=settings.s3_multipart_threshold,
+        )
         store.prepare()
     except StorageError as exc:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})

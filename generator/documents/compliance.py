@@ -312,7 +312,11 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         "(`aws:SecureTransport`, see [data-protection.md](data-protection.md)). From the private "
         "subnets these calls "
         "leave through your NAT gateway"
-        + (f", except S3 traffic through {', '.join(endpoints)}" if endpoints else "")
+        + (
+            f", except what goes through the VPC endpoints {', '.join(endpoints)}"
+            if endpoints
+            else ""
+        )
         + ".",
         "",
         *table(

@@ -17,6 +17,7 @@ from generator.documents.sizing import SIZING
 from generator.documents.template_facts import TemplateFacts, references
 from generator.errors import SpecError
 from generator.spec import ROOT, Spec, first_error
+from generator.template.fargate_sizes import TASK_MEMORY_MIB
 from scp.telemetry import Metrics
 
 PRICES_PATH = ROOT / "config" / "prices-us-east-1.yaml"
@@ -219,7 +220,7 @@ def cheapest_size(
     )
     for row in rows:
         if row["mb_per_s"] >= need_mb and row["instances_per_s"] >= need_rate:
-            memory = spec.resources.fargate_sizes[str(row["task_cpu"])].min
+            memory = min(TASK_MEMORY_MIB[row["task_cpu"]])
             return Size(row["task_cpu"], memory), row
     return None
 

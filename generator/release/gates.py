@@ -24,7 +24,9 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 
 def cfn_lint(template: str, spec: Spec) -> list[str]:
     """Errors and warnings (informational findings excluded) with the project rules."""
-    allowed = [spec.image_uri, ecr_repository_arn(spec).to_dict()["Fn::Sub"]]
+    # The Marketplace registry's image URI, repository ARN and Region (the Rule
+    # InterfaceEndpointsInImageRegion compares the stack's Region with it).
+    allowed = [spec.image_uri, ecr_repository_arn(spec).to_dict()["Fn::Sub"], spec.image.region]
     config = ManualArgs(
         regions=["us-east-1"],
         append_rules=[str(LINT_RULES)],

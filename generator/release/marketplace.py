@@ -51,6 +51,13 @@ STACK_PERMISSIONS = [
     "ec2:DescribeVpcs",
 ]
 CUSTOM_RESOURCE_PERMISSIONS = {"Custom::RouteTables": ["lambda:InvokeFunction"]}
+# What creating a resource needs beyond its registry schema's handlers. A HealthImaging data store
+# with a customer managed key: the creator's IAM policy in the HealthImaging developer guide
+# ("Data encryption", "Required IAM permissions for using a customer managed KMS key",
+# https://docs.aws.amazon.com/healthimaging/latest/devguide/data-encryption.html) adds
+# kms:ReEncrypt* to the schema's CreateGrant, GenerateDataKey, RetireGrant and Decrypt;
+# GenerateDataKey* also covers GenerateDataKeyWithoutPlaintext, which HealthImaging uses with it.
+EXTRA_PERMISSIONS = {"AWS::HealthImaging::Datastore": ["kms:GenerateDataKey*", "kms:ReEncrypt*"]}
 HANDLERS = ("create", "read", "update", "delete")
 
 # Architecture diagram: one box per concern; repeated helpers are drawn once with a count.
@@ -184,7 +191,7 @@ def _registry() -> tuple[dict[str, str], Path]:
 
 def handler_permissions(resource_type: str) -> list[str]:
     """The create, read, update and delete handler permissions of one resource type, from its
-    registry schema (`handlers.<action>.permissions`)."""
+    registry schema (`handlers.<action>.permissions`), and EXTRA_PERMISSIONS."""
     if resource_type in CUSTOM_RESOURCE_PERMISSIONS:
         return CUSTOM_RESOURCE_PERMISSIONS[resource_type]
     providers, schemas = _registry()
@@ -195,9 +202,8 @@ def handler_permissions(resource_type: str) -> list[str]:
         )
     handlers = json.loads((schemas / f"{providers[resource_type]}.json").read_text())
     handlers = handlers.get("handlers") or {}
-    return sorted(
-        {p for action in HANDLERS for p in handlers.get(action, {}).get("permissions", [])}
-    )
+    listed = {p for action in HANDLERS for p in handlers.get(action, {}).get("permissions", [])}
+    return sorted(listed | set(EXTRA_PERMISSIONS.get(resource_type, [])))
 
 
 def deployer_policies(template: dict[str, Any]) -> list[dict[str, Any]]:

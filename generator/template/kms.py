@@ -20,6 +20,14 @@ from generator.template.parameters import Inputs
 VIA_SERVICES = ("s3", "dynamodb", "sqs", "sns", "medical-imaging")
 # Data-key actions a service needs on its callers' behalf.
 DATA_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
+# What the HealthImaging service principal does with a data store's customer managed key
+# (HealthImaging developer guide, "Data encryption", its example key policy statement).
+HEALTHIMAGING_PRINCIPAL = "medical-imaging.amazonaws.com"
+HEALTHIMAGING_ACTIONS = [
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+]
 # Key administration (KMS default key policy, "Allows key administrators to administer the key"),
 # without the cryptographic actions and without kms:CreateGrant (the default's kms:Create* would
 # let an administrator grant use): https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
@@ -138,6 +146,27 @@ def key_policy() -> dict[str, Any]:
                 "cloudwatch.amazonaws.com",
                 "CloudWatchAlarmsPublish",
                 ["kms:Decrypt", "kms:GenerateDataKey*"],
+            ),
+            # HealthImaging itself encrypts the data store created with this key, as the
+            # developer guide's example key policy allows it ("Data encryption",
+            # https://docs.aws.amazon.com/healthimaging/latest/devguide/data-encryption.html):
+            # Decrypt, GenerateDataKey and GenerateDataKeyWithoutPlaintext for the service
+            # principal, conditioned on the encryption context HealthImaging sends. The example
+            # names the key's ARN and the data store's id; a key policy cannot name its own key,
+            # and the data store does not exist before the key, so: a key of this account and
+            # Region, and any data store id (the context key must be present).
+            _service(
+                HEALTHIMAGING_PRINCIPAL,
+                "HealthImagingDataStore",
+                HEALTHIMAGING_ACTIONS,
+                {
+                    "StringLike": {
+                        "kms:EncryptionContext:kms-arn": Sub(
+                            "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
+                        ),
+                        "kms:EncryptionContext:aws:medical-imaging:datastoreId": "*",
+                    }
+                },
             ),
             # S3 event notifications reach the encrypted import queue
             # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html).

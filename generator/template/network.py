@@ -1,9 +1,11 @@
 """The Network Load Balancer (internet-facing or internal), its security group (peer
-restriction), the TCP or TLS listener, the target group, and the optional S3 gateway endpoint."""
+restriction), the TCP or TLS listener, the target group, the optional S3 gateway endpoint and the
+optional interface endpoints that let the tasks run without a NAT gateway."""
 
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -137,6 +139,103 @@ def add_s3_endpoint(t: Template, inputs: Inputs, key: Key) -> None:
             Tags=Tags({route_tables.STACK_TAG: StackId}),
         )
     )
+
+
+# Interface endpoints the SCP tasks need without a NAT gateway (CreateInterfaceEndpoints), by
+# endpoint service (com.amazonaws.<region>.<service>), and what needs each. Fargate platform 1.4.0
+# pulls an ECR image through ecr.dkr and ecr.api, its layers through the S3 gateway endpoint (ECS
+# developer guide, "Migrating to Linux platform version 1.4.0"; ECR user guide, "Amazon ECR
+# interface VPC endpoints (AWS PrivateLink)"); without an internet route, tasks using the awslogs
+# driver need the CloudWatch Logs interface endpoint (CloudWatch Logs user guide, "Using CloudWatch
+# Logs with interface VPC endpoints"; AWS re:Post knowledge center, "ecs-fargate-docker-timeout-
+# error").
+TASK_ENDPOINTS = {
+    "ecr.api": "ECR API: the image pull's authorization token and manifest",
+    "ecr.dkr": "ECR Docker registry: the image pull",
+    "logs": "CloudWatch Logs: the awslogs log driver (the SCP's JSON logs and EMF metrics)",
+}
+# RegisterUsage at start-up, where the product meters (the endpoint prefix of boto3's
+# meteringmarketplace client).
+METERING_ENDPOINT = "metering.marketplace"
+# Services the tasks reach, or could be thought to, with no interface endpoint, and why.
+NO_INTERFACE_ENDPOINT = {
+    "s3": "the S3 gateway endpoint (CreateS3GatewayEndpoint, which a Rule requires with "
+    "CreateInterfaceEndpoints) carries the DICOM bucket's traffic and the image's layers",
+    "sts": "no call: the SDK takes the task role's credentials from the ECS container "
+    "credentials endpoint (169.254.170.2, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; AWS SDKs and "
+    'Tools reference guide, "Container credential provider"), a link-local address, not STS',
+    "ecs": "Fargate tasks need no ECS endpoint: the ECS developer guide's list of the endpoints "
+    'they need ("Migrating to Linux platform version 1.4.0") names ECR, the S3 gateway, and '
+    "Secrets Manager or Systems Manager only for a task definition that references secrets",
+    "secretsmanager": "the task definition references no secret (no Secrets)",
+    "ssm": "the task definition references no Parameter Store parameter (no Secrets)",
+}
+
+
+def task_endpoints(spec: Spec) -> dict[str, str]:
+    """The interface endpoint services this release's tasks need, and what needs each."""
+    metering = {METERING_ENDPOINT: "AWS Marketplace Metering: RegisterUsage at start-up"}
+    return {**TASK_ENDPOINTS, **(metering if spec.marketplace.metering_code else {})}
+
+
+def without_interface_endpoint(spec: Spec) -> dict[str, str]:
+    """Services with no interface endpoint in this release, and why."""
+    metering = {
+        METERING_ENDPOINT: "this release does not meter (config/product.yaml marketplace."
+        "registerUsage): the SCP never calls RegisterUsage"
+    }
+    return {**NO_INTERFACE_ENDPOINT, **({} if spec.marketplace.metering_code else metering)}
+
+
+def _endpoint_id(service: str) -> str:
+    """'ecr.api' -> 'EcrApiEndpoint'."""
+    return "".join(part.title() for part in re.split(r"[.-]", service)) + "Endpoint"
+
+
+def add_interface_endpoints(
+    t: Template, spec: Spec, inputs: Inputs, task_sg: ec2.SecurityGroup
+) -> None:
+    """Only with CreateInterfaceEndpoints: one interface endpoint per TASK_ENDPOINTS service in
+    the private subnets, private DNS on (so the SDK's and the agent's usual host names resolve to
+    them), behind a security group that admits HTTPS from the tasks only."""
+    p, create = inputs.parameters, inputs.conditions.create_interface_endpoints.name
+    endpoint_sg = t.add_resource(
+        ec2.SecurityGroup(
+            "EndpointSecurityGroup",
+            Condition=create,
+            GroupDescription="Interface endpoints: HTTPS from the SCP tasks only",
+            VpcId=Ref(p.VpcID),
+            SecurityGroupIngress=[
+                ec2.SecurityGroupRule(
+                    **_tcp(443, "HTTPS from the SCP tasks", SourceSecurityGroupId=Ref(task_sg))
+                )
+            ],
+            # Endpoints answer; they start no connection: a rule no packet can match (to the
+            # loopback address) replaces the default allow-all egress.
+            SecurityGroupEgress=[
+                ec2.SecurityGroupRule(
+                    IpProtocol="icmp",
+                    FromPort=-1,
+                    ToPort=-1,
+                    CidrIp="127.0.0.1/32",
+                    Description="None: endpoints only answer (replaces the default allow-all)",
+                )
+            ],
+        )
+    )
+    for service in task_endpoints(spec):
+        t.add_resource(
+            ec2.VPCEndpoint(
+                _endpoint_id(service),
+                Condition=create,
+                VpcId=Ref(p.VpcID),
+                VpcEndpointType="Interface",
+                ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
+                SubnetIds=Ref(p.PrivateSubnetIDs),
+                SecurityGroupIds=[Ref(endpoint_sg)],
+                PrivateDnsEnabled=True,
+            )
+        )
 
 
 def _security_groups(
@@ -289,4 +388,5 @@ def add_network(t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Stor
     )
     listener_ready = _listeners(t, inputs, nlb, target_group)
     add_s3_endpoint(t, inputs, key)
+    add_interface_endpoints(t, spec, inputs, task_sg)
     return Network(nlb, target_group, listener_ready, task_sg)

@@ -9,6 +9,7 @@ from troposphere import Equals, If, Not, Or, Parameter, Ref, Template
 
 from generator.errors import SpecError
 from generator.spec import Spec
+from generator.template.fargate_sizes import TASK_MEMORY_MIB, describe
 
 INTERNAL = "internal"
 INTERNET_FACING = "internet-facing"
@@ -30,6 +31,7 @@ class Parameters:
     VpcCIDR: Parameter
     LoadBalancerScheme: Parameter
     CreateS3GatewayEndpoint: Parameter
+    CreateInterfaceEndpoints: Parameter
     SCPAETitle: Parameter
     SCPPort: Parameter
     PeerCIDR1: Parameter
@@ -78,6 +80,7 @@ class Conditions:
     create_key: Condition
     internal: Condition
     create_s3_endpoint: Condition
+    create_interface_endpoints: Condition
     has_alarm_email: Condition
     create_datastore: Condition
 
@@ -127,7 +130,8 @@ def _is_set(parameter: Parameter) -> Not:
 
 def add_parameters(t: Template, spec: Spec) -> Inputs:
     """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
-    the stack's own key, internal load balancer, S3 endpoint, alarm e-mail, own data store."""
+    the stack's own key, internal load balancer, S3 and interface endpoints, alarm e-mail, own
+    data store."""
     p = _parameters(t, spec)
     conditions = Conditions(
         has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
@@ -138,6 +142,9 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
         internal=_condition(t, "InternalLoadBalancer", Equals(Ref(p.LoadBalancerScheme), INTERNAL)),
         create_s3_endpoint=_condition(
             t, "CreateS3Endpoint", Equals(Ref(p.CreateS3GatewayEndpoint), "true")
+        ),
+        create_interface_endpoints=_condition(
+            t, "CreateTaskEndpoints", Equals(Ref(p.CreateInterfaceEndpoints), "true")
         ),
         has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
         create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
@@ -250,16 +257,68 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
             ],
         },
     )
-    for cpu, size in spec.resources.fargate_sizes.items():
+    _add_fargate_size_rules(t, spec, p)
+    _add_endpoint_rules(t, spec, p)
+
+
+def _add_endpoint_rules(t: Template, spec: Spec, p: Parameters) -> None:
+    """Without a NAT gateway the tasks reach S3 only through the gateway endpoint, and the image's
+    registry only where the interface endpoints (com.amazonaws.${AWS::Region}.ecr.*, whose
+    private DNS names are that Region's) are in the registry's Region."""
+    when = Equals(Ref(p.CreateInterfaceEndpoints), "true")
+    region = spec.image.region
+    t.add_rule(
+        "InterfaceEndpointsNeedS3GatewayEndpoint",
+        {
+            "RuleCondition": when,
+            "Assertions": [
+                _assertion(
+                    Equals(Ref(p.CreateS3GatewayEndpoint), "true"),
+                    "With CreateInterfaceEndpoints true, CreateS3GatewayEndpoint must be true: "
+                    "the image's layers and the DICOM bucket are in S3, which the tasks reach "
+                    "through no other route without a NAT gateway.",
+                )
+            ],
+        },
+    )
+    t.add_rule(
+        "InterfaceEndpointsInImageRegion",
+        {
+            "RuleCondition": when,
+            "Assertions": [
+                _assertion(
+                    Equals(Ref("AWS::Region"), region),
+                    "With CreateInterfaceEndpoints true, the stack must be in the Region of "
+                    "the SCP image's registry (the Region in the task definition's image URI): "
+                    "the endpoints serve their own Region's names; elsewhere keep a NAT gateway "
+                    "and set it false.",
+                )
+            ],
+        },
+    )
+
+
+def _add_fargate_size_rules(t: Template, spec: Spec, p: Parameters) -> None:
+    """One Rule per TaskCPU value: TaskMemoryLimit must be a memory AWS's table pairs with it
+    (generator.template.fargate_sizes). A CPU value the table lacks fails the build."""
+    cpu_values = spec.parameter(p.TaskCPU.title).properties["AllowedValues"]
+    unknown = [c for c in cpu_values if int(c) not in TASK_MEMORY_MIB]
+    if unknown:
+        raise SpecError(
+            f"config/product.yaml TaskCPU allows {unknown}, which Fargate does not offer; "
+            f"use values of {sorted(TASK_MEMORY_MIB)}"
+        )
+    for cpu in cpu_values:
+        memory = TASK_MEMORY_MIB[int(cpu)]
         t.add_rule(
             f"FargateMemoryForCpu{cpu}",
             {
                 "RuleCondition": Equals(Ref(p.TaskCPU), cpu),
                 "Assertions": [
                     _assertion(
-                        {"Fn::Contains": [size.memory_values(), Ref(p.TaskMemoryLimit)]},
-                        f"With TaskCPU {cpu}, TaskMemoryLimit must be {size.min}-"
-                        f"{size.max} MiB in steps of {size.step}.",
+                        {"Fn::Contains": [[str(m) for m in memory], Ref(p.TaskMemoryLimit)]},
+                        f"With TaskCPU {cpu}, TaskMemoryLimit must be {describe(memory)} "
+                        "(Fargate's valid task CPU and memory pairs).",
                     )
                 ],
             },

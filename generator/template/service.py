@@ -16,6 +16,12 @@ from generator.template.storage import OPEN_PREFIX, Storage
 
 CONTAINER = "PacsContainer"
 LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
+# The task's only writable folder (the root is read-only): the image declares it a VOLUME owned
+# by its user, so Fargate's bind mount there takes that owner and mode (Dockerfile; ECS developer
+# guide, "Use bind mounts with Amazon ECS"). A path the image does not declare would be root's,
+# mode 0755, and the SCP could not start. tests/image/test_fargate.py runs the image this way.
+SCRATCH = "/scratch"
+SCRATCH_VOLUME = "scratch"
 # Autoscaling keeps the service's average CPU near this (generator/documents/sizing.py sizes
 # tasks by it).
 CPU_TARGET_PERCENT = 50.0
@@ -54,6 +60,7 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "HEALTH_PORT": str(res.health_port),
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
         "METRICS_NAMESPACE": Sub(contracts().stack_metrics_namespace),
+        "TEMP_DIR": SCRATCH,
     }
     if spec.marketplace.metering_code:
         env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
@@ -122,14 +129,16 @@ def add_service(
             RuntimePlatform=ecs.RuntimePlatform(
                 CpuArchitecture="X86_64", OperatingSystemFamily="LINUX"
             ),
-            Volumes=[ecs.Volume(Name="tmp")],
+            Volumes=[ecs.Volume(Name=SCRATCH_VOLUME)],
             ContainerDefinitions=[
                 ecs.ContainerDefinition(
                     Name=CONTAINER,
                     Image=spec.image_uri,
                     Essential=True,
                     ReadonlyRootFilesystem=True,
-                    MountPoints=[ecs.MountPoint(ContainerPath="/tmp", SourceVolume="tmp")],
+                    MountPoints=[
+                        ecs.MountPoint(ContainerPath=SCRATCH, SourceVolume=SCRATCH_VOLUME)
+                    ],
                     PortMappings=[
                         ecs.PortMapping(ContainerPort=res.container_port, Protocol="tcp"),
                         ecs.PortMapping(ContainerPort=health_port, Protocol="tcp"),

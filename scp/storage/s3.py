@@ -17,6 +17,17 @@ MAX_PARTS = 10000
 PART_SIZE = 8 * 2**20  # memory per upload in flight; S3's minimum is 5 MiB
 
 
+def system_temp_dir() -> str:
+    """Python's temporary folder (TMPDIR, else /tmp, /var/tmp, /usr/tmp, the working folder)."""
+    try:
+        return tempfile.gettempdir()
+    except FileNotFoundError as exc:  # none of them writable: a read-only root and no volume
+        raise StorageError(
+            f"no temporary folder this user can write ({exc.strerror}): set TEMP_DIR to a "
+            "writable folder, e.g. a volume mounted there"
+        ) from None
+
+
 class S3Store:
     """Instances in s3://bucket/prefix. A successful return means S3 acknowledged the object."""
 
@@ -34,7 +45,7 @@ class S3Store:
         self.bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = multipart_threshold
-        self._owned = OwnedFolder(temp_dir or tempfile.gettempdir(), port)
+        self._owned = OwnedFolder(temp_dir or system_temp_dir(), port)
         self._endpoint_url = endpoint_url
         self._client = client
 

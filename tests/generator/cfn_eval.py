@@ -1,14 +1,16 @@
 """A small evaluator of CloudFormation intrinsic functions for given parameter values.
 
-Enough for this template's Conditions, Fn::If branches and Rules: Ref (parameters; a List<...>
-parameter is a list), Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains, Condition,
-AWS::NoValue, and the rule functions Fn::EachMemberEquals, Fn::EachMemberIn, Fn::ValueOf and
-Fn::ValueOfAll, which read subnet attributes from a table the test gives (CloudFormation asks EC2;
-semantics: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html).
+Enough for this template's Conditions, Fn::If branches, Rules and a resource's properties:
+Ref (parameters; a List<...> parameter is a list; resources and pseudo parameters the test
+names), Fn::Sub (the same names), Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains,
+Condition, AWS::NoValue, and the rule functions Fn::EachMemberEquals, Fn::EachMemberIn,
+Fn::ValueOf and Fn::ValueOfAll, which read subnet attributes from a table the test gives
+(CloudFormation asks EC2; semantics: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 NO_VALUE = object()
@@ -20,9 +22,13 @@ class Evaluator:
         template: dict[str, Any],
         parameters: dict[str, Any],
         subnets: dict[str, dict[str, str]] | None = None,
+        names: dict[str, str] | None = None,
     ):
+        """names: what Ref and Fn::Sub give for resources and pseudo parameters (`DicomBucket`,
+        `AWS::StackName`, `Role.Arn`); anything not named stays as it is written."""
         self.template = template
         self.subnets = subnets or {}
+        self.names = names or {}
         declared = template["Parameters"]
         unknown = set(parameters) - set(declared)
         assert not unknown, f"not template parameters: {unknown}"
@@ -45,7 +51,9 @@ class Evaluator:
                     return NO_VALUE
                 if arg in self.parameters:
                     return self._parameter(arg)
-                return {"Ref": arg}
+                return self.names.get(arg, {"Ref": arg})
+            if key == "Fn::Sub":
+                return self._sub(node)
             if key == "Fn::If":
                 name, when_true, when_false = arg
                 return self.value(when_true if self.condition(name) else when_false)
@@ -78,6 +86,16 @@ class Evaluator:
                 return [self.subnets[s][attribute] for n in names for s in self._parameter(n)]
         out = {k: self.value(v) for k, v in node.items()}
         return {k: v for k, v in out.items() if v is not NO_VALUE}
+
+    def _sub(self, node: dict[str, Any]) -> Any:
+        """Fn::Sub with every ${Name} known (parameters, names, its own variables), else node."""
+        arg = node["Fn::Sub"]
+        text, own = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
+        known = {**self.names, **self.parameters, **own}
+        wanted = re.findall(r"\$\{([^}!]+)\}", text)
+        if not all(name in known for name in wanted):
+            return node
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: str(known[m.group(1)]), text)
 
     def _parameter(self, name: str) -> Any:
         value = self.parameters[name]

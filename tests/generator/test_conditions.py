@@ -139,6 +139,7 @@ def test_every_condition_is_exercised(template):
         "CreateEncryptionKey",
         "InternalLoadBalancer",
         "CreateS3Endpoint",
+        "CreateTaskEndpoints",  # both branches: test_endpoints
         "HasAlarmEmail",
         "CreateDatastore",
     }

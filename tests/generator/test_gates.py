@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from generator.release import gates
 from generator.spec import ROOT
+from generator.template.service import SCRATCH
 
 
 def test_cfn_lint_clean_no_errors_no_warnings(rendered, spec):
@@ -64,4 +68,10 @@ def test_dockerfile_shape():
     assert text.startswith("#") and "ARG BASE_IMAGE=" in text
     assert text.count("FROM ${BASE_IMAGE}") == 2  # multi-stage, base image as a build argument
     assert "USER 10001" in text and "HEALTHCHECK" in text and "/health" in text
-    assert 'ENTRYPOINT ["python", "-m", "scp"]' in text and 'VOLUME ["/data"]' in text
+    assert 'ENTRYPOINT ["python", "-m", "scp"]' in text
+    # The folder store's /data, and the task definition's scratch mount, which Fargate gives the
+    # image folder's owner only where the image declares it a VOLUME (tests/image/test_fargate.py
+    # runs the image that way).
+    (volumes,) = re.findall(r"^VOLUME (\[.*\])$", text, re.MULTILINE)
+    assert json.loads(volumes) == ["/data", SCRATCH]
+    assert f"TMPDIR={SCRATCH}" in text

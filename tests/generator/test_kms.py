@@ -129,9 +129,33 @@ def test_key_policy_service_principals(template):
         "CloudWatchLogs",
         "CloudWatchAlarmsPublish",
         "S3EventNotifications",
+        "HealthImagingDataStore",
     }
     principals = [s["Principal"] for s in policy.values()]
     assert "*" not in principals and {"AWS": "*"} not in principals
+
+
+def test_healthimaging_uses_the_key_as_its_data_encryption_page_shows(template):
+    """HealthImaging developer guide, "Data encryption": the example key policy statement lets
+    the medical-imaging.amazonaws.com principal Decrypt, GenerateDataKey and
+    GenerateDataKeyWithoutPlaintext where the encryption context names the key (kms-arn) and a
+    data store (aws:medical-imaging:datastoreId)."""
+    statement = _policy(template["Resources"])["HealthImagingDataStore"]
+    assert statement["Principal"] == {"Service": "medical-imaging.amazonaws.com"}
+    assert statement["Action"] == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+    ]
+    assert statement["Resource"] == ["*"] and statement["Effect"] == "Allow"
+    assert statement["Condition"] == {
+        "StringLike": {
+            "kms:EncryptionContext:kms-arn": {
+                "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
+            },
+            "kms:EncryptionContext:aws:medical-imaging:datastoreId": "*",
+        }
+    }
 
 
 def test_every_role_key_statement_goes_through_one_service(template):

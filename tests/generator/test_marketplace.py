@@ -62,6 +62,17 @@ def test_deployer_policies_cover_every_resource_type_and_fit_managed_policies(fi
     assert len(sids) == len(set(sids))
 
 
+def test_deployer_can_create_a_data_store_with_the_customer_managed_key(files):
+    """HealthImaging developer guide, "Data encryption", "Required IAM permissions for using a
+    customer managed KMS key": CreateGrant, GenerateDataKey, RetireGrant, Decrypt, ReEncrypt*;
+    and GenerateDataKey* for GenerateDataKeyWithoutPlaintext."""
+    policies = [json.loads(v) for k, v in files.items() if k.startswith("deployer-policy-")]
+    allowed = {a for p in policies for s in p["Statement"] for a in s["Action"]}
+    needed = {"kms:CreateGrant", "kms:GenerateDataKey", "kms:RetireGrant", "kms:Decrypt"}
+    assert needed | {"kms:ReEncrypt*", "kms:GenerateDataKey*"} <= allowed
+    assert "kms:ReEncrypt*" not in marketplace.handler_permissions("AWS::S3::Bucket")
+
+
 def test_a_resource_type_without_a_schema_is_refused():
     with pytest.raises(GeneratorError, match="AWS::Made::Up: no CloudFormation registry schema"):
         marketplace.handler_permissions("AWS::Made::Up")

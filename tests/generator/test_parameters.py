@@ -3,10 +3,15 @@ constraints (the tables in ../shared/seeds, Step 3), plus the Rules that refuse 
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
+from troposphere import Template
 
+from generator.errors import SpecError
+from generator.spec import Spec
+from generator.template.parameters import add_parameters, add_rules
 from tests.generator.cfn_eval import Evaluator
 
 NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS = (
@@ -29,6 +34,7 @@ DOCUMENTED = {
     "VpcCIDR": ("String", REQUIRED, NETWORK),
     "LoadBalancerScheme": ("String", "internet-facing", NETWORK),
     "CreateS3GatewayEndpoint": ("String", "false", NETWORK),
+    "CreateInterfaceEndpoints": ("String", "false", NETWORK),
     "SCPAETitle": ("String", "STORESCP", DICOM),
     "SCPPort": ("Number", 11112, DICOM),
     "PeerCIDR1": ("String", REQUIRED, DICOM),
@@ -55,7 +61,9 @@ DOCUMENTED = {
     "DatastoreId": ("String", "", OPERATIONS),
 }
 
-# AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
+# AWS Fargate task sizes (CPU units: memory MiB), as the ECS developer guide's table lists them
+# ("Troubleshoot Amazon ECS task definition invalid CPU or memory errors",
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-cpu-memory-error.html).
 FARGATE = {
     "256": [512, 1024, 2048],
     "512": list(range(1024, 4097, 1024)),
@@ -203,29 +211,43 @@ def test_allowed_values(template):
     assert template["Parameters"]["TaskCPU"]["AllowedValues"] == list(FARGATE)
 
 
-def test_every_documented_fargate_pair_passes_the_rules(template):
+# Every memory a TaskMemoryLimit of 3-6 digits may name near Fargate's sizes: each 512 MiB
+# step up to 120 GB, and a value off every step.
+MEMORY_CANDIDATES = [*range(512, 122880 + 1, 512), 1000, 1536, 3584, 16385, 122881, 131072]
+
+
+def test_every_cpu_memory_pair_in_and_out_of_aws_table(template):
+    """Each TaskCPU value against every candidate memory: the Rules accept exactly the pairs of
+    AWS's table (FARGATE, transcribed above) and refuse the others with their own Rule."""
+    wrong = []
     for cpu, memories in FARGATE.items():
-        for memory in memories:
-            rules = Evaluator(template, {"TaskCPU": cpu, "TaskMemoryLimit": str(memory)})
-            assert rules.failed_rules() == [], (cpu, memory)
+        for memory in MEMORY_CANDIDATES:
+            failed = Evaluator(template, {"TaskCPU": cpu, "TaskMemoryLimit": str(memory)})
+            expected = [] if memory in memories else [f"FargateMemoryForCpu{cpu}"]
+            if failed.failed_rules() != expected:
+                wrong.append((cpu, memory, failed.failed_rules()))
+    assert wrong == []
 
 
-@pytest.mark.parametrize(
-    ("cpu", "memory"),
-    [
-        ("256", "4096"),
-        ("1024", "1024"),
-        ("1024", "9216"),
-        ("2048", "2048"),
-        ("4096", "4000"),
-        ("8192", "18432"),
-        ("16384", "16384"),
-        ("512", "512"),
-    ],
-)
-def test_invalid_fargate_pair_is_refused(template, cpu, memory):
-    rules = Evaluator(template, {"TaskCPU": cpu, "TaskMemoryLimit": memory})
-    assert rules.failed_rules() == [f"FargateMemoryForCpu{cpu}"]
+def test_256_cpu_refuses_1536_mib_and_says_what_fits(template):
+    assert Evaluator(template, {"TaskCPU": "256", "TaskMemoryLimit": "1536"}).failed_rules() == [
+        "FargateMemoryForCpu256"
+    ]
+    (assertion,) = template["Rules"]["FargateMemoryForCpu256"]["Assertions"]
+    assert assertion["AssertDescription"].startswith(
+        "With TaskCPU 256, TaskMemoryLimit must be 512, 1024 or 2048 MiB"
+    )
+    (assertion,) = template["Rules"]["FargateMemoryForCpu2048"]["Assertions"]
+    assert "4096-16384 MiB in steps of 1024" in assertion["AssertDescription"]
+
+
+def test_a_task_cpu_fargate_does_not_offer_fails_the_build(spec):
+    data = copy.deepcopy(spec.data)
+    (cpu,) = [p for p in data["parameters"] if p["name"] == "TaskCPU"]
+    cpu["allowedValues"] = ["1024", "3072"]
+    broken = Spec(data, spec.definition)
+    with pytest.raises(SpecError, match=r"TaskCPU allows \['3072'\], which Fargate does not"):
+        add_rules(Template(), broken, add_parameters(Template(), broken))
 
 
 # Subnets as EC2 would describe them (the rule functions read VpcId and AvailabilityZone).
