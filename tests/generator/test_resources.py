@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from generator.template.inline import HANDLER, inline_source
+from generator.template.inline import HANDLER, ZIP_FILE_LIMIT, inline_source, zipped_size
 from generator.template.workflow import logical_name
 from tests.generator.contract import CONTRACTS, FUNCTIONS, scp_environment
 
@@ -233,7 +233,7 @@ def test_functions_carry_their_code_inline(resources, spec):
         assert props["Runtime"] == "python3.12" and props["Handler"] == HANDLER
         assert set(props["Code"]) == {"ZipFile"}  # never S3Bucket: nothing from a seller's bucket
         assert props["Code"]["ZipFile"] == inline_source(name)
-        assert len(props["Code"]["ZipFile"]) <= 4096
+        assert zipped_size(props["Code"]["ZipFile"]) <= ZIP_FILE_LIMIT
         log_group = resources[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
         assert log_group["LogGroupName"] == {
             "Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{logical_name(name)}"
