@@ -257,6 +257,10 @@ def test_state_machine_fills_every_placeholder(resources, spec):
         assert value == {"Fn::GetAtt": [key.removesuffix("Arn"), "Arn"]}
     assert substitutions["DataAccessRoleArn"] == {"Fn::GetAtt": ["DataAccessRole", "Arn"]}
     assert substitutions["OutputS3Uri"] == {"Fn::Sub": "s3://${ResultsBucket}/"}
+    assert substitutions["JobTableName"] == {"Ref": "DicomImportJobTable"}
+    machine_statements = statements(resources, "StateMachineRole")
+    put = [s for s in machine_statements if "dynamodb:PutItem" in s["Action"]]
+    assert [s["Resource"] for s in put] == [[{"Fn::GetAtt": ["DicomImportJobTable", "Arn"]}]]
     assert machine["Definition"] == spec.definition
     invoke = [
         s
@@ -283,6 +287,7 @@ def test_real_state_machine_definition_builds():
         "DatastoreId",
         "DataAccessRoleArn",
         "OutputS3Uri",
+        "JobTableName",
         "RecordResultsFunctionArn",
         "RecordFailureFunctionArn",
     }
