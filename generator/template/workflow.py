@@ -155,9 +155,13 @@ def _function_statements(
         "record_results": [
             read_manifests,
             allow(["s3:GetObject"], [arn(results, "/*")]),
-            # Tag what was imported as primary: the bucket's lifecycle expires only that.
-            allow(["s3:PutObjectTagging"], [arn(dicom, f"/{INCOMING_PREFIX}*")]),
-            s3_read_key,
+            # Copy what was imported as primary onto itself, tagged: the bucket's lifecycle
+            # expires only that, counting from the copy (lambdas/results.py).
+            allow(
+                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+                [arn(dicom, f"/{INCOMING_PREFIX}*")],
+            ),
+            key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
             write_table,
             table_key,
         ],

@@ -143,19 +143,30 @@ def test_a_name_defined_nowhere_is_refused(root):
         inline_source("probe", root)
 
 
-def test_tag_failure_keeps_the_object(root):
-    """An object RecordResults cannot tag is logged and kept: the record goes on."""
+def test_an_object_that_cannot_be_marked_is_kept(root):
+    """An object RecordResults cannot copy (or, over 5 GB, tag) is logged and kept: the record
+    goes on."""
     write(
         root,
         "probe",
-        "from lambdas.results import tag_imported\n"
-        "def handler(event, context=None):\n    return tag_imported(event['s3'], 'b', 'k')\n",
+        "from lambdas.results import mark_imported\n"
+        "def handler(event, context=None):\n"
+        "    return mark_imported(event['s3'], 'b', 'k', event['size'], 'job')\n",
     )
     module = types.ModuleType("index")
     exec(inline_source("probe", root), module.__dict__)
 
+    calls: list[str] = []
+
     class Refusing:
-        def put_object_tagging(self, **kwargs):
+        def copy_object(self, **kwargs):
+            calls.append("copy")
             raise PermissionError("AccessDenied")
 
-    assert module.handler({"s3": Refusing()}) is None
+        def put_object_tagging(self, **kwargs):
+            calls.append("tag")
+            raise PermissionError("AccessDenied")
+
+    assert module.handler({"s3": Refusing(), "size": 10}) is None
+    assert module.handler({"s3": Refusing(), "size": 5 * 1024**3 + 1}) is None
+    assert calls == ["copy", "tag"]

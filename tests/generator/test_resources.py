@@ -293,20 +293,6 @@ def test_real_state_machine_definition_builds():
     }
 
 
-def test_dicom_bucket_expires_only_instances_imported_as_primary(resources):
-    rules = resources["DicomBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    expiring = [r for r in rules if "ExpirationInDays" in r or "ExpirationDate" in r]
-    assert expiring == [
-        {
-            "Id": "ExpireImportedInstances",
-            "Status": "Enabled",
-            "Prefix": "incoming/",
-            "TagFilters": [{"Key": "storescp-import", "Value": "primary"}],
-            "ExpirationInDays": {"Ref": "IncomingRetentionDays"},
-        }
-    ]
-
-
 def test_sweeper_schedule(resources):
     (rule,) = of_type(resources, "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
