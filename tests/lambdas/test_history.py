@@ -119,3 +119,20 @@ def test_a_job_that_outlasts_the_status_checks_is_caught_and_recorded(moto):
         for instance in manifest["instances"]:
             (item,) = pipeline.records_for_sop(instance["sopInstanceUID"])
             assert item["importStatus"] == "FAILED" and "ImportTimedOut" in item["reason"]
+
+
+def test_the_readme_states_the_figures_of_the_definition():
+    """The README's sentences on waiting and history are the ASL's numbers."""
+    asl = definition()
+    states = asl["States"]
+    (loop,) = [counted_loop(asl, part) for part in cycles(states)]
+    retry = states["StartImport"]["Retry"][0]
+    readme = " ".join((ASL_PATH.parents[2] / "README.md").read_text().split())
+    for said in (
+        f"up to {retry['MaxDelaySeconds'] // 60} minutes between tries, "
+        f"{retry['MaxAttempts']:,} tries",
+        f"after {loop.bound} checks",
+        f"the worst path of this one writes {worst_case_events(asl):,}",
+        f"fails above {int(MARGIN * HISTORY_QUOTA):,}",
+    ):
+        assert said in readme, said
