@@ -15,9 +15,9 @@ def env(name: str, default: str | None = None) -> str:
     return value
 
 
-def env_int(name: str, default: int) -> int:
-    """An integer environment variable."""
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """An integer environment variable, at least `minimum`."""
     value = env(name, str(default))
-    if not value.isdigit():
-        raise ConfigError(f"{name}={value!r}: set a whole number")
+    if not value.isdigit() or int(value) < minimum:
+        raise ConfigError(f"{name}={value!r}: set a whole number of at least {minimum}")
     return int(value)

@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 # As config/contracts.json holds them (tests/generator/test_contracts.py).
 JOB_RECORD, INSTANCE_RECORD = "JOB", "INSTANCE#"  # recordId of the job, prefix of an instance
 IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
+# jobStatus of the job item: SUBMITTED from the job's start (the state machine writes it), then
+# the job's final state (COMPLETED or FAILED).
+SUBMITTED, COMPLETED = "SUBMITTED", "COMPLETED"
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins

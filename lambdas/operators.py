@@ -1,7 +1,8 @@
 """Operators' commands, with boto3's standard credential chain (or --endpoint-url for `make demo`).
 
 `storescp-redrive` starts a new import attempt of a batch that failed or conflicted;
-`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?".
+`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?", and lists a
+study's batches whose import job is still running.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from boto3.dynamodb.conditions import Key
 
 from lambdas.attempts import client_token, execution_name
 from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
-from lambdas.job_table import INSTANCE_RECORD, SOP_INSTANCE_INDEX, STUDY_INSTANCE_INDEX, latest
+from lambdas.job_table import (
+    INSTANCE_RECORD,
+    JOB_RECORD,
+    SOP_INSTANCE_INDEX,
+    STUDY_INSTANCE_INDEX,
+    SUBMITTED,
+    latest,
+)
 from lambdas.layout import BATCHES_PREFIX
 from lambdas.manifest import read_manifest
 
@@ -90,12 +98,29 @@ def lookup(table, sop: str | None = None, study: str | None = None) -> list[dict
             "KeyConditionExpression": Key("studyInstanceUID").eq(study)
             & Key("recordId").begins_with(INSTANCE_RECORD),
         }
+    return latest(_query(table, query))
+
+
+def in_progress(table, study: str) -> list[dict]:
+    """The job items of a study's batches whose import job has started and not yet been
+    recorded (jobStatus SUBMITTED), oldest first."""
+    query = {
+        "IndexName": STUDY_INSTANCE_INDEX,
+        "KeyConditionExpression": Key("studyInstanceUID").eq(study)
+        & Key("recordId").eq(JOB_RECORD),
+    }
+    running = [i for i in _query(table, query) if i.get("jobStatus") == SUBMITTED]
+    return sorted(running, key=lambda i: (i.get("submittedAt", ""), i["batchId"]))
+
+
+def _query(table, query: dict) -> list[dict]:
+    """Every item a query finds, page after page."""
     page = table.query(**query)
     items = page["Items"]
     while "LastEvaluatedKey" in page:
         page = table.query(**query, ExclusiveStartKey=page["LastEvaluatedKey"])
         items += page["Items"]
-    return latest(items)
+    return items
 
 
 def _session(args: argparse.Namespace):
@@ -160,7 +185,16 @@ def lookup_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _, table = _session(args)
     found = lookup(table(args.table), args.sop, args.study)
-    if not found:
+    running = in_progress(table(args.table), args.study) if args.study else []
+    for job in running:
+        if args.json:
+            print(json.dumps(job, default=str, sort_keys=True))
+            continue
+        print(
+            f"batch {job['batchId']} attempt {job['attempt']}  IMPORTING  job {job['jobId']} "
+            f"submitted {job.get('submittedAt', '-')}  {job.get('instanceCount', '?')} instances"
+        )
+    if not found and not running:
         print(
             "no record: not received, or its batch is not imported yet (see the SCP log and "
             "the state machine's executions)"

@@ -1,5 +1,6 @@
 """Record the results of a finished import job: one DynamoDB item per instance of the batch, and
-a tag on each object imported as primary (the DICOM bucket's lifecycle expires only those).
+each object imported as primary copied onto itself with a tag (the DICOM bucket's lifecycle expires
+only tagged objects, and counts their days from the copy, that is from the import).
 
 The log line `batch-recorded` carries the counts; the template's metric filters turn it into the
 ImportedInstances, ConflictInstances and FailedInstances metrics.
@@ -16,6 +17,10 @@ from lambdas.log import log
 
 # Objects imported as primary get this tag; the DICOM bucket's lifecycle expires only them.
 IMPORTED_TAG = {"Key": "storescp-import", "Value": "primary"}
+# CopyObject copies at most 5 GB in one request (S3 API Reference, "CopyObject"); a larger object
+# is tagged in place instead, and its days count from receipt.
+COPY_LIMIT_BYTES = 5 * 1024**3
+INSTANCE_CONTENT_TYPE = "application/dicom"  # what the SCP stores (scp/storage/s3.py)
 
 
 def outcome(found: dict | None, image_sets: dict[str, dict], missing: str) -> dict:
@@ -57,17 +62,38 @@ def record_results(state: dict, s3, table) -> dict:
         counts[f"{item['importStatus'].lower()}Count"] += 1
     counts["warningCount"] = sum("warnings" in item for item in instances)
     write_items(table, [job_item(job["JobId"], state, manifest, job, **counts), *instances])
-    keys = [i["key"] for i in instances if i["importStatus"] == IMPORTED]
+    imported = {i["key"] for i in instances if i["importStatus"] == IMPORTED}
+    sizes = [(i["key"], i["bytes"]) for i in manifest["instances"] if i["key"] in imported]
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda key: tag_imported(s3, state["bucket"], key), keys))
+        list(pool.map(lambda k: mark_imported(s3, state["bucket"], *k, job["JobId"]), sizes))
     log("batch-recorded", batchId=state["batchId"], jobId=job["JobId"], **counts)
     return {"jobId": job["JobId"], "jobStatus": job["JobStatus"], **counts}
 
 
-def tag_imported(s3, bucket: str, key: str) -> None:
-    """Tag an object imported as primary, so that the bucket's lifecycle may expire it; one that
-    cannot be tagged is kept (logged), never lost."""
+def mark_imported(s3, bucket: str, key: str, size: int, job_id: str) -> None:
+    """Copy an object imported as primary onto itself, tagged, so that the bucket's lifecycle may
+    expire it IncomingRetentionDays after the import: a copy has a new creation date, which is
+    what expiration counts from, while a tag alone does not reset it. The replaced version is the
+    same bytes and goes a day later (noncurrent-version expiry). An object over CopyObject's 5 GB
+    is tagged in place (its days count from receipt); one that cannot be marked is kept
+    (logged), never lost."""
+    tag = f"{IMPORTED_TAG['Key']}={IMPORTED_TAG['Value']}"
     try:
-        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [IMPORTED_TAG]})
+        if size > COPY_LIMIT_BYTES:
+            s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [IMPORTED_TAG]})
+            log("tagged-in-place", "WARNING", key=key, bytes=size)
+            return
+        # A copy onto itself must change the metadata (S3 user guide, "Copying, moving, and
+        # renaming objects"): the import job's id is the change.
+        s3.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": key},
+            MetadataDirective="REPLACE",
+            ContentType=INSTANCE_CONTENT_TYPE,
+            Metadata={"storescp-import-job": job_id},
+            TaggingDirective="REPLACE",
+            Tagging=tag,
+        )
     except Exception as exc:
-        log("tag-failed", "ERROR", key=key, error=str(exc))
+        log("mark-imported-failed", "ERROR", key=key, error=str(exc))

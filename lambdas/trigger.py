@@ -14,5 +14,6 @@ def handler(event: dict, context: object = None) -> dict:
         client("s3"),
         client("stepfunctions"),
         env("STATE_MACHINE_ARN"),
-        env_int("STATUS_POLL_SECONDS", DEFAULT_POLL_SECONDS),
+        # At least 1: the status checks' interval doubles from it (the state machine's BackOff).
+        env_int("STATUS_POLL_SECONDS", DEFAULT_POLL_SECONDS, minimum=1),
     )

@@ -15,6 +15,7 @@ S3_MULTIPART_THRESHOLD = 64 * 2**20
 # DicomImportJobTable: the truth of where an instance is (DESIGN section 9).
 JOB_RECORD, INSTANCE_RECORD_PREFIX = "JOB", "INSTANCE#"
 IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
+SUBMITTED, COMPLETED = "SUBMITTED", "COMPLETED"  # jobStatus of the job item: started, then final
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins

@@ -363,10 +363,8 @@ def _bucket_row(template: TemplateFacts, bucket: Resource) -> tuple[object, ...]
         if rules[0].get("BucketKeyEnabled"):
             at_rest += ", S3 Bucket Key"
     lifecycle = [
-        f"{template.describe(rule.get('ExpirationInDays'))} days"
-        + (f" ({_filter(rule)})" if _filter(rule) else "")
+        _lifecycle_rule(template, rule)
         for rule in p.get("LifecycleConfiguration", {}).get("Rules", [])
-        if rule.get("ExpirationInDays") is not None
     ]
     public = p.get("PublicAccessBlockConfiguration", {})
     extras = [
@@ -382,10 +380,39 @@ def _bucket_row(template: TemplateFacts, bucket: Resource) -> tuple[object, ...]
         "TLS only (bucket policy denies other requests)"
         if _tls_only(template, "AWS::S3::BucketPolicy", bucket.logical_id)
         else "TLS (AWS API); plain HTTP not denied",
-        "objects expire after " + "; ".join(lifecycle) if lifecycle else "kept until deleted",
+        "; ".join(lifecycle) if lifecycle else "kept until deleted",
         _deletion(bucket),
         ", ".join(e for e in extras if e),
     )
+
+
+def _lifecycle_rule(template: TemplateFacts, rule: dict[str, Any]) -> str:
+    """What a lifecycle rule does, in words, and from when its days count (S3 counts expiration
+    from an object's creation, a noncurrent version's from when it was replaced)."""
+    said = []
+    if rule.get("ExpirationInDays") is not None:
+        days = template.describe(rule["ExpirationInDays"])
+        if rule.get("TagFilters"):
+            said.append(
+                f"objects with {_filter(rule)} expire {days} days after HealthImaging imported "
+                "them as primary (at the import the workflow copies each onto itself with the "
+                "tag, and S3 counts the days from that copy); the others stay until deleted"
+            )
+        else:
+            said.append(f"objects expire {days} days after they were written")
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        said.append(f"a replaced version goes {_day_count(days)} after it was replaced")
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        said.append(f"unfinished uploads are aborted after {_day_count(days)}")
+    if rule.get("ExpiredObjectDeleteMarker"):
+        said.append("a delete marker with no version left behind it is removed")
+    return "; ".join(said)
+
+
+def _day_count(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
 
 
 def _days(template: TemplateFacts, seconds: Any) -> str:

@@ -2,9 +2,14 @@
 
 A function is one handler module under lambdas/ and the lambdas modules it imports, concatenated
 in dependency order into one module (`index.py`, handler `index.handler`). Docstrings, comments,
-type annotations and imports between our own modules are dropped and blocks are indented by one
-space, because CloudFormation takes at most 4,096 characters of inline code. The modules stay
-ordinary tested Python; tests run the built source as Lambda would.
+type annotations and imports between our own modules are dropped (the template stays small);
+every name stays as written, so a traceback in a function's log names the function and variable
+of the source. The modules stay ordinary tested Python; tests run the built source as Lambda would.
+
+The limit: CloudFormation zips the inline code into a file named `index` and "this zip file cannot
+exceed 4MB" (CloudFormation reference, AWS::Lambda::Function Code, ZipFile; the same words are in
+the resource schema cfn-lint ships, which sets no maxLength). The old limit of 4,096 characters
+was removed in 2022 (the AWS CDK dropped its own check then, aws-cdk PR 20624).
 """
 
 from __future__ import annotations
@@ -12,18 +17,17 @@ from __future__ import annotations
 import ast
 import builtins
 import io
-import itertools
-import string
-import tokenize
+import zipfile
 from collections.abc import Mapping
-from keyword import kwlist
 from pathlib import Path
 
 from generator.errors import GeneratorError
 from generator.spec import ROOT, Spec
 
 PACKAGE = "lambdas"
-ZIP_FILE_LIMIT = 4096  # AWS::Lambda::Function Code.ZipFile, Python runtimes
+# AWS::Lambda::Function Code.ZipFile: the zip CloudFormation makes "cannot exceed 4MB" (read as
+# 4,000,000 bytes, the stricter of MB and MiB).
+ZIP_FILE_LIMIT = 4_000_000
 HANDLER = "index.handler"
 
 
@@ -90,7 +94,8 @@ def inline_source(module: str, root: Path = ROOT) -> str:
     """The inline source of the function whose handler is `lambdas.{module}.handler`."""
     nodes: list[ast.stmt] = []
     defined: dict[str, str] = {}
-    for name in _dependencies(module, root):
+    modules = _dependencies(module, root)
+    for name in modules:
         tree = _Strip().visit(ast.parse(_path(name, root).read_text()))
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and (
@@ -113,19 +118,28 @@ def inline_source(module: str, root: Path = ROOT) -> str:
     undefined = sorted({name for n in kept for name in _free_names(n)} - known)
     if undefined:
         raise GeneratorError(f"lambdas.{module}'s inline code uses {undefined}, defined nowhere")
-    _shorten_globals(kept)
-    _shorten_locals(kept)
     imports = [n for n in kept if isinstance(n, ast.Import | ast.ImportFrom)]
     rest = [n for n in kept if n not in imports]
-    lines = _merged_imports(imports)
+    joined = ",".join(modules)
+    header = f"# lambdas.{module}: lambdas/{{{joined}}}.py joined by generator/template/inline.py"
+    lines = [header, *_merged_imports(imports)]
     source = "\n".join([*lines, ast.unparse(ast.Module(body=rest, type_ignores=[]))]) + "\n"
-    source = _squeeze(source)
-    if len(source) > ZIP_FILE_LIMIT:
+    size = zipped_size(source)
+    if size > ZIP_FILE_LIMIT:
         raise GeneratorError(
-            f"inline code of lambdas.{module} is {len(source)} characters, over the "
-            f"{ZIP_FILE_LIMIT} CloudFormation allows in Code.ZipFile; make its modules smaller"
+            f"inline code of lambdas.{module} zips to {size:,} bytes, over the "
+            f"{ZIP_FILE_LIMIT:,} CloudFormation allows for Code.ZipFile; make its modules smaller"
         )
     return source
+
+
+def zipped_size(source: str) -> int:
+    """Bytes of the deployment package CloudFormation makes of inline code: a zip holding
+    `index.py`, counted stored (uncompressed), the largest it can be."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as package:
+        package.writestr("index.py", source)
+    return buffer.tell()
 
 
 def _merged_imports(imports: list[ast.stmt]) -> list[str]:
@@ -178,96 +192,6 @@ def _free_names(node: ast.stmt) -> set[str]:
         if isinstance(x, ast.ExceptHandler | ast.FunctionDef | ast.ClassDef) and x.name
     }
     return loaded - bound
-
-
-def _keywords(nodes: list[ast.stmt]) -> set[str]:
-    return {
-        k.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.Call) for k in x.keywords
-    }
-
-
-def _taken(nodes: list[ast.stmt]) -> set[str]:
-    names = {x.id for n in nodes for x in ast.walk(n) if isinstance(x, ast.Name)}
-    names |= {x.arg for n in nodes for x in ast.walk(n) if isinstance(x, ast.arg)}
-    return names | {name for n in nodes for name in _defines(n)} | set(dir(builtins)) | set(kwlist)
-
-
-def _rename(node: ast.AST, rename: dict[str, str]) -> None:
-    for x in ast.walk(node):
-        if isinstance(x, ast.Name) and x.id in rename:
-            x.id = rename[x.id]
-        elif isinstance(x, ast.arg) and x.arg in rename:
-            x.arg = rename[x.arg]
-        elif isinstance(x, ast.ExceptHandler | ast.FunctionDef) and x.name in rename:
-            x.name = rename[x.name]
-
-
-def _shorten_globals(nodes: list[ast.stmt]) -> None:
-    """Short names for module-level functions and constants (not classes: their names are
-    the error types the state machine and the logs show; not `handler`)."""
-    mine = [
-        name
-        for n in nodes
-        if isinstance(n, ast.FunctionDef | ast.Assign)
-        for name in _defines(n)
-        if name != "handler"
-    ]
-    mine = sorted(set(mine) - _keywords(nodes))
-    taken = _taken(nodes)
-    names = (n.upper() for n in _short_names() if n.upper() not in taken)
-    rename = dict(zip(mine, names, strict=False))
-    for node in nodes:
-        _rename(node, rename)
-
-
-def _shorten_locals(nodes: list[ast.stmt]) -> None:
-    """Give each function's local names (not parameters passed by keyword) one-letter names."""
-    keywords, taken = _keywords(nodes), _taken(nodes)
-    top = {name for n in nodes for name in _defines(n)}
-    for function in (n for n in nodes if isinstance(n, ast.FunctionDef)):
-        local: set[str] = set()
-        for x in ast.walk(function):
-            if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store):
-                local.add(x.id)
-            elif isinstance(x, ast.arg):
-                local.add(x.arg)
-            elif (
-                isinstance(x, ast.ExceptHandler | ast.FunctionDef) and x is not function and x.name
-            ):
-                local.add(x.name)
-        local -= keywords | top
-        names = (n for n in _short_names() if n not in taken)
-        _rename(function, dict(zip(sorted(local), names, strict=False)))
-
-
-def _squeeze(source: str) -> str:
-    """The same tokens with the least whitespace: one space per block level, none where a
-    token boundary needs none."""
-    lines, line, depth = [], "", 0
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        kind, text = token.type, token.string
-        if kind == tokenize.INDENT:
-            depth += 1
-        elif kind == tokenize.DEDENT:
-            depth -= 1
-        elif kind in (tokenize.NEWLINE, tokenize.NL):
-            if line:
-                lines.append(" " * depth + line)
-            line = ""
-        elif kind not in (tokenize.COMMENT, tokenize.ENDMARKER):
-            if _word(line[-1:]) and _word(text[:1]):
-                line += " "
-            line += text
-    return "\n".join(lines) + "\n"
-
-
-def _word(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
-def _short_names():
-    for size in range(1, 3):
-        yield from ("".join(p) for p in itertools.product(string.ascii_lowercase, repeat=size))
 
 
 def _defines(node: ast.stmt) -> list[str]:

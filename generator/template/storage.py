@@ -51,21 +51,41 @@ def _encryption(key: Key | None) -> s3.BucketEncryption:
     return s3.BucketEncryption(ServerSideEncryptionConfiguration=[rule])
 
 
-def _cleanup_rule(**expire: object) -> s3.LifecycleRule:
-    """Old versions go a day after they were replaced; so do unfinished multipart uploads."""
+# How long a replaced version stays, and an unfinished multipart upload. A version becomes
+# noncurrent when it is replaced or expired; its days count from then (S3 user guide, "Lifecycle
+# configuration elements").
+NONCURRENT_DAYS = 1
+INCOMPLETE_UPLOAD_DAYS = 1
+
+
+def cleanup_rule() -> s3.LifecycleRule:
+    """Every bucket's housekeeping, in a rule of its own (ExpiredObjectDeleteMarker cannot share a
+    rule with ExpirationInDays, ExpirationDate or TagFilters: AWS::S3::Bucket Rule, CloudFormation
+    reference): replaced versions go NONCURRENT_DAYS after they were replaced, unfinished
+    multipart uploads after INCOMPLETE_UPLOAD_DAYS, and a delete marker left with no versions
+    behind it (an expired object's) is removed."""
     return s3.LifecycleRule(
-        Id="Expire" if expire else "CleanUp",
+        Id="CleanUp",
         Status="Enabled",
-        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
-        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
-        **expire,
+        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=NONCURRENT_DAYS),
+        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+            DaysAfterInitiation=INCOMPLETE_UPLOAD_DAYS
+        ),
+        ExpiredObjectDeleteMarker=True,
     )
 
 
+def _expire_rule(days: Any) -> s3.LifecycleRule:
+    """Objects expire `days` after they were created (S3 user guide, "Lifecycle configuration
+    elements": the days are added to the object's creation time, rounded up to midnight UTC)."""
+    return s3.LifecycleRule(Id="Expire", Status="Enabled", ExpirationInDays=days)
+
+
 def imported_instances_rules(days: Any) -> list[s3.LifecycleRule]:
-    """The DICOM bucket's lifecycle: an instance expires `days` after it was imported as primary
-    (RecordResults tags it), never before; failed and conflicting instances, manifests and markers
-    stay until an operator acts."""
+    """The DICOM bucket's lifecycle: an instance expires `days` after it was imported as primary,
+    never before: RecordResults copies it onto itself with the tag (lambdas/results.py), and the
+    copy's creation date is the import's (a tag alone would not reset the object's age). Failed
+    and conflicting instances, manifests and markers stay until an operator acts."""
     tag = s3.TagFilter(**IMPORTED_TAG)
     return [
         s3.LifecycleRule(
@@ -75,7 +95,7 @@ def imported_instances_rules(days: Any) -> list[s3.LifecycleRule]:
             TagFilters=[tag],
             ExpirationInDays=days,
         ),
-        _cleanup_rule(),
+        cleanup_rule(),
     ]
 
 
@@ -106,7 +126,7 @@ def _bucket(
             ),
             VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
             LifecycleConfiguration=s3.LifecycleConfiguration(
-                Rules=rules or [_cleanup_rule(ExpirationInDays=expire_days)]
+                Rules=rules or [_expire_rule(expire_days), cleanup_rule()]
             ),
             **extra,
         )

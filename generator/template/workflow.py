@@ -34,7 +34,7 @@ from generator.template.storage import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PRE
 
 IMAGING_SERVICE = "medical-imaging.amazonaws.com"
 # Values the ASL takes from the stack (DefinitionSubstitutions), besides ${XFunctionArn}.
-STACK_VALUES = ("DatastoreId", "DataAccessRoleArn", "OutputS3Uri")
+STACK_VALUES = ("DatastoreId", "DataAccessRoleArn", "OutputS3Uri", "JobTableName")
 # Instance counts of the function log line `batch-recorded` (lambdas/results.py), as metrics.
 INSTANCE_METRICS = {
     "ImportedInstances": "importedCount",
@@ -155,9 +155,13 @@ def _function_statements(
         "record_results": [
             read_manifests,
             allow(["s3:GetObject"], [arn(results, "/*")]),
-            # Tag what was imported as primary: the bucket's lifecycle expires only that.
-            allow(["s3:PutObjectTagging"], [arn(dicom, f"/{INCOMING_PREFIX}*")]),
-            s3_read_key,
+            # Copy what was imported as primary onto itself, tagged: the bucket's lifecycle
+            # expires only that, counting from the copy (lambdas/results.py).
+            allow(
+                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+                [arn(dicom, f"/{INCOMING_PREFIX}*")],
+            ),
+            key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),
             write_table,
             table_key,
         ],
@@ -376,6 +380,7 @@ def _add_state_machine(
         "DatastoreId": storage.datastore_id,
         "DataAccessRoleArn": GetAtt(data_access_role, "Arn"),
         "OutputS3Uri": Sub(f"s3://{var(storage.results_bucket)}/"),
+        "JobTableName": Ref(storage.table),
     }
     log_group = _log_group(
         t,
@@ -394,6 +399,9 @@ def _add_state_machine(
                 ["medical-imaging:GetDICOMImportJob", "medical-imaging:StartDICOMImportJob"],
                 storage.datastore_arns,
             ),
+            # RecordSubmitted writes the job item when the job starts (a DynamoDB integration).
+            allow(["dynamodb:PutItem"], [GetAtt(storage.table, "Arn")]),
+            key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"]),
             allow(
                 ["iam:PassRole"],
                 [GetAtt(data_access_role, "Arn")],

@@ -52,11 +52,14 @@ def inline_handler(module: str) -> Callable[[dict, object], object]:
     return index.handler
 
 
-def state_machine_definition(values: dict[str, str], retry_cap: int | None = None) -> str:
+def state_machine_definition(
+    values: dict[str, str], retry_cap: int | None = None, max_polls: int | None = None
+) -> str:
     """The ASL file with its placeholders filled, as the template's DefinitionSubstitutions do.
 
     `retry_cap` caps every retry interval and delay (seconds), so that tests wait out hours of
-    throttling in seconds against a fake whose clock runs as much faster.
+    throttling in seconds against a fake whose clock runs as much faster; `max_polls` replaces
+    the bound of status checks (PollAgain's counter rule), so that a test reaches it.
     """
     text = ASL_PATH.read_text()
     for placeholder, (name, _) in FUNCTIONS.items():
@@ -70,6 +73,10 @@ def state_machine_definition(values: dict[str, str], retry_cap: int | None = Non
                 for name in RETRY_TIMES:
                     if name in retry:
                         retry[name] = min(retry[name], retry_cap)
+    if max_polls is not None:
+        choices = definition["States"]["PollAgain"]["Choices"]
+        (bound,) = [c for c in choices if c["Variable"] == "$.poll.count"]
+        bound["NumericGreaterThanEquals"] = max_polls
     return json.dumps(definition)
 
 
@@ -233,11 +240,12 @@ def local_pipeline(
     poll_seconds: int = 1,
     clock_scale: float = 1.0,
     retry_cap: int | None = 1,
+    max_polls: int | None = None,
 ) -> Iterator[Pipeline]:
     """Stand up the workflow under names starting with `name` (lowercase, unique per test).
 
     The fake's clock runs `clock_scale` times faster than real time; `retry_cap` caps the ASL's
-    retry waits (see state_machine_definition).
+    retry waits and `max_polls` its bound of status checks (see state_machine_definition).
     """
     bucket, results, table_name = f"{name}-dicom", f"{name}-results", f"{name}-jobs"
     s3, sqs, sfn = moto.client("s3"), moto.client("sqs"), moto.client("stepfunctions")
@@ -281,10 +289,11 @@ def local_pipeline(
                 "DatastoreId": DATASTORE_ID,
                 "DataAccessRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-import",
                 "OutputS3Uri": f"s3://{results}/",
+                "JobTableName": table_name,
             }
             arn = sfn.create_state_machine(
                 name=f"{name}-import",
-                definition=state_machine_definition(substitutions, retry_cap),
+                definition=state_machine_definition(substitutions, retry_cap, max_polls),
                 roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}-workflow",
             )["stateMachineArn"]
             env = {

@@ -15,6 +15,7 @@ from scp.settings import Settings
 CONTRACT = json.loads(CONTRACTS_PATH.read_text())
 LAYOUT = CONTRACT["storageLayout"]
 TABLE = CONTRACT["jobTable"]
+ASL = "lambdas/statemachine/import_workflow.asl.json"
 
 
 @pytest.mark.parametrize("side", [scp_contracts, layout], ids=["scp", "lambdas"])
@@ -31,9 +32,22 @@ def test_job_table(side):
     record_prefix = getattr(side, "INSTANCE_RECORD_PREFIX", None) or side.INSTANCE_RECORD
     assert (side.JOB_RECORD, record_prefix) == (TABLE["jobRecord"], TABLE["instanceRecordPrefix"])
     assert TABLE["instanceStates"] == [side.IMPORTED, side.CONFLICT, side.FAILED]
+    assert TABLE["jobStates"]["submitted"] == side.SUBMITTED
+    assert TABLE["jobStates"]["final"] == [side.COMPLETED, side.FAILED]
     assert TABLE["indexes"]["bySopInstanceUID"]["name"] == side.SOP_INSTANCE_INDEX
     assert TABLE["indexes"]["byStudyInstanceUID"]["name"] == side.STUDY_INSTANCE_INDEX
     assert list(side.LATEST_WINS) == TABLE["latestWins"]
+
+
+def test_the_state_machine_writes_the_contract_s_submitted_job_item():
+    """RecordSubmitted (a DynamoDB integration in the ASL, which cannot import job_table) writes
+    the job item with the contract's key names, job record id and submitted state."""
+    asl = json.loads((CONTRACTS_PATH.parents[1] / ASL).read_text())
+    item = asl["States"]["RecordSubmitted"]["Parameters"]["Item"]
+    assert item["recordId"] == {"S": TABLE["jobRecord"]}
+    assert item["jobStatus"] == {"S": TABLE["jobStates"]["submitted"]}
+    assert {TABLE["partitionKey"], TABLE["sortKey"]} <= set(item)
+    assert TABLE["indexes"]["byStudyInstanceUID"]["hash"] in item
 
 
 def test_latest_attempt_wins():

@@ -130,7 +130,9 @@ def test_data_protection_reads_each_store(real_spec, template_dict) -> None:
     bucket["PublicAccessBlockConfiguration"] = None
     bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] = 7
     row = store_row(real_spec, changed(template_dict, "DicomBucket", **bucket), "DicomBucket")
-    assert "public access blocked" not in row and "expire after 7 days" in row
+    assert "public access blocked" not in row and "expire 7 days after HealthImaging" in row
+    results = store_row(real_spec, TemplateFacts(template_dict), "ResultsBucket")
+    assert "after they were written" in results and "delete marker" in results
 
 
 def test_a_bucket_without_a_tls_only_policy_says_so(real_spec, template_dict) -> None:

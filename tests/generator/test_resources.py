@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from generator.template.inline import HANDLER, inline_source
+from generator.template.inline import HANDLER, ZIP_FILE_LIMIT, inline_source, zipped_size
 from generator.template.workflow import logical_name
 from tests.generator.contract import CONTRACTS, FUNCTIONS, scp_environment
 
@@ -233,7 +233,7 @@ def test_functions_carry_their_code_inline(resources, spec):
         assert props["Runtime"] == "python3.12" and props["Handler"] == HANDLER
         assert set(props["Code"]) == {"ZipFile"}  # never S3Bucket: nothing from a seller's bucket
         assert props["Code"]["ZipFile"] == inline_source(name)
-        assert len(props["Code"]["ZipFile"]) <= 4096
+        assert zipped_size(props["Code"]["ZipFile"]) <= ZIP_FILE_LIMIT
         log_group = resources[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
         assert log_group["LogGroupName"] == {
             "Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{logical_name(name)}"
@@ -257,6 +257,10 @@ def test_state_machine_fills_every_placeholder(resources, spec):
         assert value == {"Fn::GetAtt": [key.removesuffix("Arn"), "Arn"]}
     assert substitutions["DataAccessRoleArn"] == {"Fn::GetAtt": ["DataAccessRole", "Arn"]}
     assert substitutions["OutputS3Uri"] == {"Fn::Sub": "s3://${ResultsBucket}/"}
+    assert substitutions["JobTableName"] == {"Ref": "DicomImportJobTable"}
+    machine_statements = statements(resources, "StateMachineRole")
+    put = [s for s in machine_statements if "dynamodb:PutItem" in s["Action"]]
+    assert [s["Resource"] for s in put] == [[{"Fn::GetAtt": ["DicomImportJobTable", "Arn"]}]]
     assert machine["Definition"] == spec.definition
     invoke = [
         s
@@ -283,23 +287,10 @@ def test_real_state_machine_definition_builds():
         "DatastoreId",
         "DataAccessRoleArn",
         "OutputS3Uri",
+        "JobTableName",
         "RecordResultsFunctionArn",
         "RecordFailureFunctionArn",
     }
-
-
-def test_dicom_bucket_expires_only_instances_imported_as_primary(resources):
-    rules = resources["DicomBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    expiring = [r for r in rules if "ExpirationInDays" in r or "ExpirationDate" in r]
-    assert expiring == [
-        {
-            "Id": "ExpireImportedInstances",
-            "Status": "Enabled",
-            "Prefix": "incoming/",
-            "TagFilters": [{"Key": "storescp-import", "Value": "primary"}],
-            "ExpirationInDays": {"Ref": "IncomingRetentionDays"},
-        }
-    ]
 
 
 def test_sweeper_schedule(resources):

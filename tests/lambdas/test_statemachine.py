@@ -10,7 +10,7 @@ from cfnlint.api import lint
 
 from tests.fakes.pipeline import ACCOUNT, ASL_PATH, FUNCTIONS
 
-PLACEHOLDERS = {*FUNCTIONS, "DatastoreId", "DataAccessRoleArn", "OutputS3Uri"}
+PLACEHOLDERS = {*FUNCTIONS, "DatastoreId", "DataAccessRoleArn", "OutputS3Uri", "JobTableName"}
 # Step Functions names AWS SDK integration errors ServiceName.ErrorName, in PascalCase (Step
 # Functions developer guide, "AWS SDK service integrations").
 THROTTLED = "MedicalImaging.ThrottlingException"
@@ -26,6 +26,7 @@ def test_placeholders_are_those_of_the_contract():
         "DatastoreId",
         "DataAccessRoleArn",
         "OutputS3Uri",
+        "JobTableName",
         "RecordResultsFunctionArn",
         "RecordFailureFunctionArn",
     }
@@ -61,19 +62,22 @@ def waited(retry: dict) -> float:
 
 
 def test_a_batch_waits_out_quotas_for_days_and_everything_else_is_caught():
+    """StartImport waits out the quotas for two days; every other failure of a Task goes to
+    RecordFailure (RecordSubmitted's goes on to the status checks: the job runs anyway; a
+    throttled status check counts as one, tests/lambdas/test_history.py)."""
     states = definition()["States"]
     (start,) = [
         r for r in states["StartImport"]["Retry"] if {THROTTLED, QUOTA} <= set(r["ErrorEquals"])
     ]
-    (check,) = [r for r in states["CheckStatus"]["Retry"] if THROTTLED in r["ErrorEquals"]]
-    for retry in (start, check):
-        assert retry["JitterStrategy"] == "FULL" and retry["MaxDelaySeconds"] <= 300
-        assert waited(retry) / 2 > 48 * 3600  # even with the mean of full jitter: two days
+    assert start["JitterStrategy"] == "FULL" and start["MaxDelaySeconds"] <= 300
+    assert waited(start) / 2 > 48 * 3600  # even with the mean of full jitter: two days
     for name, state in states.items():
         if state["Type"] == "Task" and name != "RecordFailure":
-            assert state["Catch"] == [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
-            ]
+            after = "StartPolling" if name == "RecordSubmitted" else "RecordFailure"
+            assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"]
+            assert state["Catch"][-1]["Next"] == after, name
+    throttled = states["CheckStatus"]["Catch"][0]
+    assert THROTTLED in throttled["ErrorEquals"] and throttled["Next"] == "PollAgain"
 
 
 def lint_errors(asl: dict) -> list[str]:

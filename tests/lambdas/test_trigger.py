@@ -131,3 +131,11 @@ def test_manifest_locations_decode_keys_and_skip_other_events():
     )
     assert manifest_locations(body) == [("b", "store prefix/batches/x:y.json")]
     assert manifest_locations(json.dumps({"Event": "s3:TestEvent"})) == []
+
+
+def test_a_poll_interval_of_zero_is_a_config_error(moto, aws, monkeypatch):
+    """The status checks' interval doubles from STATUS_POLL_SECONDS: 0 would never grow."""
+    monkeypatch.setenv("STATUS_POLL_SECONDS", "0")
+
+    with pytest.raises(Exception, match="STATUS_POLL_SECONDS='0': set a whole number of at least"):
+        trigger.handler(sqs_event())
