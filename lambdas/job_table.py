@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 # As config/contracts.json holds them (tests/generator/test_contracts.py).
 JOB_RECORD, INSTANCE_RECORD = "JOB", "INSTANCE#"  # recordId of the job, prefix of an instance
 IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
+DIRECT_ARRIVAL = "StoreDICOM"  # arrivedBy of an item the SCP wrote for a direct store
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins

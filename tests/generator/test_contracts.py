@@ -23,7 +23,8 @@ def test_storage_layout(side):
         LAYOUT["incoming"],
         LAYOUT["open"],
         LAYOUT["batches"],
-    ) == (side.INCOMING_PREFIX, side.OPEN_PREFIX, side.BATCHES_PREFIX)
+        LAYOUT["direct"],
+    ) == (side.INCOMING_PREFIX, side.OPEN_PREFIX, side.BATCHES_PREFIX, side.DIRECT_PREFIX)
 
 
 @pytest.mark.parametrize("side", [scp_contracts, job_table], ids=["scp", "lambdas"])
@@ -34,6 +35,15 @@ def test_job_table(side):
     assert TABLE["indexes"]["bySopInstanceUID"]["name"] == side.SOP_INSTANCE_INDEX
     assert TABLE["indexes"]["byStudyInstanceUID"]["name"] == side.STUDY_INSTANCE_INDEX
     assert list(side.LATEST_WINS) == TABLE["latestWins"]
+
+
+def test_direct_records():
+    direct = TABLE["direct"]
+    assert (
+        direct["jobIdPrefix"],
+        direct["arrivedBy"],
+    ) == (scp_contracts.DIRECT_JOB_PREFIX, scp_contracts.DIRECT_ARRIVAL)
+    assert direct["arrivedBy"] == job_table.DIRECT_ARRIVAL
 
 
 def test_latest_attempt_wins():
