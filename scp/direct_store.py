@@ -188,7 +188,7 @@ def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> Dir
         raise SettingsError("DIRECT_STORE: no AWS credentials found for StoreDICOM")
     client = DicomWebClient(
         region,
-        settings.datastore_id,
+        settings.healthimaging_datastore_id,
         credentials.get_frozen_credentials,
         endpoint_url=settings.dicomweb_endpoint_url,
         policy=RetryPolicy(budget=settings.direct_store_budget),
@@ -199,4 +199,4 @@ def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> Dir
         settings.direct_store_high_priority,
     )
     table = JobTable(settings.job_table) if settings.job_table else None
-    return DirectStore(client, route, store, metrics, settings.datastore_id, table)
+    return DirectStore(client, route, store, metrics, settings.healthimaging_datastore_id, table)

@@ -259,7 +259,7 @@ class Settings:
         "Seconds StoreDICOM may take, retries included, before the instance falls back to the "
         "batch path",
     )
-    datastore_id: str = _setting(
+    healthimaging_datastore_id: str = _setting(
         "HEALTHIMAGING_DATASTORE_ID",
         _datastore_id,
         "",
@@ -319,7 +319,7 @@ class Settings:
                 "DIRECT_STORE_CALLING_AE_TITLES and DIRECT_STORE_HIGH_PRIORITY apply only with "
                 f"DIRECT_STORE=selected (it is {self.direct_store})"
             )
-        if self.direct_store != "none" and not self.datastore_id:
+        if self.direct_store != "none" and not self.healthimaging_datastore_id:
             raise SettingsError(
                 f"DIRECT_STORE={self.direct_store} needs HEALTHIMAGING_DATASTORE_ID"
             )

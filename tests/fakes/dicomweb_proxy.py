@@ -233,7 +233,7 @@ class DicomWebProxy(Served):
 
             def _read(self, path: str, headers: dict[str, str]) -> None:
                 hidden = proxy.faults.conflicts
-                if any(sop in path for sop in hidden):
+                if any(sop in urlsplit(path).path for sop in hidden):
                     return self._error(404, "not in a primary image set")
                 query = parse_qs(urlsplit(path).query)
                 if set(query.get("SOPInstanceUID", [])) & hidden:
