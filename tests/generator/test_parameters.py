@@ -9,13 +9,14 @@ import pytest
 
 from tests.generator.cfn_eval import Evaluator
 
-NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS = (
+NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS, DIRECT = (
     "Network Configuration",
     "DICOM Configuration",
     "Performance Configuration",
     "Security Configuration",
     "Advanced DICOM Configuration",
     "Operations Configuration",
+    "Direct Store Configuration",
 )
 REQUIRED = None
 # name: (type, default, console group), as the deployment guide documents them, then the ones
@@ -53,6 +54,11 @@ DOCUMENTED = {
     "AccessLogRetentionDays": ("Number", 365, OPERATIONS),
     "AlarmEmail": ("String", "", OPERATIONS),
     "DatastoreId": ("String", "", OPERATIONS),
+    # Straight into HealthImaging with StoreDICOM (issue 16).
+    "DirectStore": ("String", "None", DIRECT),
+    "DirectStoreCallingAETitles": ("String", "", DIRECT),
+    "DirectStoreHighPriority": ("String", "false", DIRECT),
+    "DirectStoreBudget": ("Number", 10, DIRECT),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
@@ -93,6 +99,7 @@ def test_groups_in_the_guides_order(template):
         SECURITY,
         ADVANCED,
         OPERATIONS,
+        DIRECT,
     ]
     order = [p for g in groups for p in g["Parameters"]]
     assert order == list(DOCUMENTED)
@@ -270,6 +277,25 @@ def test_every_task_zone_must_be_served_by_an_internet_facing_load_balancer(temp
     tasks_in_c = {"PrivateSubnetIDs": "subnet-qa,subnet-qc", "AvailabilityZones": zones}
     assert failed(template, **tasks_in_c) == ["TaskSubnetsServedByLoadBalancer"]
     assert failed(template, **tasks_in_c, LoadBalancerScheme="internal") == []
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refused_by"),
+    [
+        ({"DirectStore": "None"}, []),
+        ({"DirectStore": "All"}, []),
+        ({"DirectStore": "Selected", "DirectStoreCallingAETitles": "ED-CT1"}, []),
+        ({"DirectStore": "Selected", "DirectStoreHighPriority": "true"}, []),
+        ({"DirectStore": "Selected"}, ["DirectStoreSelectionNeeded"]),
+        (
+            {"DirectStore": "All", "DirectStoreHighPriority": "true"},
+            ["DirectStoreSelectionOnlyWhenSelected"],
+        ),
+        ({"DirectStoreCallingAETitles": "ED-CT1"}, ["DirectStoreSelectionOnlyWhenSelected"]),
+    ],
+)
+def test_direct_store_selection_rules(template, parameters, refused_by):
+    assert failed(template, **parameters) == refused_by
 
 
 @pytest.mark.parametrize(
