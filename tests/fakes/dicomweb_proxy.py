@@ -41,10 +41,11 @@ from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.fakes.healthimaging import DATASTORE_ID
 from tests.fakes.sfn_sdk import Served
 from tests.support.aws import FAKE_AWS_ENV, REGION
 
-DATASTORE_ID = "0123456789abcdef0123456789abcdef"
+__all__ = ["DATASTORE_ID", "DicomWebProxy", "verify_sigv4"]
 SERVICE = "medical-imaging"
 AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"

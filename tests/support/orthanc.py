@@ -44,6 +44,12 @@ class Orthanc:
         with urllib.request.urlopen(self.url + path, timeout=10) as rsp:
             return json.load(rsp)
 
+    def store(self, data: bytes) -> None:
+        """Store one DICOM P10 file through Orthanc's REST API (POST /instances)."""
+        request = urllib.request.Request(self.url + "/instances", data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
     def instance_count(self) -> int:
         return int(self.get_json("/statistics")["CountInstances"])  # type: ignore[index]
 
