@@ -18,15 +18,9 @@ from botocore.credentials import Credentials
 from scp.healthimaging.client import DicomWebClient, RetryPolicy
 from scp.healthimaging.errors import DicomWebError, DicomWebUnavailable
 from tests.fakes.dicomweb_proxy import DATASTORE_ID
-from tests.scp.dicomweb import (  # noqa: F401
-    client_for,
-    needs_orthanc,
-    orthanc_server,
-    proxy,
-    running_proxy,
-)
 from tests.support.aws import REGION
 from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.dicomweb import client_for, needs_orthanc
 
 pytestmark = needs_orthanc
 
@@ -41,7 +35,7 @@ def _store(client: DicomWebClient, path: Path):
         return client.store(body, path.stat().st_size)
 
 
-def test_stored_instance_is_found_and_read_back(proxy, tmp_path):  # noqa: F811
+def test_stored_instance_is_found_and_read_back(proxy, tmp_path):
     path, ds = _instance(tmp_path, "roundtrip")
     client = client_for(proxy)
     outcome = _store(client, path)
@@ -52,7 +46,7 @@ def test_stored_instance_is_found_and_read_back(proxy, tmp_path):  # noqa: F811
     assert pydicom.dcmread(io.BytesIO(data)).PixelData == ds.PixelData
 
 
-def test_search_pages_with_limit_and_offset(proxy, tmp_path):  # noqa: F811
+def test_search_pages_with_limit_and_offset(proxy, tmp_path):
     client = client_for(proxy)
     study, series = uid("st", "paged"), uid("se", "paged")
     for n in range(5):
@@ -64,7 +58,7 @@ def test_search_pages_with_limit_and_offset(proxy, tmp_path):  # noqa: F811
     assert [p.split("offset=")[1] for p in offsets] == ["0", "2", "4"]
 
 
-def test_unsigned_and_wrongly_signed_requests_are_refused(proxy, tmp_path):  # noqa: F811
+def test_unsigned_and_wrongly_signed_requests_are_refused(proxy, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as unsigned:
         urllib.request.urlopen(f"{proxy.endpoint}/datastore/{DATASTORE_ID}/studies")
     assert unsigned.value.code == 403
@@ -78,7 +72,7 @@ def test_unsigned_and_wrongly_signed_requests_are_refused(proxy, tmp_path):  # n
         _store(wrong, _instance(tmp_path, "wrong")[0])
 
 
-def test_throttling_is_retried_with_backoff(proxy, tmp_path):  # noqa: F811
+def test_throttling_is_retried_with_backoff(proxy, tmp_path):
     path, ds = _instance(tmp_path, "throttled")
     proxy.faults.script["POST"] = [429, 429]
     outcome = _store(client_for(proxy), path)
@@ -89,21 +83,21 @@ def test_throttling_is_retried_with_backoff(proxy, tmp_path):  # noqa: F811
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # equal jitter: at least half of 0.2 s, 0.4 s
 
 
-def test_dropped_connection_is_retried(proxy, tmp_path):  # noqa: F811
+def test_dropped_connection_is_retried(proxy, tmp_path):
     path, ds = _instance(tmp_path, "dropped")
     proxy.faults.script["POST"] = ["drop"]
     assert ds.SOPInstanceUID in _store(client_for(proxy), path).stored
     assert [p.status for p in proxy.requests("POST")] == [0, 200]
 
 
-def test_unavailable_beyond_the_budget_names_the_request(proxy, tmp_path):  # noqa: F811
+def test_unavailable_beyond_the_budget_names_the_request(proxy, tmp_path):
     proxy.faults.always["POST"] = 503
     with pytest.raises(DicomWebUnavailable, match=r"StoreDICOM \(POST /studies\): HTTP 503"):
         _store(client_for(proxy, budget=1.0), _instance(tmp_path, "down")[0])
     assert len(proxy.requests("POST")) >= 2
 
 
-def test_refusal_is_reported_per_instance(proxy, tmp_path):  # noqa: F811
+def test_refusal_is_reported_per_instance(proxy, tmp_path):
     path, ds = _instance(tmp_path, "refused")
     proxy.faults.refuse[ds.SOPInstanceUID] = 0xC000
     outcome = _store(client_for(proxy), path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,32 +20,28 @@ from lambdas.operators import lookup
 from scp.contracts import BATCHES_PREFIX, DIRECT_PREFIX, INCOMING_PREFIX
 from tests.fakes.dicomweb_proxy import DATASTORE_ID, DicomWebProxy
 from tests.fakes.pipeline import create_job_table
-from tests.scp.dicomweb import (  # noqa: F401
-    client_for,
-    needs_orthanc,
-    orthanc_server,
-    proxy,
-    running_proxy,
-)
 from tests.scp.test_transfer import storescu
-from tests.support.aws import REGION, MotoServer, moto_server
+from tests.support.aws import REGION, MotoServer
 from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.dicomweb import client_for, needs_orthanc
 from tests.support.scp import ScpProcess
 
 pytestmark = needs_orthanc
-TABLE = "DicomImportJobTable"
+TABLE = f"direct-{uuid.uuid4().hex[:8]}"
 URGENT, ROUTINE = "URGENT", "ROUTINE"
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with moto_server() as server:
-        create_job_table(server.client("dynamodb"), TABLE)
-        yield server
+def job_table(moto: MotoServer) -> str:
+    """A job table of this module's own in the session's moto server."""
+    create_job_table(moto.client("dynamodb"), TABLE)
+    return TABLE
 
 
 @pytest.fixture(scope="module")
-def scp(tmp_path_factory, running_proxy: DicomWebProxy, moto: MotoServer) -> Iterator[ScpProcess]:  # noqa: F811
+def scp(
+    tmp_path_factory, running_proxy: DicomWebProxy, moto: MotoServer, job_table: str
+) -> Iterator[ScpProcess]:
     storage = tmp_path_factory.mktemp("received")
     with ScpProcess(
         log_dir=storage.parent,
@@ -58,7 +55,7 @@ def scp(tmp_path_factory, running_proxy: DicomWebProxy, moto: MotoServer) -> Ite
         healthimaging_datastore_id=DATASTORE_ID,
         healthimaging_region=REGION,
         dicomweb_endpoint_url=running_proxy.endpoint,
-        job_table=TABLE,
+        job_table=job_table,
     ) as process:
         process.storage = storage  # type: ignore[attr-defined]
         yield process
@@ -97,7 +94,7 @@ def _record(moto: MotoServer, sop: str) -> dict:
     return item
 
 
-def test_urgent_instance_is_acknowledged_once_healthimaging_holds_it(scp, proxy, moto, tmp_path):  # noqa: F811
+def test_urgent_instance_is_acknowledged_once_healthimaging_holds_it(scp, proxy, moto, tmp_path):
     path, ds = _instance(tmp_path, "urgent")
     assert storescu(scp.port, str(path), aet=URGENT).returncode == 0
     # Acknowledged: StoreDICOM listed it, and it can be read back, pixel for pixel.
@@ -117,14 +114,14 @@ def test_urgent_instance_is_acknowledged_once_healthimaging_holds_it(scp, proxy,
     )
 
 
-def test_routine_instance_takes_the_batch_path(scp, proxy, tmp_path):  # noqa: F811
+def test_routine_instance_takes_the_batch_path(scp, proxy, tmp_path):
     path, ds = _instance(tmp_path, "routine")
     assert storescu(scp.port, str(path), aet=ROUTINE).returncode == 0
     assert proxy.requests("POST") == []
     assert _manifested(scp.storage, ds.SOPInstanceUID, settle=10) == 1
 
 
-def test_high_priority_goes_direct(scp, proxy, tmp_path):  # noqa: F811
+def test_high_priority_goes_direct(scp, proxy, tmp_path):
     _, ds = _instance(tmp_path, "high")
     ae = AE(ae_title=ROUTINE)
     ae.add_requested_context(CTImageStorage)
@@ -138,7 +135,7 @@ def test_high_priority_goes_direct(scp, proxy, tmp_path):  # noqa: F811
     assert len(_kept(scp.storage, DIRECT_PREFIX, ds.SOPInstanceUID)) == 1
 
 
-def test_throttled_then_stored(scp, proxy, tmp_path):  # noqa: F811
+def test_throttled_then_stored(scp, proxy, tmp_path):
     path, ds = _instance(tmp_path, "throttled")
     proxy.faults.script["POST"] = [429]
     assert storescu(scp.port, str(path), aet=URGENT).returncode == 0
@@ -148,7 +145,7 @@ def test_throttled_then_stored(scp, proxy, tmp_path):  # noqa: F811
     assert len(_kept(scp.storage, DIRECT_PREFIX, ds.SOPInstanceUID)) == 1
 
 
-def test_dropped_connection_mid_request_is_retried(scp, proxy, tmp_path):  # noqa: F811
+def test_dropped_connection_mid_request_is_retried(scp, proxy, tmp_path):
     path, ds = _instance(tmp_path, "dropped")
     proxy.faults.script["POST"] = ["drop"]
     assert storescu(scp.port, str(path), aet=URGENT).returncode == 0
@@ -156,7 +153,7 @@ def test_dropped_connection_mid_request_is_retried(scp, proxy, tmp_path):  # noq
     assert _manifested(scp.storage, ds.SOPInstanceUID) == 0
 
 
-def test_unavailable_beyond_the_budget_falls_back_to_the_batch_path(scp, proxy, tmp_path):  # noqa: F811
+def test_unavailable_beyond_the_budget_falls_back_to_the_batch_path(scp, proxy, tmp_path):
     path, ds = _instance(tmp_path, "unavailable")
     proxy.faults.always["POST"] = 503
     assert storescu(scp.port, str(path), aet=URGENT).returncode == 0
@@ -168,7 +165,7 @@ def test_unavailable_beyond_the_budget_falls_back_to_the_batch_path(scp, proxy, 
     assert _kept(scp.storage, DIRECT_PREFIX, ds.SOPInstanceUID) == []
 
 
-def test_refused_instance_gets_a_failure_status_and_is_not_stored(scp, proxy, tmp_path):  # noqa: F811
+def test_refused_instance_gets_a_failure_status_and_is_not_stored(scp, proxy, tmp_path):
     path, ds = _instance(tmp_path, "refused")
     proxy.faults.refuse[ds.SOPInstanceUID] = 0xC000
     storescu(scp.port, str(path), aet=URGENT)
@@ -178,7 +175,7 @@ def test_refused_instance_gets_a_failure_status_and_is_not_stored(scp, proxy, tm
     assert list(scp.storage.rglob(f"{ds.SOPInstanceUID}.dcm")) == []
 
 
-def test_conflict_is_recorded_as_such(scp, proxy, moto, tmp_path):  # noqa: F811
+def test_conflict_is_recorded_as_such(scp, proxy, moto, tmp_path):
     path, ds = _instance(tmp_path, "conflict")
     proxy.faults.conflicts.add(ds.SOPInstanceUID)
     assert storescu(scp.port, str(path), aet=URGENT).returncode == 0

@@ -1,5 +1,6 @@
-"""Fixtures shared by the DICOMweb tests: Orthanc with DICOMweb behind the SigV4-verifying
-HealthImaging proxy (tests/fakes/dicomweb_proxy.py), and a client signed with the test
+"""Fixtures for tests that need HealthImaging's DICOMweb (tests/conftest.py offers them to every
+package): Orthanc with DICOMweb behind the SigV4-verifying HealthImaging proxy
+(tests/fakes/dicomweb_proxy.py), one per test module, and a client signed with the test
 credentials."""
 
 from __future__ import annotations
