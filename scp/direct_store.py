@@ -13,10 +13,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+from botocore.credentials import Credentials
+
 from scp import statuses
 from scp.contracts import DIRECT_PREFIX
 from scp.dataset_scan import InstanceInfo
-from scp.healthimaging.client import DicomWebClient, RetryPolicy
+from scp.healthimaging.client import MAX_STORE_BYTES, DicomWebClient, RetryPolicy
 from scp.healthimaging.errors import DicomWebError
 from scp.healthimaging.routing import DirectRoute
 from scp.job_records import JobTable, direct_item
@@ -64,6 +66,8 @@ class DirectStore:
 
     def store_instance(self, path: str, size: int, info: InstanceInfo) -> DirectResult:
         sop = info.sop_instance_uid
+        if size > MAX_STORE_BYTES:
+            return self._fallback(sop, f"{size} bytes: above StoreDICOM's 1 GB a request")
         started = time.monotonic()
         try:
             with open(path, "rb") as body:
@@ -172,11 +176,9 @@ class DirectStore:
             )
 
 
-def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> DirectStore | None:
-    """The DirectStore the settings ask for (None with DIRECT_STORE=none); SettingsError when
-    there is no region or no credentials."""
-    if settings.direct_store == "none":
-        return None
+def signing_context(settings: Settings) -> tuple[str, Credentials]:
+    """The Region and the (refreshable) credentials StoreDICOM is signed with; SettingsError
+    when either is missing, so the SCP refuses to start rather than fall back on every instance."""
     import botocore.session
 
     session = botocore.session.get_session()
@@ -185,7 +187,17 @@ def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> Dir
         raise SettingsError("HEALTHIMAGING_REGION: no Region set, and none from the AWS SDK")
     credentials = session.get_credentials()
     if credentials is None:
-        raise SettingsError("DIRECT_STORE: no AWS credentials found for StoreDICOM")
+        raise SettingsError(
+            f"DIRECT_STORE={settings.direct_store}: no AWS credentials found for StoreDICOM"
+        )
+    return region, credentials
+
+
+def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> DirectStore | None:
+    """The DirectStore the settings ask for (None with DIRECT_STORE=none)."""
+    if settings.direct_store == "none":
+        return None
+    region, credentials = signing_context(settings)
     client = DicomWebClient(
         region,
         settings.healthimaging_datastore_id,

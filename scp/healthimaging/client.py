@@ -32,6 +32,8 @@ RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # [STORE]: the STOW-RS statuses of PS3.18 10.5.3 whose body is a Store Instances Response
 # (200 all stored, 202 some stored or with warnings, 409 none stored).
 STOW_STATUSES = frozenset({200, 202, 409})
+# [STORE]: "up to 1GB of DICOM data per request"; read as 10^9 bytes, the smaller reading.
+MAX_STORE_BYTES = 10**9
 MAX_SEARCH_RESULTS = 10_000  # [SEARCH]: a QIDO-RS search returns at most 10,000 records
 
 

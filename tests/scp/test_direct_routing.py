@@ -3,6 +3,10 @@ response, and the C-STORE status of each STOW-RS Failure Reason."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from scp import statuses
@@ -10,6 +14,7 @@ from scp.direct_store import refusal_status
 from scp.healthimaging.routing import HIGH_PRIORITY, DirectRoute
 from scp.healthimaging.stow import parse_stow_response
 from scp.settings import SettingsError, load_settings
+from tests.support.scp import REPO
 
 DATASTORE = "0123456789abcdef0123456789abcdef"
 MEDIUM, LOW = 0x0000, 0x0002
@@ -111,3 +116,31 @@ def test_what_is_not_a_stow_response_is_refused(doc) -> None:
 )
 def test_failure_reason_to_c_store_status(reason, status) -> None:
     assert refusal_status(reason) == status
+
+
+def test_direct_store_without_a_region_refuses_to_start(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scp",
+            "--storage",
+            str(tmp_path),
+            "--direct-store",
+            "all",
+            "--healthimaging-datastore-id",
+            DATASTORE,
+            "--health-port",
+            "0",
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "AWS_CONFIG_FILE": "/nonexistent"},
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "HEALTHIMAGING_REGION: no Region set" in result.stdout
