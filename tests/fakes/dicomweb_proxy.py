@@ -173,6 +173,9 @@ class DicomWebProxy(Served):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle's algorithm holds the
+            # body until the client's delayed ACK (~40 ms a response on Linux).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass
