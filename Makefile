@@ -7,9 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# dcmtk: DICOM peers in tests; graphviz: the release's architecture diagram. The rest builds,
+# dcmtk: DICOM peers in tests; orthanc + orthanc-dicomweb: the DICOMweb server behind the
+# HealthImaging proxy in tests; graphviz: the release's architecture diagram. The rest builds,
 # runs, pushes and serves the SCP image (tests use Debian's docker-registry as a local registry).
-APT_PACKAGES := dcmtk graphviz buildah podman runc skopeo mmdebstrap docker-registry
+APT_PACKAGES := dcmtk orthanc orthanc-dicomweb graphviz buildah podman runc skopeo mmdebstrap docker-registry
 # IMAGE=0 releases without building the SCP image; BASE_IMAGE=python:3.11-slim-bookworm (say)
 # builds it on a registry image instead of the Debian base made from packages.
 IMAGE ?= 1
@@ -71,7 +72,7 @@ demo: deps ## Run the whole pipeline locally (moto, SCP, import workflow, Health
 	$(PY) -m tests.e2e.demo
 
 bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom (BENCH_ARGS="--help" lists options)
-	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc"
+	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc orthanc-dicomweb"
 	$(PY) -m bench $(BENCH_ARGS)
 
 fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-2048); writes bench/fargate-sizing.json

@@ -24,7 +24,7 @@ from bench.datasets import SPECS, generate
 from bench.errors import BenchError
 from bench.report import render
 from bench.runner import Measurement, measure, moto_put_rate
-from bench.servers import SERVERS, MotoS3, OursS3
+from bench.servers import SERVERS, MotoS3, OursDirect, OursS3
 from tests.support.net import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -81,6 +81,17 @@ def about(args: argparse.Namespace, moto_rates: dict[str, str]) -> dict[str, str
     }
 
 
+def _dicomweb(stack: ExitStack, root: Path) -> str:
+    """Orthanc's DICOMweb behind the HealthImaging proxy, for ours-direct; its endpoint."""
+    from tests.fakes.dicomweb_proxy import DicomWebProxy
+    from tests.support.orthanc import orthanc, orthanc_available
+
+    if not orthanc_available():
+        raise BenchError("ours-direct needs Orthanc and orthanc-dicomweb (make system-deps)")
+    server = stack.enter_context(orthanc(root / "dicomweb"))
+    return stack.enter_context(DicomWebProxy(server.dicomweb)).endpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.fargate:
@@ -89,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return fargate(args.repeat, args.cache)
     tmpfs = "/dev/shm" if Path("/dev/shm").is_dir() else None
     datasets = {name: generate(name, args.cache) for name in args.datasets}
-    extra = {name: args.ours_args.split() for name in ("ours", "ours-s3")}
+    extra = {name: args.ours_args.split() for name in ("ours", "ours-s3", "ours-direct")}
     results: list[Measurement] = []
     moto_rates: dict[str, str] = {}
     with ExitStack() as stack:
@@ -97,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         logs = args.output.parent / "logs"
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
-        if "ours-s3" in args.servers:
+        if "ours-direct" in args.servers:
+            OursDirect.dicomweb = _dicomweb(stack, root)
+        if {"ours-s3", "ours-direct"} & set(args.servers):
             moto = MotoS3(logs / "moto.log", free_port())
             stack.callback(moto.stop)
             OursS3.endpoint = moto.endpoint

@@ -49,6 +49,11 @@ class Measurement:
     def instances_per_s(self) -> float:
         return self.instances / self.seconds
 
+    @property
+    def ms_per_instance(self) -> float:
+        """Per-instance latency seen by one association: its wall time over its instances."""
+        return self.seconds * self.parallel * 1000 / self.instances
+
     def to_json(self) -> dict:
         return asdict(self)
 

@@ -256,6 +256,31 @@ class OursS3(Ours):
             s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk})
 
 
+class OursDirect(OursS3):
+    """OursS3 with every instance routed to StoreDICOM (DIRECT_STORE=all), through the
+    SigV4-verifying HealthImaging proxy in front of Orthanc's DICOMweb; the runner starts both
+    and sets `dicomweb`."""
+
+    name = "ours-direct"
+    dicomweb: str = ""  # the proxy's endpoint
+
+    def settings(self) -> dict[str, str]:
+        from tests.fakes.dicomweb_proxy import DATASTORE_ID
+
+        return {
+            **super().settings(),
+            "direct_store": "all",
+            "healthimaging_datastore_id": DATASTORE_ID,
+            "healthimaging_region": REGION,
+            "dicomweb_endpoint_url": self.dicomweb,
+        }
+
+    def stored(self) -> tuple[int, int]:
+        _, objects = self._objects()
+        sizes = [o["Size"] for o in objects if "/direct/" in o["Key"] and o["Key"].endswith(".dcm")]
+        return len(sizes), sum(sizes)
+
+
 def s3_client(endpoint: str):
     """A boto3 S3 client for the moto server at `endpoint`, with its fake credentials."""
     return boto3.client(
@@ -289,5 +314,5 @@ class MotoS3:
 
 
 SERVERS: dict[str, type[Server]] = {
-    cls.name: cls for cls in (Ours, OursS3, Dcmtk, Orthanc, Pynetdicom)
+    cls.name: cls for cls in (Ours, OursS3, OursDirect, Dcmtk, Orthanc, Pynetdicom)
 }

@@ -105,6 +105,8 @@ class Alarms:
     failed_imports: int
     cpu_percent: float
     memory_percent: float
+    direct_fallbacks: int
+    direct_fallback_periods: int
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
 # jobStatus of the job item: SUBMITTED from the job's start (the state machine writes it), then
 # the job's final state (COMPLETED or FAILED).
 SUBMITTED, COMPLETED = "SUBMITTED", "COMPLETED"
+DIRECT_ARRIVAL = "StoreDICOM"  # arrivedBy of an item the SCP wrote for a direct store
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins

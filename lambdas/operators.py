@@ -206,8 +206,13 @@ def lookup_main(argv: Sequence[str] | None = None) -> int:
             continue
         where = item.get("imageSetId", "-")
         why = item.get("reason") or "; ".join(item.get("warnings", []))
+        how = (
+            f"via {item['arrivedBy']}"
+            if "arrivedBy" in item
+            else f"batch {item['batchId']} attempt {item['attempt']}"
+        )
         print(
             f"{item['sopInstanceUID']}  {item['importStatus']:<8}  image set {where}  "
-            f"batch {item['batchId']} attempt {item['attempt']}  {why}".rstrip()
+            f"{how}  {why}".rstrip()
         )
     return 0

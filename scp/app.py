@@ -11,7 +11,7 @@ import logging
 from scp import __version__
 from scp.cpu_quota import worker_count
 from scp.metering import MeteringError, metering_client, product_code, register_usage
-from scp.settings import Settings
+from scp.settings import Settings, SettingsError
 from scp.slots import LocalSlots
 from scp.storage import StorageError, open_store
 
@@ -32,6 +32,17 @@ def run(settings: Settings) -> int:
     except StorageError as exc:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
         return 1
+    if settings.direct_store != "none":
+        from scp.direct_store import signing_context
+
+        try:
+            signing_context(settings)
+        except SettingsError as exc:
+            LOG.error(
+                "not starting",
+                extra={"fields": {"event": "direct-store-unusable", "error": str(exc)}},
+            )
+            return 1
     if code := product_code(settings.marketplace_product_code):
         try:
             register_usage(metering_client(), code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 INCOMING_PREFIX = "incoming/"  # incoming/{batchId}/{Study}/{Series}/{SOP}.dcm
 OPEN_PREFIX = "open/"  # open/{batchId}.json, the open-batch marker
 BATCHES_PREFIX = "batches/"  # batches/{batchId}.json, the manifest, written last
+DIRECT_PREFIX = "direct/"  # direct/{Study}/{Series}/{SOP}.dcm: stored by StoreDICOM, in no batch
 
 METRICS_NAMESPACE = "StoreSCP"
 S3_MULTIPART_THRESHOLD = 64 * 2**20
@@ -19,3 +20,4 @@ SUBMITTED, COMPLETED = "SUBMITTED", "COMPLETED"  # jobStatus of the job item: st
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
+DIRECT_JOB_PREFIX, DIRECT_ARRIVAL = "DIRECT#", "StoreDICOM"  # a direct store's jobId, arrivedBy

@@ -95,6 +95,24 @@ def _seconds(text: str) -> float:
     return value
 
 
+DIRECT_STORE_MODES = ("none", "all", "selected")
+DATASTORE_ID_RE = re.compile(r"[0-9a-z]{32}")  # HealthImaging API reference: datastoreId pattern
+
+
+def _direct_store(text: str) -> str:
+    value = text.strip().lower()
+    if value not in DIRECT_STORE_MODES:
+        raise ValueError("expected none, all or selected")
+    return value
+
+
+def _datastore_id(text: str) -> str:
+    value = text.strip()
+    if value and not DATASTORE_ID_RE.fullmatch(value):
+        raise ValueError("a data store ID is 32 lowercase letters and digits")
+    return value
+
+
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
 
@@ -214,6 +232,59 @@ class Settings:
         "before anything is written",
     )
 
+    direct_store: str = _setting(
+        "DIRECT_STORE",
+        _direct_store,
+        "none",
+        "Which instances go straight to HealthImaging (StoreDICOM) instead of a batch import: "
+        "none, all, or selected (by DIRECT_STORE_CALLING_AE_TITLES and/or "
+        "DIRECT_STORE_HIGH_PRIORITY)",
+    )
+    direct_store_calling_ae_titles: tuple[str, ...] = _setting(
+        "DIRECT_STORE_CALLING_AE_TITLES",
+        _ae_list,
+        (),
+        "With DIRECT_STORE=selected: comma-separated calling AE titles whose instances go direct",
+    )
+    direct_store_high_priority: bool = _setting(
+        "DIRECT_STORE_HIGH_PRIORITY",
+        _bool,
+        False,
+        "With DIRECT_STORE=selected: C-STOREs with Priority HIGH go direct",
+    )
+    direct_store_budget: float = _setting(
+        "DIRECT_STORE_BUDGET",
+        _seconds,
+        10.0,
+        "Seconds StoreDICOM may take, retries included, before the instance falls back to the "
+        "batch path",
+    )
+    healthimaging_datastore_id: str = _setting(
+        "HEALTHIMAGING_DATASTORE_ID",
+        _datastore_id,
+        "",
+        "HealthImaging data store of direct stores",
+    )
+    healthimaging_region: str = _setting(
+        "HEALTHIMAGING_REGION",
+        _text,
+        "",
+        "Region of the data store (default: the AWS SDK's, e.g. AWS_REGION)",
+    )
+    dicomweb_endpoint_url: str = _setting(
+        "DICOMWEB_ENDPOINT_URL",
+        _text,
+        "",
+        "DICOMweb endpoint override (tests); default "
+        "https://dicom-medical-imaging.{region}.amazonaws.com",
+    )
+    job_table: str = _setting(
+        "JOB_TABLE_NAME",
+        _text,
+        "",
+        "DynamoDB job table in which direct stores are recorded (empty: not recorded)",
+    )
+
     @property
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert)
@@ -234,6 +305,24 @@ class Settings:
             raise SettingsError("STORAGE: give a folder or s3://bucket/prefix")
         if self.health_port and self.health_port == self.port:
             raise SettingsError("HEALTH_PORT: must differ from SCP_PORT")
+        self._check_direct_store()
+
+    def _check_direct_store(self) -> None:
+        selective = self.direct_store_calling_ae_titles or self.direct_store_high_priority
+        if self.direct_store == "selected" and not selective:
+            raise SettingsError(
+                "DIRECT_STORE=selected: set DIRECT_STORE_CALLING_AE_TITLES and/or "
+                "DIRECT_STORE_HIGH_PRIORITY=true"
+            )
+        if self.direct_store != "selected" and selective:
+            raise SettingsError(
+                "DIRECT_STORE_CALLING_AE_TITLES and DIRECT_STORE_HIGH_PRIORITY apply only with "
+                f"DIRECT_STORE=selected (it is {self.direct_store})"
+            )
+        if self.direct_store != "none" and not self.healthimaging_datastore_id:
+            raise SettingsError(
+                f"DIRECT_STORE={self.direct_store} needs HEALTHIMAGING_DATASTORE_ID"
+            )
 
     def describe(self) -> dict[str, Any]:
         """Settings for the start-up log line (the key path is masked)."""

@@ -19,7 +19,10 @@ SUCCESS = StoreStatus(
     0x0000,
     "Success",
     "The instance is stored durably (S3 acknowledged it, or the local file and its folder are "
-    "fsynced) and recorded in its batch.",
+    "fsynced) and recorded in its batch; or, routed to HealthImaging directly (DIRECT_STORE), "
+    "StoreDICOM's response lists it as stored. A direct store that is throttled, unreachable or "
+    "failing beyond DIRECT_STORE_BUDGET falls back to the batch path and is acknowledged once "
+    "stored there.",
 )
 OUT_OF_RESOURCES = StoreStatus(
     0xA700,
@@ -63,6 +66,13 @@ NOT_IMPORTABLE = StoreStatus(
     "The dataset has no valid Study Instance UID or Series Instance UID; HealthImaging cannot "
     "import such an instance, so it is refused rather than stored.",
 )
+REFUSED_BY_HEALTHIMAGING = StoreStatus(
+    0xC214,
+    "Error: Cannot understand (refused by HealthImaging)",
+    "Routed to HealthImaging directly, the instance was refused for its content: StoreDICOM's "
+    "response lists it in the Failed SOP Sequence (0008,1198). The log line gives the Failure "
+    "Reason (0008,1197); a reason 0xA9xx is answered 0xA900 instead. Nothing was stored.",
+)
 
 STORE_STATUSES: tuple[StoreStatus, ...] = (
     SUCCESS,
@@ -73,6 +83,7 @@ STORE_STATUSES: tuple[StoreStatus, ...] = (
     UNEXPECTED_ERROR,
     INVALID_UID,
     NOT_IMPORTABLE,
+    REFUSED_BY_HEALTHIMAGING,
 )
 
 

@@ -13,6 +13,7 @@ from scp import statuses
 from scp.association import refused_for_space
 from scp.batches import StoredInstance
 from scp.dataset_scan import DatasetError, InstanceInfo, scan_part10
+from scp.direct_store import STORED, DirectStore
 from scp.registry import AssociationState
 from scp.settings import is_uid
 from scp.statuses import StoreStatus
@@ -33,8 +34,8 @@ class Refused(Exception):
 class InstanceStorer:
     """The C-STORE pipeline of one process, over one Store."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
-        self.store, self.metrics = store, metrics
+    def __init__(self, store: Store, metrics: Metrics, direct: DirectStore | None = None) -> None:
+        self.store, self.metrics, self.direct = store, metrics, direct
 
     def store_instance(self, state: AssociationState | None, event: evt.Event) -> int:
         started = time.monotonic()
@@ -72,6 +73,12 @@ class InstanceStorer:
             raise Refused(statuses.CANNOT_UNDERSTAND, f"dataset does not parse: {exc}") from None
         _check_identity(info, sop_class, sop_uid)
         size = os.path.getsize(path)
+        if self.direct and self.direct.route.wants(state.calling_ae, _priority(event)):
+            result = self.direct.store_instance(path, size, info)
+            if result.outcome == STORED:
+                return size
+            if result.status is not None:
+                raise Refused(result.status, result.reason)
         try:
             batch = state.batches.batch_for(info.study_instance_uid, info.study_date, size)
             key = batch.key_for(info.series_instance_uid, sop_uid)
@@ -105,6 +112,10 @@ class InstanceStorer:
             },
         )
         return status.code
+
+
+def _priority(event: evt.Event) -> int:
+    return int(getattr(event.request, "Priority", 0) or 0)
 
 
 def _check_identity(info: InstanceInfo, sop_class: str, sop_uid: str) -> None:

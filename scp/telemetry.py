@@ -72,6 +72,9 @@ class Metrics:
         "StoreLatency": "Milliseconds",
         "ActiveAssociations": "Count",
         "RejectedAssociations": "Count",
+        "DirectStored": "Count",
+        "DirectFallbacks": "Count",
+        "DirectStoreLatency": "Milliseconds",
     }
     MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one line
 
@@ -84,16 +87,32 @@ class Metrics:
             "BytesStored": 0,
             "StoreFailures": 0,
             "RejectedAssociations": 0,
+            "DirectStored": 0,
+            "DirectFallbacks": 0,
         }
         self._latencies: list[float] = []
+        self._direct_latencies: list[float] = []
 
     def stored(self, size: int, latency_ms: float) -> None:
         with self._lock:
             self._counts["InstancesStored"] += 1
             self._counts["BytesStored"] += size
-            self._latencies.append(round(latency_ms, 2))
-            if len(self._latencies) > self.MAX_VALUES:
-                self._latencies = self._latencies[-self.MAX_VALUES :]
+            self._latencies = self._sample(self._latencies, latency_ms)
+
+    def direct_stored(self, latency_ms: float) -> None:
+        """An instance StoreDICOM stored; latency_ms is StoreDICOM's, retries included."""
+        with self._lock:
+            self._counts["DirectStored"] += 1
+            self._direct_latencies = self._sample(self._direct_latencies, latency_ms)
+
+    def direct_fallback(self) -> None:
+        """An instance routed to StoreDICOM that took the batch path instead."""
+        with self._lock:
+            self._counts["DirectFallbacks"] += 1
+
+    def _sample(self, values: list[float], latency_ms: float) -> list[float]:
+        values.append(round(latency_ms, 2))
+        return values[-self.MAX_VALUES :]
 
     def failed(self) -> None:
         with self._lock:
@@ -110,11 +129,13 @@ class Metrics:
             values: dict[str, Any] = dict(self._counts)
             if self._latencies:
                 values["StoreLatency"] = self._latencies
+            if self._direct_latencies:
+                values["DirectStoreLatency"] = self._direct_latencies
             if active_associations is not None:
                 values["ActiveAssociations"] = active_associations
             for name in self._counts:
                 self._counts[name] = 0
-            self._latencies = []
+            self._latencies, self._direct_latencies = [], []
         doc = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.aws import FAKE_AWS_ENV, MotoServer, moto_server
+from tests.support.dicomweb import orthanc_server, proxy, running_proxy  # noqa: F401 (fixtures)
 
 os.environ.update(FAKE_AWS_ENV)
 

@@ -317,7 +317,11 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
             if endpoints
             else ""
         )
-        + ".",
+        + ". Direct stores (`DirectStore` not `None`) call HealthImaging's DICOMweb endpoint "
+        "`dicom-medical-imaging.<region>.amazonaws.com` (StoreDICOM, SearchDICOMInstances) the "
+        "same way, through your NAT gateway: we found no VPC interface endpoint for it in AWS's "
+        "documentation, so without a NAT route every direct store falls back to the batch "
+        "import (`DirectStoreFallbackAlarm`).",
         "",
         *table(
             (

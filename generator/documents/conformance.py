@@ -268,7 +268,11 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "Part 10 file (file meta group with the accepted transfer syntax, then the data set "
         "byte for byte) and answers success only after S3 confirmed the write. At association "
         "end it writes one batch manifest per study; the manifest starts one HealthImaging "
-        "import job.",
+        "import job. With the `DirectStore` parameter, the instances it selects (all, or by "
+        "calling AE title and/or C-STORE Priority HIGH) are stored in HealthImaging directly "
+        "with StoreDICOM (DICOMweb STOW-RS) and answered success only when HealthImaging's "
+        "response lists them as stored; when StoreDICOM is throttled or unavailable they take "
+        "the S3 path above, and an instance HealthImaging refuses gets a failure status.",
         "",
         "```",
         "modality (SCU) --A-ASSOCIATE/C-ECHO/C-STORE--> NLB --> Store SCP AE (Fargate task)",
@@ -372,8 +376,8 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "its UIDs are invalid, or when it does not match its SOP class or request (statuses "
         "below). The instance is then imported into AWS HealthImaging; the import's own result per "
         "instance is recorded by the import workflow, not reported over DICOM. Storage "
-        "Commitment is not supported: an acknowledged instance is durably in Amazon S3, which "
-        "is what the success status means.",
+        "Commitment is not supported: an acknowledged instance is durably in Amazon S3 (or, "
+        "stored directly, in AWS HealthImaging), which is what the success status means.",
         "",
         "C-STORE response statuses (every status the SCP can return):",
         "",

@@ -65,6 +65,11 @@ STATUS_FIXES: dict[int, str] = {
     "dots, or longer than 64 characters: fix the sender.",
     statuses.NOT_IMPORTABLE.code: "HealthImaging needs a Study and Series Instance UID: fix the "
     "sender (or its coercion rules) so that both are set.",
+    statuses.REFUSED_BY_HEALTHIMAGING.code: "Only for direct stores (`DirectStore`): the SCP "
+    "log line `store-failed` (status 0xC214) gives HealthImaging's Failure Reason. Fix the "
+    "instance at the sender (HealthImaging's import rules apply), or send it from an AE title "
+    "that is not routed direct, so that it takes the batch import, whose result "
+    "`storescp-lookup` shows.",
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
+from generator.contracts import contracts
 from generator.spec import Spec
 from generator.template.iam import (
     allow,
@@ -25,14 +26,16 @@ PERIOD = 300
 FAILED_EXECUTIONS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
 
 
-def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props: Any) -> None:
+def _alarm(
+    t: Template, name: str, description: str, topic: sns.Topic, periods: int = 1, **props: Any
+) -> None:
     t.add_resource(
         cloudwatch.Alarm(
             name,
             AlarmDescription=description,
             AlarmActions=[Ref(topic)],
             OKActions=[Ref(topic)],
-            EvaluationPeriods=1,
+            EvaluationPeriods=periods,
             TreatMissingData="notBreaching",
             **props,
         )
@@ -158,6 +161,21 @@ def add_monitoring(
         Statistic="Sum",
         Period=PERIOD,
         Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    _alarm(
+        t,
+        "DirectStoreFallbackAlarm",
+        "Instances routed to HealthImaging's StoreDICOM keep falling back to the batch import "
+        "(throttled, unreachable or failing): urgent studies are stored but not viewable in "
+        "seconds.",
+        topic,
+        periods=limits.direct_fallback_periods,
+        Namespace=Sub(contracts().stack_metrics_namespace),
+        MetricName="DirectFallbacks",
+        Statistic="Sum",
+        Period=PERIOD,
+        Threshold=limits.direct_fallbacks,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     for name, function in workflow.functions.items():

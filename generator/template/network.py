@@ -292,7 +292,7 @@ def _security_groups(
                 ec2.SecurityGroupRule(
                     **_tcp(
                         443,
-                        "HTTPS to AWS APIs (S3, ECR, CloudWatch, Marketplace)",
+                        "HTTPS to AWS APIs (S3, ECR, CloudWatch, Marketplace, HealthImaging)",
                         CidrIp="0.0.0.0/0",
                     )
                 )

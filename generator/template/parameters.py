@@ -55,6 +55,10 @@ class Parameters:
     AccessLogRetentionDays: Parameter
     AlarmEmail: Parameter
     DatastoreId: Parameter
+    DirectStore: Parameter
+    DirectStoreCallingAETitles: Parameter
+    DirectStoreHighPriority: Parameter
+    DirectStoreBudget: Parameter
 
     def by_name(self, name: str) -> Parameter:
         return getattr(self, name)
@@ -166,6 +170,39 @@ def _number_range(spec: Spec, name: str) -> tuple[int, int]:
     return properties["MinValue"], properties["MaxValue"]
 
 
+def _add_direct_store_rules(t: Template, p: Parameters) -> None:
+    """DirectStore Selected needs a selection; a selection means nothing without Selected."""
+    selects = Or(
+        _is_set(p.DirectStoreCallingAETitles), Equals(Ref(p.DirectStoreHighPriority), "true")
+    )
+    t.add_rule(
+        "DirectStoreSelectionNeeded",
+        {
+            "RuleCondition": Equals(Ref(p.DirectStore), "Selected"),
+            "Assertions": [
+                _assertion(
+                    selects,
+                    "With DirectStore Selected, DirectStoreCallingAETitles must name an AE title "
+                    "and/or DirectStoreHighPriority must be true (or choose All or None).",
+                )
+            ],
+        },
+    )
+    t.add_rule(
+        "DirectStoreSelectionOnlyWhenSelected",
+        {
+            "RuleCondition": Not(Equals(Ref(p.DirectStore), "Selected")),
+            "Assertions": [
+                _assertion(
+                    Not(selects),
+                    "DirectStoreCallingAETitles must be empty and DirectStoreHighPriority false "
+                    "unless DirectStore is Selected: choose Selected, or clear them.",
+                )
+            ],
+        },
+    )
+
+
 def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
     """Rules that refuse a parameter set that cannot work, before anything is created
     (rule functions: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html)."""
@@ -242,6 +279,7 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
             ]
         },
     )
+    _add_direct_store_rules(t, p)
     shortest, _ = _number_range(spec, p.NetworkTimeout.title)
     t.add_rule(
         "NetworkTimeoutWithinTlsIdleTimeout",

@@ -61,6 +61,11 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
         "METRICS_NAMESPACE": Sub(contracts().stack_metrics_namespace),
         "TEMP_DIR": SCRATCH,
+        # Direct stores (DirectStore): StoreDICOM into this stack's data store, recorded in
+        # its job table.
+        "HEALTHIMAGING_DATASTORE_ID": storage.datastore_id,
+        "HEALTHIMAGING_REGION": Region,
+        "JOB_TABLE_NAME": Ref(storage.table),
     }
     if spec.marketplace.metering_code:
         env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
@@ -113,6 +118,16 @@ def add_service(
         # Hourly metering: the image calls RegisterUsage at start-up when it carries a product
         # code; the action has no resource-level permissions, "*" is the only choice.
         allow(["aws-marketplace:RegisterUsage"], ["*"]),
+        # Direct stores: StoreDICOM and the QIDO-RS check that the instance is in a primary
+        # image set, on this data store only (developer guide, "Storing instances with STOW-RS",
+        # "Searching DICOM data in HealthImaging"); one job-table item per direct store.
+        allow(
+            ["medical-imaging:StoreDICOM", "medical-imaging:SearchDICOMInstances"],
+            storage.datastore_arns,
+        ),
+        key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
+        allow(["dynamodb:PutItem"], [GetAtt(storage.table, "Arn")]),
+        key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"]),
     ]
     task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
 

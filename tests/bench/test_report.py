@@ -71,8 +71,8 @@ def test_render_has_a_row_per_server_and_parallelism_with_ratios():
         {"Date": "today"},
         {"ct": Data()},
     )
-    assert "| ours | 1 | 100.0 | 100.0 | 50 | 2.50 | 1.00x |" in text
-    assert "| dcmtk | 1 | 150.0 | 150.0 | 50 | 2.50 | 1.50x |" in text
-    assert "| ours | 4 | failed | failed | failed | failed | - |" in text
+    assert "| ours | 1 | 100.0 | 100.0 | 10.0 | 50 | 2.50 | 1.00x |" in text
+    assert "| dcmtk | 1 | 150.0 | 150.0 | 6.7 | 50 | 2.50 | 1.50x |" in text
+    assert "| ours | 4 | failed | failed | failed | failed | failed | - |" in text
     assert "- ours ct@4: run 1: boom" in text
     assert "do not edit" in text

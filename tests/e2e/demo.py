@@ -3,34 +3,77 @@
 moto server (S3, SQS, DynamoDB, Step Functions running the real ASL), the SCP storing to moto S3,
 the workflow's handlers in-process and the HealthImaging fake. A loop plays Lambda's SQS poller
 (trigger) and the sweeper's schedule, and prints what happens to each batch.
+
+HealthImaging's DICOMweb is Orthanc behind the SigV4-verifying proxy: the SCP stores instances
+from the calling AE title URGENT there directly (StoreDICOM), and the import fake hands what it
+imports as primary to the same Orthanc. At start the demo sends one urgent and one routine study
+and prints, for each, the seconds from its last C-STORE acknowledgement to QIDO-RS finding it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
+from scp.healthimaging.client import DicomWebClient
+from tests.fakes.dicomweb_proxy import DATASTORE_ID, KNOWN, DicomWebProxy
 from tests.fakes.pipeline import Pipeline, environment, local_pipeline
-from tests.support.aws import moto_server
+from tests.scp.test_transfer import storescu
+from tests.support.aws import REGION, moto_server
 from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.orthanc import orthanc
 from tests.support.scp import ScpProcess
 
 SWEEP_EVERY = 30.0
 WORK_DIR = Path(tempfile.gettempdir()) / "storescp-demo"
+URGENT = "URGENT"
 
 
-def write_samples(folder: Path, count: int = 4) -> Path:
-    """A few synthetic CT instances of one study to send."""
-    study, series = uid("demo", time.time()), uid("demo-series", time.time())
+def write_samples(folder: Path, count: int = 4, name: str = "demo") -> str:
+    """A few synthetic CT instances of one study to send; returns its Study Instance UID."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    study, series = uid(name, time.time()), uid(name, "series", time.time())
     for n in range(count):
         ds = make_dataset(
             study=study, series=series, sop=uid(study, n), rows=32, columns=32, seed=n
         )
         write_part10(ds, folder / f"ct-{n}.dcm")
-    return folder
+    return study
+
+
+class Viewable:
+    """Studies sent, waiting for QIDO-RS to find them: path name -> (study, acknowledged at)."""
+
+    def __init__(self, client: DicomWebClient) -> None:
+        self.client = client
+        self.waiting: dict[str, tuple[str, float]] = {}
+
+    def sent(self, path: str, study: str) -> None:
+        self.waiting[path] = (study, time.monotonic())
+
+    def check(self) -> None:
+        for path, (study, acked) in list(self.waiting.items()):
+            if next(iter(self.client.search("/studies", {"StudyInstanceUID": study})), None):
+                seconds = time.monotonic() - acked
+                print(
+                    f"{path} path: study found by QIDO-RS {seconds:.2f} s after its last "
+                    "C-STORE acknowledgement",
+                    flush=True,
+                )
+                del self.waiting[path]
+
+    def send(self, port: int, folder: Path, study: str, path: str, aet: str) -> None:
+        result = storescu(port, *map(str, sorted(folder.glob("*.dcm"))), aet=aet)
+        if result.returncode:
+            print(f"{path} path: storescu failed: {result.stderr.strip()}", flush=True)
+            return
+        self.sent(path, study)
 
 
 def report(pipeline: Pipeline, seen: set[str]) -> None:
@@ -56,21 +99,37 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
-    samples = write_samples(WORK_DIR / "samples")
-    with moto_server() as moto, local_pipeline(moto, "demo", poll_seconds=2) as pipeline:
+    samples = WORK_DIR / "samples"
+    write_samples(samples)
+    urgent, routine = WORK_DIR / "urgent", WORK_DIR / "routine"
+    with ExitStack() as stack:
+        moto = stack.enter_context(moto_server())
+        pipeline = stack.enter_context(local_pipeline(moto, "demo", poll_seconds=2))
+        dicomweb = stack.enter_context(orthanc(WORK_DIR / f"orthanc-{time.time():.0f}"))
+        proxy = stack.enter_context(DicomWebProxy(dicomweb.dicomweb))
+        pipeline.fake.on_primary = dicomweb.store
         settings = {
             "storage": f"s3://{pipeline.bucket}/",
             "s3_endpoint_url": moto.endpoint,
             "port": args.port,
+            "direct_store": "selected",
+            "direct_store_calling_ae_titles": URGENT,
+            "healthimaging_datastore_id": DATASTORE_ID,
+            "healthimaging_region": REGION,
+            "dicomweb_endpoint_url": proxy.endpoint,
+            "job_table": pipeline.table_name,
         }
-        with (
-            ScpProcess(log_dir=WORK_DIR, **settings) as scp,
-            environment({"SWEEP_AFTER_SECONDS": str(args.sweep_after)}),
-        ):
-            print(
-                f"""
+        dynamodb = {"AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint}
+        scp = stack.enter_context(ScpProcess(log_dir=WORK_DIR, env=dynamodb, **settings))
+        stack.enter_context(environment({"SWEEP_AFTER_SECONDS": str(args.sweep_after)}))
+        viewable = Viewable(DicomWebClient(REGION, DATASTORE_ID, lambda: KNOWN, proxy.endpoint))
+        print(
+            f"""
 Pipeline running. Send DICOM with dcmtk, e.g. the samples written to {samples}:
     storescu -aec STORESCP -aet MODALITY 127.0.0.1 {scp.port} {samples}/*.dcm
+Calling AE title {URGENT} goes straight to HealthImaging's DICOMweb (Orthanc behind the proxy at
+{proxy.endpoint}, Orthanc's own UI at {dicomweb.url}):
+    storescu -aec STORESCP -aet {URGENT} 127.0.0.1 {scp.port} {samples}/*.dcm
 Where to look (boto3 or the aws CLI with --endpoint-url {moto.endpoint}, any credentials):
     S3 bucket {pipeline.bucket}: incoming/, open/, batches/;  results bucket demo-results
     DynamoDB table {pipeline.table_name} (indexes sopInstanceUID-index, studyInstanceUID-index)
@@ -85,19 +144,27 @@ Import a failed or conflicting batch again (a new attempt):
         --state-machine-arn {pipeline.state_machine_arn} <batchId>
 Ctrl-C stops everything.
 """,
-                flush=True,
-            )
-            seen: set[str] = set()
-            next_sweep = time.monotonic() + SWEEP_EVERY
-            try:
-                while True:
-                    pipeline.deliver(wait_seconds=1)
-                    if time.monotonic() > next_sweep:
-                        pipeline.sweep()
-                        next_sweep = time.monotonic() + SWEEP_EVERY
-                    report(pipeline, seen)
-            except KeyboardInterrupt:
-                print("stopping", flush=True)
+            flush=True,
+        )
+        viewable.send(scp.port, urgent, write_samples(urgent, name="urgent"), "direct", URGENT)
+        deadline = time.monotonic() + 30
+        while viewable.waiting and time.monotonic() < deadline:
+            viewable.check()
+            time.sleep(0.05)
+        routine_study = write_samples(routine, name="routine")
+        viewable.send(scp.port, routine, routine_study, "batch", "MODALITY")
+        seen: set[str] = set()
+        next_sweep = time.monotonic() + SWEEP_EVERY
+        try:
+            while True:
+                pipeline.deliver(wait_seconds=1)
+                if time.monotonic() > next_sweep:
+                    pipeline.sweep()
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                report(pipeline, seen)
+                viewable.check()
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
 
 
 if __name__ == "__main__":

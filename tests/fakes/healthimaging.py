@@ -35,6 +35,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
@@ -179,6 +180,10 @@ class FakeHealthImaging(Served):
         self.fail_jobs = False  # jobs end FAILED, with a message and no output files
         self.failing_sops: set[str] = set()  # these SOP instances land in failure.ndjson
         self.warning_sops: set[str] = set()  # these are imported with the [GUIDE] warning
+        # Called with each file imported into a primary image set: `make demo` hands it to the
+        # DICOMweb stand-in (Orthanc), since HealthImaging's DICOMweb APIs search and retrieve
+        # the data store's primary image sets whichever way they arrived ("Using DICOMweb").
+        self.on_primary: Callable[[bytes], None] | None = None
         self.lock = threading.Lock()
         self._listen()
 
@@ -312,9 +317,8 @@ class FakeHealthImaging(Served):
         for obj in objects:
             key = obj["Key"]  # [GUIDE] inputFile is the object's key
             try:
-                ds = pydicom.dcmread(
-                    io.BytesIO(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                )
+                data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                ds = pydicom.dcmread(io.BytesIO(data))
                 uids = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
             except Exception:  # anything the parser rejects is a failed file
                 results["failure"].append(self._failure(key, "DICOM attributes does not exist"))
@@ -328,6 +332,8 @@ class FakeHealthImaging(Served):
             touched[image_set.image_set_id] = image_set
             overwritten |= {image_set.image_set_id} if again else set()
             response = {"imageSetId": image_set.image_set_id, "isPrimary": image_set.primary}
+            if image_set.primary and self.on_primary is not None:
+                self.on_primary(data)
             if uids[2] in self.warning_sops:  # [GUIDE] warning.ndjson line
                 response = {
                     **response,

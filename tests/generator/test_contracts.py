@@ -24,7 +24,8 @@ def test_storage_layout(side):
         LAYOUT["incoming"],
         LAYOUT["open"],
         LAYOUT["batches"],
-    ) == (side.INCOMING_PREFIX, side.OPEN_PREFIX, side.BATCHES_PREFIX)
+        LAYOUT["direct"],
+    ) == (side.INCOMING_PREFIX, side.OPEN_PREFIX, side.BATCHES_PREFIX, side.DIRECT_PREFIX)
 
 
 @pytest.mark.parametrize("side", [scp_contracts, job_table], ids=["scp", "lambdas"])
@@ -48,6 +49,15 @@ def test_the_state_machine_writes_the_contract_s_submitted_job_item():
     assert item["jobStatus"] == {"S": TABLE["jobStates"]["submitted"]}
     assert {TABLE["partitionKey"], TABLE["sortKey"]} <= set(item)
     assert TABLE["indexes"]["byStudyInstanceUID"]["hash"] in item
+
+
+def test_direct_records():
+    direct = TABLE["direct"]
+    assert (
+        direct["jobIdPrefix"],
+        direct["arrivedBy"],
+    ) == (scp_contracts.DIRECT_JOB_PREFIX, scp_contracts.DIRECT_ARRIVAL)
+    assert direct["arrivedBy"] == job_table.DIRECT_ARRIVAL
 
 
 def test_latest_attempt_wins():

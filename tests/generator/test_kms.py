@@ -173,11 +173,26 @@ def test_data_access_role_key_permissions(template):
     assert statement["Condition"] == _via("s3")
 
 
-def test_task_role_uses_the_key_only_to_upload_through_s3(template):
-    (statement,) = _key_statements(template["Resources"])["TaskRole"]
-    # GenerateDataKey for every PutObject, Decrypt for multipart uploads (S3 user guide).
-    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert statement["Condition"] == _via("s3")
+# The task role's key use, service by service: GenerateDataKey for every PutObject and Decrypt
+# for multipart uploads (S3 user guide); StoreDICOM into an encrypted data store (direct
+# stores); the job-table items the SCP writes for them.
+TASK_ROLE_KEY_USE = {
+    "s3": ["kms:Decrypt", "kms:GenerateDataKey"],
+    "medical-imaging": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+    "dynamodb": ["kms:Decrypt", "kms:GenerateDataKey"],
+}
+
+
+def test_task_role_uses_the_key_only_through_the_services_it_writes_to(template):
+    statements = _key_statements(template["Resources"])["TaskRole"]
+    by_service = {
+        s["Condition"]["StringEquals"]["kms:ViaService"]["Fn::Sub"].split(".")[0]: s
+        for s in statements
+    }
+    assert len(by_service) == len(statements)
+    assert {k: s["Action"] for k, s in by_service.items()} == TASK_ROLE_KEY_USE
+    for service, s in by_service.items():
+        assert s["Condition"] == _via(service)
 
 
 def test_encrypted_with_the_stacks_key(template):

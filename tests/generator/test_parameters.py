@@ -14,13 +14,14 @@ from generator.spec import Spec
 from generator.template.parameters import add_parameters, add_rules
 from tests.generator.cfn_eval import Evaluator
 
-NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS = (
+NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS, DIRECT = (
     "Network Configuration",
     "DICOM Configuration",
     "Performance Configuration",
     "Security Configuration",
     "Advanced DICOM Configuration",
     "Operations Configuration",
+    "Direct Store Configuration",
 )
 REQUIRED = None
 # name: (type, default, console group), as the deployment guide documents them, then the ones
@@ -59,6 +60,11 @@ DOCUMENTED = {
     "AccessLogRetentionDays": ("Number", 365, OPERATIONS),
     "AlarmEmail": ("String", "", OPERATIONS),
     "DatastoreId": ("String", "", OPERATIONS),
+    # Straight into HealthImaging with StoreDICOM (issue 16).
+    "DirectStore": ("String", "None", DIRECT),
+    "DirectStoreCallingAETitles": ("String", "", DIRECT),
+    "DirectStoreHighPriority": ("String", "false", DIRECT),
+    "DirectStoreBudget": ("Number", 10, DIRECT),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), as the ECS developer guide's table lists them
@@ -101,6 +107,7 @@ def test_groups_in_the_guides_order(template):
         SECURITY,
         ADVANCED,
         OPERATIONS,
+        DIRECT,
     ]
     order = [p for g in groups for p in g["Parameters"]]
     assert order == list(DOCUMENTED)
@@ -292,6 +299,25 @@ def test_every_task_zone_must_be_served_by_an_internet_facing_load_balancer(temp
     tasks_in_c = {"PrivateSubnetIDs": "subnet-qa,subnet-qc", "AvailabilityZones": zones}
     assert failed(template, **tasks_in_c) == ["TaskSubnetsServedByLoadBalancer"]
     assert failed(template, **tasks_in_c, LoadBalancerScheme="internal") == []
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refused_by"),
+    [
+        ({"DirectStore": "None"}, []),
+        ({"DirectStore": "All"}, []),
+        ({"DirectStore": "Selected", "DirectStoreCallingAETitles": "ED-CT1"}, []),
+        ({"DirectStore": "Selected", "DirectStoreHighPriority": "true"}, []),
+        ({"DirectStore": "Selected"}, ["DirectStoreSelectionNeeded"]),
+        (
+            {"DirectStore": "All", "DirectStoreHighPriority": "true"},
+            ["DirectStoreSelectionOnlyWhenSelected"],
+        ),
+        ({"DirectStoreCallingAETitles": "ED-CT1"}, ["DirectStoreSelectionOnlyWhenSelected"]),
+    ],
+)
+def test_direct_store_selection_rules(template, parameters, refused_by):
+    assert failed(template, **parameters) == refused_by
 
 
 @pytest.mark.parametrize(

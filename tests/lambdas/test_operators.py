@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import uuid
 
+import boto3
 import pytest
 
 from lambdas.operators import lookup_main, redrive_main
-from tests.fakes.pipeline import local_pipeline
+from scp.job_records import direct_item
+from tests.fakes.healthimaging import DATASTORE_ID
+from tests.fakes.pipeline import create_job_table, local_pipeline
 from tests.lambdas.batches import write_batch
 
 
@@ -76,3 +79,15 @@ def test_a_batch_without_execution_needs_its_bucket(pipeline, capsys):
     assert redrive_main([*args, "--bucket", pipeline.bucket]) == 0
     (execution,) = pipeline.wait_for_executions(1)
     assert execution["name"] == manifest["batchId"] and execution["status"] == "SUCCEEDED"
+
+
+def test_lookup_answers_for_an_instance_the_scp_stored_directly(moto, capsys):
+    """The SCP's own item for a StoreDICOM store (scp/job_records.py), as lookup reads it."""
+    name = f"direct-{uuid.uuid4().hex[:8]}"
+    create_job_table(moto.client("dynamodb"), name)
+    table = boto3.resource("dynamodb", endpoint_url=moto.endpoint, region_name="us-east-1")
+    item = direct_item(DATASTORE_ID, "1.2.3", "1.2.3.4", "1.2.3.4.5", False, "direct/x.dcm")
+    table.Table(name).put_item(Item=item)
+    assert lookup_main(["--table", name, "--study", "1.2.3", "--endpoint-url", moto.endpoint]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("1.2.3.4.5  CONFLICT  image set -  via StoreDICOM")

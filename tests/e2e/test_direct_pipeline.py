@@ -1,0 +1,62 @@
+"""End to end with direct stores: dcmtk storescu -> our SCP (S3 store on moto, DIRECT_STORE=all)
+-> StoreDICOM through the SigV4-verifying proxy to Orthanc, or, when StoreDICOM is unavailable,
+the batch path -> the real state machine and the HealthImaging import fake. An instance is
+imported by exactly one path: never twice, never not at all."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from tests.e2e.test_pipeline import study_files, wait_for_records
+from tests.fakes.dicomweb_proxy import DATASTORE_ID
+from tests.fakes.pipeline import local_pipeline
+from tests.scp.test_transfer import storescu
+from tests.support.aws import REGION
+from tests.support.dicomweb import needs_orthanc
+from tests.support.scp import ScpProcess
+
+pytestmark = [pytest.mark.slow, needs_orthanc]
+
+
+@pytest.fixture
+def pipeline(moto):
+    with local_pipeline(moto, f"direct-{uuid.uuid4().hex[:8]}") as p:
+        yield p
+
+
+def _sop(path: Path) -> str:
+    return str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def test_each_instance_is_imported_by_exactly_one_path(pipeline, proxy, tmp_path):
+    settings = {
+        "storage": f"s3://{pipeline.bucket}/",
+        "s3_endpoint_url": pipeline.moto.endpoint,
+        "direct_store": "all",
+        "direct_store_budget": 1,
+        "healthimaging_datastore_id": DATASTORE_ID,
+        "healthimaging_region": REGION,
+        "dicomweb_endpoint_url": proxy.endpoint,
+        "job_table": pipeline.table_name,
+    }
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": pipeline.moto.endpoint}
+    direct = study_files(tmp_path, "direct", studies=1, per_study=2)
+    fallen_back = study_files(tmp_path, "fallback", studies=1, per_study=2)
+    with ScpProcess(log_dir=tmp_path, env=env, **settings) as scp:
+        assert storescu(scp.port, *map(str, direct)).returncode == 0
+        proxy.faults.always["POST"] = 503
+        assert storescu(scp.port, *map(str, fallen_back)).returncode == 0
+    direct_sops, fallback_sops = [_sop(p) for p in direct], [_sop(p) for p in fallen_back]
+    assert len(wait_for_records(pipeline, direct_sops + fallback_sops)) == 4
+    pipeline.deliver(wait_seconds=2)  # a second import of anything would show up by now
+    # Each instance has exactly one item: by StoreDICOM, or by the one import job.
+    items = {sop: pipeline.records_for_sop(sop) for sop in direct_sops + fallback_sops}
+    assert all(len(found) == 1 for found in items.values()), items
+    assert {items[s][0].get("arrivedBy") for s in direct_sops} == {"StoreDICOM"}
+    assert {items[s][0].get("arrivedBy") for s in fallback_sops} == {None}
+    assert {found[0]["importStatus"] for found in items.values()} == {"IMPORTED"}
+    assert len(pipeline.fake.jobs) == 1
