@@ -10,16 +10,20 @@ import logging
 
 from scp import __version__
 from scp.cpu_quota import worker_count
+from scp.health import open_health
+from scp.listener import StartupError, listen
 from scp.metering import MeteringError, metering_client, product_code, register_usage
-from scp.settings import Settings
+from scp.settings import Settings, env_name
 from scp.slots import LocalSlots
 from scp.storage import StorageError, open_store
+from scp.store_check import StoreCheck
 
 LOG = logging.getLogger("scp")
 
 
 def run(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
+    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code; StartupError (one
+    sentence) when the store's folder or a port cannot be had."""
     store = open_store(
         settings.storage,
         endpoint_url=settings.s3_endpoint_url,
@@ -30,8 +34,11 @@ def run(settings: Settings) -> int:
     try:
         store.prepare()
     except StorageError as exc:
-        LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
-        return 1
+        raise StartupError(f"{env_name('storage')}: {exc}") from None
+    # Both ports are bound here, before any worker forks: the workers share the DICOM socket,
+    # and a port someone else holds stops the start-up with a sentence, not a traceback.
+    listener = listen(settings.bind, settings.port, "port")
+    health = open_health(settings)
     if code := product_code(settings.marketplace_product_code):
         try:
             register_usage(metering_client(), code)
@@ -53,13 +60,16 @@ def run(settings: Settings) -> int:
             }
         },
     )
+    store_check = StoreCheck()
     if workers == 1:
         from scp.server import serve
 
-        return serve(settings, store, LocalSlots(), with_health=True)
+        return serve(
+            settings, store, LocalSlots(), listener, health=health, store_check=store_check
+        )
     from scp.workers import supervise
 
-    return supervise(settings, store, workers)
+    return supervise(settings, store, workers, listener, health, store_check)
 
 
 def effective_workers(settings: Settings) -> int:
