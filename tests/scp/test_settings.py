@@ -82,7 +82,8 @@ def test_bad_setting_stops_startup_with_one_clear_message() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "storescp-healthimaging: error: --port='99999' is invalid: expected an integer from 1 to 65535"
+        "storescp-healthimaging: error: --port='99999' is invalid: "
+        "expected an integer from 1 to 65535"
     ]
 
 

@@ -57,7 +57,9 @@ def test_health_turns_ok_once_the_bucket_answers_and_the_proof_leaves_nothing(st
         healthy=False,
     )
     body = wait_for_status(scp, "unhealthy")
-    assert body["reason"] == "cannot store: s3://late-bucket/p/: the bucket does not exist; check STORAGE"
+    assert body["reason"] == (
+        "cannot store: s3://late-bucket/p/: the bucket does not exist; check STORAGE"
+    )
     s3 = make_bucket(moto, "late-bucket")
     s3.put_bucket_versioning(Bucket="late-bucket", VersioningConfiguration={"Status": "Enabled"})
     wait_for_status(scp, "ok")

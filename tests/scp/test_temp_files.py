@@ -105,9 +105,7 @@ def test_health_answers_at_once_while_s3_is_down(start_scp, tmp_path):
     blackhole.listen(100)
     endpoint = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
     try:
-        scp = start_scp(
-            storage="s3://bucket/", s3_endpoint_url=endpoint, workers=1, healthy=False
-        )
+        scp = start_scp(storage="s3://bucket/", s3_endpoint_url=endpoint, workers=1, healthy=False)
         sop, data = _dataset(tmp_path, "s3", side=64)
         for _ in range(3):  # each opens a batch (its marker hangs on S3), then is aborted
             assoc = wire.RawAssociation(scp.port, CONTEXTS, timeout=2)
