@@ -117,6 +117,11 @@ class Alarms:
     failed_imports: int
     cpu_percent: float
     memory_percent: float
+    store_failures: int
+    store_failures_periods: int
+    rejected_associations: int
+    no_healthy_target_minutes: int
+    unhealthy_target_periods: int
 
 
 @dataclass(frozen=True)

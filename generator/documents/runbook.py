@@ -53,9 +53,8 @@ def _statistic(template: TemplateFacts, statistic: str, metric: dict[str, Any], 
     dimensions = ", ".join(
         f"{d['Name']} = {template.describe(d['Value'])}" for d in metric.get("Dimensions", [])
     )
-    return (
-        f"{statistic} of {metric['Namespace']} {metric['MetricName']} ({dimensions}) per {period} s"
-    )
+    namespace, where = template.describe(metric["Namespace"]), f" ({dimensions})" * bool(dimensions)
+    return f"{statistic} of {namespace} {metric['MetricName']}{where} per {period} s"
 
 
 def _when(template: TemplateFacts, alarm: Resource) -> str:

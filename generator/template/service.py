@@ -18,6 +18,9 @@ LOG_GROUP = "PacsServerTaskDefPacsContainerLogGroup"
 # Autoscaling keeps the service's average CPU near this (generator/documents/sizing.py sizes
 # tasks by it).
 CPU_TARGET_PERCENT = 50.0
+# The SCP's EMF metrics (StoreFailures, RejectedAssociations, ...), one namespace per stack; an
+# Fn::Sub string for the task's METRICS_NAMESPACE, the alarms and the dashboard.
+SCP_METRICS_NAMESPACE = "StoreSCP/${AWS::StackName}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "BATCH_MAX_BYTES": str(res.batch_max_bytes),
         "HEALTH_PORT": str(res.health_port),
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
-        "METRICS_NAMESPACE": Sub("StoreSCP/${AWS::StackName}"),
+        "METRICS_NAMESPACE": Sub(SCP_METRICS_NAMESPACE),
     }
     if spec.marketplace.metering_code:
         env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
