@@ -128,6 +128,7 @@ class Alarms:
 class Resources:
     """Resource options fixed per release (config/product.schema.json describes each)."""
 
+    widest_peer_prefix: int
     batch_max_files: int
     batch_max_bytes: int
     drain_timeout_seconds: int

@@ -586,7 +586,9 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
             if routed
             else "."
         ),
-        "Set `PeerCIDR1`-`PeerCIDR3` to your sites' ranges only; never 0.0.0.0/0.",
+        "Set `PeerCIDR1`-`PeerCIDR3` to your sites' ranges only. The stack refuses 0.0.0.0/0 "
+        "on an internet-facing load balancer without `TLSCertificateARN` (Rule "
+        "NoPlainDicomFromTheWholeInternet); avoid it with TLS too.",
         "Set `TLSCertificateARN` (an ACM certificate) whenever DICOM crosses a network you do "
         "not control; configure the modalities for TLS.",
         "Subscribe your operations address to the alarm topic and act on the runbook.",

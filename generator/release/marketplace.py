@@ -281,6 +281,12 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
         "- Optional: an ACM certificate for DICOM over TLS (TLSCertificateARN), your own KMS key",
         "  (KmsKeyArn), an existing HealthImaging data store (DatastoreId).",
         "",
+        "Network exposure (secure by default)",
+        *(
+            f"- {name}: {spec.parameter(name).description}"
+            for name in ("LoadBalancerScheme", "TLSCertificateARN", "PeerCIDR1")
+        ),
+        "",
         "Launch",
         "1. Subscribe to the product, choose the CloudFormation fulfillment option and launch.",
         f"2. Fill the required parameters: {', '.join(required)}.",

@@ -95,7 +95,7 @@ def test_quick_create_url_prefills_the_defaults_only(files, template, spec):
         assert str(template["Parameters"][name]["Default"]) == value, name
     required = {n for n, p in template["Parameters"].items() if "Default" not in p}
     assert not required & set(filled)
-    assert filled["SCPAETitle"] == "STORESCP" and filled["LoadBalancerScheme"] == "internet-facing"
+    assert filled["SCPAETitle"] == "STORESCP" and filled["LoadBalancerScheme"] == "internal"
 
 
 def test_usage_instructions(files, template):
