@@ -207,6 +207,7 @@ class Spec:
     workflow: WorkflowSpec = field(init=False)
     lint: Lint = field(init=False)
     runbook: dict[str, RunbookEntry] = field(init=False)
+    regions: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         d = self.data
@@ -246,6 +247,7 @@ class Spec:
                 tuple(Skip(**s) for s in d["lint"]["checkovSkips"]),
             ),
             "runbook": {alarm: RunbookEntry(**e) for alarm, e in d.get("runbook", {}).items()},
+            "regions": tuple(d["regions"]),
         }
         for key, value in typed.items():
             object.__setattr__(self, key, value)

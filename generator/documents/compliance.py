@@ -643,8 +643,9 @@ def support_policy(spec: Spec) -> str:
             "",
             "- The latest release, and the release before it for 90 days after a new one is "
             "published on AWS Marketplace.",
-            "- Deployment in us-east-1 with the template as shipped, unmodified, with parameters "
-            "within their documented constraints.",
+            f"- Deployment in one of the Regions where AWS HealthImaging runs "
+            f"({', '.join(spec.regions)}) with the template as shipped, unmodified, with "
+            "parameters within their documented constraints.",
             "- Modalities and PACS that conform to DICOM as the Conformance Statement "
             "(conformance-statement.md) describes.",
             "",

@@ -232,17 +232,18 @@ def _compact(document: dict[str, Any]) -> str:
 
 def quick_create_url(spec: Spec, template: dict[str, Any]) -> str:
     """The console quick-create link pattern (CloudFormation user guide, "Creating quick-create
-    links for stacks"): the template URL is a placeholder, each parameter with a default is
-    pre-filled with it, the required ones are left for the buyer."""
-    region = spec.image.region
+    links for stacks"), one line per supported Region (`region: link`): the template URL is a
+    placeholder, each parameter with a default is pre-filled with it, the required ones are
+    left for the buyer."""
     params = "".join(
         f"&param_{name}={quote(str(p['Default']), safe='')}"
         for name, p in template["Parameters"].items()
         if "Default" in p and p["Default"] != ""
     )
-    return (
-        f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
+    return "".join(
+        f"{region}: https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
         f"#/stacks/create/review?templateURL={{TemplateURL}}&stackName=storescp{params}\n"
+        for region in spec.regions
     )
 
 
@@ -272,6 +273,9 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
         f"{spec.name} {spec.version}: usage instructions",
         "",
         NOT_A_MEDICAL_DEVICE,
+        "",
+        f"Regions: {', '.join(spec.regions)} (where AWS HealthImaging runs); the stack refuses",
+        "any other Region before it creates anything.",
         "",
         "Before you launch",
         "- A VPC with two or more private subnets (with a route to a NAT gateway) in different",

@@ -164,6 +164,19 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
     """Rules that refuse a parameter set that cannot work, before anything is created
     (rule functions: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html)."""
     p = inputs.parameters
+    regions = list(spec.regions)
+    t.add_rule(
+        "SupportedRegion",
+        {
+            "Assertions": [
+                _assertion(
+                    {"Fn::Contains": [regions, Ref("AWS::Region")]},
+                    "The stack must be created in a Region where AWS HealthImaging runs: "
+                    f"{', '.join(regions)}; switch the console to one of them.",
+                )
+            ]
+        },
+    )
     subnet_attr = "AWS::EC2::Subnet::Id"
     t.add_rule(
         "SubnetsInVpc",

@@ -20,8 +20,10 @@ class Evaluator:
         template: dict[str, Any],
         parameters: dict[str, Any],
         subnets: dict[str, dict[str, str]] | None = None,
+        region: str = "us-east-1",
     ):
         self.template = template
+        self.region = region  # the AWS::Region pseudo parameter
         self.subnets = subnets or {}
         declared = template["Parameters"]
         unknown = set(parameters) - set(declared)
@@ -45,6 +47,8 @@ class Evaluator:
                     return NO_VALUE
                 if arg in self.parameters:
                     return self._parameter(arg)
+                if arg == "AWS::Region":
+                    return self.region
                 return {"Ref": arg}
             if key == "Fn::If":
                 name, when_true, when_false = arg
