@@ -1,7 +1,9 @@
 """Operators' commands, with boto3's standard credential chain (or --endpoint-url for `make demo`).
 
 `storescp-redrive` starts a new import attempt of a batch that failed or conflicted;
-`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?".
+`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?". Both take
+`--stack NAME` to read the state machine, the table and the bucket from the stack's outputs, and
+answer every error with one sentence that says what to do.
 """
 
 from __future__ import annotations
@@ -9,15 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import boto3
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from lambdas.attempts import client_token, execution_name
 from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
 from lambdas.job_table import INSTANCE_RECORD
-from lambdas.manifest import read_manifest
+from lambdas.manifest import BATCH_ID, read_manifest
 
 
 class OperatorError(Exception):
@@ -46,6 +55,10 @@ def redrive(
     sfn, s3, state_machine_arn: str, batch_id: str, bucket: str | None = None, force: bool = False
 ) -> dict:
     """Start the next import attempt of a batch; returns {"attempt", "executionArn"}."""
+    if not BATCH_ID.fullmatch(batch_id):
+        raise OperatorError(
+            f"{batch_id!r} is not a batch id (1 to 64 letters, digits, '.', '_' or '-')"
+        )
     previous = attempts(sfn, state_machine_arn, batch_id)
     if previous:
         last = previous[-1]
@@ -61,7 +74,16 @@ def redrive(
         state = json.loads(previous[0]["input"])
     elif bucket:
         key = f"batches/{batch_id}.json"
-        state = execution_input(bucket, key, read_manifest(s3, bucket, key), DEFAULT_POLL_SECONDS)
+        try:
+            manifest = read_manifest(s3, bucket, key)
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchKey", "404"):
+                raise
+            raise OperatorError(
+                f"batch {batch_id} has no execution and no manifest s3://{bucket}/{key}: check "
+                "the batch id (the batchId of the SCP's association log line)"
+            ) from None
+        state = execution_input(bucket, key, manifest, DEFAULT_POLL_SECONDS)
     else:
         raise OperatorError(
             f"batch {batch_id} has no execution; pass --bucket (the DICOM bucket) "
@@ -103,6 +125,57 @@ def lookup(table, sop: str | None = None, study: str | None = None) -> list[dict
     return [latest[k] for k in sorted(latest)]
 
 
+STACK_OUTPUTS = {  # the template's outputs each option can come from
+    "state_machine_arn": "StateMachineArn",
+    "table": "JobTableName",
+    "bucket": "DicomBucketName",
+}
+
+
+def stack_outputs(cloudformation, stack: str) -> dict[str, str]:
+    """OutputKey -> OutputValue of a stack."""
+    try:
+        (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        if _code(exc) == "ValidationError":
+            raise OperatorError(
+                f"no stack {stack!r} in this Region: check --stack and --region "
+                "(or AWS_DEFAULT_REGION)"
+            ) from None
+        raise
+    return {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def explain(exc: BotoCoreError | ClientError) -> str:
+    """An AWS error as one sentence for an operator."""
+    if isinstance(exc, NoCredentialsError):
+        return (
+            "no AWS credentials: set AWS_PROFILE (after `aws sso login` or `aws configure`) or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS Region: pass --region or set AWS_DEFAULT_REGION (the stack's Region)"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach AWS ({exc}); check the network, --region and --endpoint-url"
+    if isinstance(exc, ClientError):
+        code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
+        operation = exc.operation_name
+        if code == "ResourceNotFoundException":
+            return f"{message or 'not found'} ({operation}): check --table or --stack and --region"
+        if code in ("StateMachineDoesNotExist", "InvalidArn"):
+            return f"{message} ({operation}): check --state-machine-arn or --stack and --region"
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            return f"access denied for {operation}: the credentials in use need permission for it"
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"):
+            return f"the AWS credentials were refused ({code}): renew them or pick another profile"
+        return f"{operation} failed: {code}: {message}"
+    return str(exc)
+
+
 def _session(args: argparse.Namespace):
     def client(service: str):
         return boto3.client(service, endpoint_url=args.endpoint_url, region_name=args.region)
@@ -116,8 +189,38 @@ def _session(args: argparse.Namespace):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack",
+        help="the stack's name: read the options below that are not given from its outputs",
+    )
     parser.add_argument("--endpoint-url", help="AWS endpoint (for make demo: the moto server)")
     parser.add_argument("--region", help="AWS Region (default: the standard chain's)")
+
+
+def _from_stack(args: argparse.Namespace, client: Callable, needed: str, *optional: str) -> None:
+    """Fill args' options from --stack's outputs; OperatorError when a needed one is missing."""
+    option = "--" + needed.replace("_", "-")
+    if args.stack and not all(getattr(args, n) for n in (needed, *optional)):
+        outputs = stack_outputs(client("cloudformation"), args.stack)
+        for name in (needed, *optional):
+            if not getattr(args, name):
+                setattr(args, name, outputs.get(STACK_OUTPUTS[name]))
+    if not getattr(args, needed):
+        raise OperatorError(
+            f"give {option}, or --stack with the stack's name to read it from its "
+            f"{STACK_OUTPUTS[needed]} output"
+        )
+
+
+def _run(prog: str, action: Callable[[], int]) -> int:
+    """Run an operator command: any failure is one line on stderr and exit status 1."""
+    try:
+        return action()
+    except OperatorError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{prog}: {explain(exc)}", file=sys.stderr)
+    return 1
 
 
 def redrive_main(argv: Sequence[str] | None = None) -> int:
@@ -125,17 +228,20 @@ def redrive_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storescp-redrive", description=redrive_main.__doc__)
     parser.add_argument("batch_id", help="the batch to import again (its execution's name)")
     parser.add_argument(
-        "--state-machine-arn", required=True, help="the stack's StateMachineArn output"
+        "--state-machine-arn", help="the stack's StateMachineArn output (or give --stack)"
     )
     parser.add_argument(
         "--bucket",
-        help="the stack's DicomBucketName output, for a batch that never got an execution",
+        help="the stack's DicomBucketName output, for a batch that never got an execution "
+        "(read from --stack when given)",
     )
     parser.add_argument("--force", action="store_true", help="import a batch that succeeded")
     _common(parser)
     args = parser.parse_args(argv)
     client, _ = _session(args)
-    try:
+
+    def action() -> int:
+        _from_stack(args, client, "state_machine_arn", "bucket")
         started = redrive(
             client("stepfunctions"),
             client("s3"),
@@ -144,13 +250,13 @@ def redrive_main(argv: Sequence[str] | None = None) -> int:
             args.bucket,
             args.force,
         )
-    except OperatorError as exc:
-        print(f"storescp-redrive: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"batch {args.batch_id}: attempt {started['attempt']} started ({started['executionArn']})"
-    )
-    return 0
+        print(
+            f"batch {args.batch_id}: attempt {started['attempt']} started "
+            f"({started['executionArn']})"
+        )
+        return 0
+
+    return _run(parser.prog, action)
 
 
 def lookup_main(argv: Sequence[str] | None = None) -> int:
@@ -159,26 +265,31 @@ def lookup_main(argv: Sequence[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--sop", help="SOP Instance UID")
     which.add_argument("--study", help="Study Instance UID")
-    parser.add_argument("--table", required=True, help="the stack's JobTableName output")
+    parser.add_argument("--table", help="the stack's JobTableName output (or give --stack)")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     _common(parser)
     args = parser.parse_args(argv)
-    _, table = _session(args)
-    found = lookup(table(args.table), args.sop, args.study)
-    if not found:
-        print(
-            "no record: not received, or its batch is not imported yet (see the SCP log and "
-            "the state machine's executions)"
-        )
-        return 1
-    for item in found:
-        if args.json:
-            print(json.dumps(item, default=str, sort_keys=True))
-            continue
-        where = item.get("imageSetId", "-")
-        why = item.get("reason") or "; ".join(item.get("warnings", []))
-        print(
-            f"{item['sopInstanceUID']}  {item['importStatus']:<8}  image set {where}  "
-            f"batch {item['batchId']} attempt {item['attempt']}  {why}".rstrip()
-        )
-    return 0
+    client, table = _session(args)
+
+    def action() -> int:
+        _from_stack(args, client, "table")
+        found = lookup(table(args.table), args.sop, args.study)
+        if not found:
+            print(
+                "no record: not received, or its batch is not imported yet (see the SCP log and "
+                "the state machine's executions)"
+            )
+            return 1
+        for item in found:
+            if args.json:
+                print(json.dumps(item, default=str, sort_keys=True))
+                continue
+            where = item.get("imageSetId", "-")
+            why = item.get("reason") or "; ".join(item.get("warnings", []))
+            print(
+                f"{item['sopInstanceUID']}  {item['importStatus']:<8}  image set {where}  "
+                f"batch {item['batchId']} attempt {item['attempt']}  {why}".rstrip()
+            )
+        return 0
+
+    return _run(parser.prog, action)

@@ -97,3 +97,16 @@ def test_the_runbook_names_only_log_events_the_scp_writes(spec):
         for e in re.findall(r'event = "([a-z-]+)"', entry.action)
     }
     assert {"store-failed", "storage-unavailable", "association-rejected"} <= named
+
+
+def test_the_runbooks_operator_commands_carry_what_they_need(spec):
+    """`storescp-redrive BATCH_ID` alone fails (no state machine): each command names the stack,
+    whose outputs give the state machine, the bucket and the table."""
+    commands = [
+        c
+        for entry in spec.runbook.values()
+        for c in re.findall(r"`(storescp-[a-z]+ [^`]*)`", entry.action)
+    ]
+    assert commands
+    for command in commands:
+        assert "--stack STACK_NAME" in command, command
