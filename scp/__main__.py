@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scp.app import run
     from scp.telemetry import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_uids)
     try:
         return run(settings)
     except StartupError as exc:

@@ -129,6 +129,13 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _log_uids(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("plain", "hashed", "none"):
+        raise ValueError("expected plain, hashed or none")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text.strip())
@@ -244,6 +251,13 @@ class Settings:
         "TLS_CA_FILE", _text, "", "PEM CA bundle: clients must present a certificate it signed"
     )
     log_level: str = _setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_uids: str = _setting(
+        "LOG_UIDS",
+        _log_uids,
+        "plain",
+        "How Study/Series/SOP Instance UIDs appear in the log: plain, hashed (sha256: and 16 "
+        "hex digits, the same for the same UID) or none",
+    )
     drain_timeout: float = _setting(
         "DRAIN_TIMEOUT",
         _seconds,

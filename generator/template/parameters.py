@@ -52,6 +52,7 @@ class Parameters:
     IncomingRetentionDays: Parameter
     ResultsRetentionDays: Parameter
     AccessLogRetentionDays: Parameter
+    LogUIDs: Parameter
     AlarmEmail: Parameter
     DatastoreId: Parameter
 

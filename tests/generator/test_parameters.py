@@ -52,6 +52,7 @@ DOCUMENTED = {
     "IncomingRetentionDays": ("Number", 30, OPERATIONS),
     "ResultsRetentionDays": ("Number", 365, OPERATIONS),
     "AccessLogRetentionDays": ("Number", 365, OPERATIONS),
+    "LogUIDs": ("String", "plain", OPERATIONS),
     "AlarmEmail": ("String", "", OPERATIONS),
     "DatastoreId": ("String", "", OPERATIONS),
 }
