@@ -11,7 +11,7 @@ import logging
 from scp import __version__
 from scp.cpu_quota import worker_count
 from scp.health import open_health
-from scp.listener import StartupError, listen
+from scp.listener import StartupError, check_tls, listen
 from scp.metering import MeteringError, metering_client, product_code, register_usage
 from scp.settings import Settings, env_name
 from scp.slots import LocalSlots
@@ -37,6 +37,7 @@ def run(settings: Settings) -> int:
         raise StartupError(f"{env_name('storage')}: {exc}") from None
     # Both ports are bound here, before any worker forks: the workers share the DICOM socket,
     # and a port someone else holds stops the start-up with a sentence, not a traceback.
+    check_tls(settings)
     listener = listen(settings.bind, settings.port, "port")
     health = open_health(settings)
     if code := product_code(settings.marketplace_product_code):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 
 from scp import ScpError
-from scp.settings import env_name, flag_name
+from scp.settings import Settings, env_name, flag_name
 
 PROC_NET = ("/proc/net/tcp", "/proc/net/tcp6")
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
@@ -133,3 +134,29 @@ def _listdir(path: str) -> list[str]:
         return os.listdir(path)
     except OSError:
         return []
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The direct-TLS context (TLS 1.2 or later; client certificates when TLS_CA_FILE is set), or
+    None without TLS_CERT_FILE."""
+    if not settings.tls_enabled:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.tls_ca:
+        ctx.load_verify_locations(settings.tls_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def check_tls(settings: Settings) -> None:
+    """StartupError, in one sentence, when the TLS files do not load."""
+    try:
+        tls_context(settings)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(
+            f"TLS_CERT_FILE/TLS_KEY_FILE/TLS_CA_FILE cannot be loaded ({exc}); give a PEM "
+            "certificate, its unencrypted PEM private key and, for client certificates, a PEM "
+            "CA bundle"
+        ) from None

@@ -19,6 +19,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
 from scp.health import HealthServer
+from scp.listener import tls_context
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.slots import LocalSlots
@@ -162,18 +163,6 @@ def build_ae(settings: Settings) -> AE:
     for uid in sop_classes:
         ae.add_supported_context(uid, TRANSFER_SYNTAXES)
     return ae
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if not settings.tls_enabled:
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
-    if settings.tls_ca:
-        ctx.load_verify_locations(settings.tls_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
 
 
 def serve(
