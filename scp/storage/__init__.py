@@ -66,7 +66,7 @@ def check_free_space(folder: str, min_free_disk: int) -> None:
         raise StorageError(f"cannot read the free space of {folder!r}: {exc.strerror}") from None
     if free < min_free_disk:
         raise StorageError(
-            f"{folder!r} has {format_size(free)} free, below MIN_FREE_DISK "
+            f"{folder!r} has {free / 10**9:.1f} GB free, below MIN_FREE_DISK "
             f"({format_size(min_free_disk)}); free space there or lower MIN_FREE_DISK"
         )
 
