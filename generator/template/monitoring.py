@@ -333,6 +333,23 @@ def _dashboard_body(network: Network, service: Service, queues: Queues, workflow
             "Average",
         ),
         _widget(
+            "Load balancer targets (SCP tasks able to store)",
+            [
+                [
+                    "AWS/NetworkELB",
+                    metric,
+                    "LoadBalancer",
+                    var(network.load_balancer, "LoadBalancerFullName"),
+                    "TargetGroup",
+                    var(network.target_group, "TargetGroupFullName"),
+                ]
+                for metric in ("HealthyHostCount", "UnHealthyHostCount")
+            ],
+            18,
+            0,
+            "Minimum",
+        ),
+        _widget(
             "Instances stored and failures (SCP)",
             [[scp, "InstancesStored"], [scp, "StoreFailures"], [scp, "RejectedAssociations"]],
             6,
