@@ -90,10 +90,11 @@ class S3Store:
             LOG.warning("no S3 client yet", extra={"fields": {"error": error}})
 
     def check(self, min_free_disk: int) -> None:
-        """Start a multipart upload and abort it: S3 authorises it as a PutObject (and, on an
-        SSE-KMS bucket, needs the key), yet no object or object version is ever created, so a
-        versioned bucket keeps no trace. An abort that fails is cleaned up by the bucket's
-        AbortIncompleteMultipartUpload lifecycle rule."""
+        """Start a multipart upload and abort it: initiating one needs s3:PutObject (Amazon S3
+        User Guide, "Multipart upload API and permissions") and, on an SSE-KMS bucket,
+        kms:GenerateDataKey (AWS Knowledge Center, "s3-large-file-encryption-kms-key"), yet no
+        object or object version is ever created, so a versioned bucket keeps no trace. An abort
+        that fails is cleaned up by the bucket's AbortIncompleteMultipartUpload lifecycle rule."""
         check_free_space(self.temp_dir, min_free_disk)
         key = f"{self._prefix}{CHECK_KEY}{socket.gethostname()}-{os.getpid()}"
         try:
