@@ -80,6 +80,17 @@ def supervise(
                     worker=True,
                     on_listening=ready,
                 )
+            except Exception as exc:  # one line for the operator, never a silent exit
+                LOG.error(
+                    "worker failed",
+                    extra={
+                        "fields": {
+                            "event": "worker-failed",
+                            "worker": index,
+                            "error": f"{type(exc).__name__}: {exc}",
+                        }
+                    },
+                )
             finally:
                 os._exit(code)
         children[pid] = index
