@@ -81,7 +81,7 @@ def redrive(
                 raise
             raise OperatorError(
                 f"batch {batch_id} has no execution and no manifest s3://{bucket}/{key}: check "
-                "the batch id (the batchId of the SCP's association log line)"
+                'the batch id (the batchId of the SCP\'s "batch closed" log line)'
             ) from None
         state = execution_input(bucket, key, manifest, DEFAULT_POLL_SECONDS)
     else:

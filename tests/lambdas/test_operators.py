@@ -113,7 +113,7 @@ def test_stack_outputs_stand_in_for_the_options_and_errors_are_sentences(pipelin
     assert capsys.readouterr().err.splitlines() == [
         f"storescp-redrive: batch UNKNOWN_ID has no execution and no manifest "
         f"s3://{pipeline.bucket}/batches/UNKNOWN_ID.json: check the batch id (the batchId of "
-        "the SCP's association log line)"
+        'the SCP\'s "batch closed" log line)'
     ]
     assert redrive_main(["--stack", "no-such-stack", "b1", *cli(pipeline)]) == 1
     assert capsys.readouterr().err.splitlines() == [
