@@ -107,12 +107,18 @@ class Alarms:
     memory_percent: float
     direct_fallbacks: int
     direct_fallback_periods: int
+    store_failures: int
+    store_failures_periods: int
+    rejected_associations: int
+    no_healthy_target_minutes: int
+    unhealthy_target_periods: int
 
 
 @dataclass(frozen=True)
 class Resources:
     """Resource options fixed per release (config/product.schema.json describes each)."""
 
+    widest_peer_prefix: int
     batch_max_files: int
     batch_max_bytes: int
     drain_timeout_seconds: int
@@ -191,6 +197,7 @@ class Spec:
     workflow: WorkflowSpec = field(init=False)
     lint: Lint = field(init=False)
     runbook: dict[str, RunbookEntry] = field(init=False)
+    regions: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         d = self.data
@@ -230,6 +237,7 @@ class Spec:
                 tuple(Skip(**s) for s in d["lint"]["checkovSkips"]),
             ),
             "runbook": {alarm: RunbookEntry(**e) for alarm, e in d.get("runbook", {}).items()},
+            "regions": tuple(d["regions"]),
         }
         for key, value in typed.items():
             object.__setattr__(self, key, value)

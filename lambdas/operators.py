@@ -2,7 +2,9 @@
 
 `storescp-redrive` starts a new import attempt of a batch that failed or conflicted;
 `storescp-lookup` answers "did instance X / study Y arrive, and in which image set?", and lists a
-study's batches whose import job is still running.
+study's batches whose import job is still running. Both take `--stack NAME` to read the state
+machine, the table and the bucket from the stack's outputs, and answer every error with one
+sentence that says what to do.
 """
 
 from __future__ import annotations
@@ -10,10 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import boto3
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from lambdas.attempts import client_token, execution_name
 from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
@@ -26,7 +35,7 @@ from lambdas.job_table import (
     latest,
 )
 from lambdas.layout import BATCHES_PREFIX
-from lambdas.manifest import read_manifest
+from lambdas.manifest import BATCH_ID, read_manifest
 
 
 class OperatorError(Exception):
@@ -55,6 +64,10 @@ def redrive(
     sfn, s3, state_machine_arn: str, batch_id: str, bucket: str | None = None, force: bool = False
 ) -> dict:
     """Start the next import attempt of a batch; returns {"attempt", "executionArn"}."""
+    if not BATCH_ID.fullmatch(batch_id):
+        raise OperatorError(
+            f"{batch_id!r} is not a batch id (1 to 64 letters, digits, '.', '_' or '-')"
+        )
     previous = attempts(sfn, state_machine_arn, batch_id)
     if previous:
         last = previous[-1]
@@ -70,7 +83,16 @@ def redrive(
         state = json.loads(previous[0]["input"])
     elif bucket:
         key = f"{BATCHES_PREFIX}{batch_id}.json"
-        state = execution_input(bucket, key, read_manifest(s3, bucket, key), DEFAULT_POLL_SECONDS)
+        try:
+            manifest = read_manifest(s3, bucket, key)
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchKey", "404"):
+                raise
+            raise OperatorError(
+                f"batch {batch_id} has no execution and no manifest s3://{bucket}/{key}: check "
+                'the batch id (the batchId of the SCP\'s "batch closed" log line)'
+            ) from None
+        state = execution_input(bucket, key, manifest, DEFAULT_POLL_SECONDS)
     else:
         raise OperatorError(
             f"batch {batch_id} has no execution; pass --bucket (the DICOM bucket) "
@@ -123,6 +145,57 @@ def _query(table, query: dict) -> list[dict]:
     return items
 
 
+STACK_OUTPUTS = {  # the template's outputs each option can come from
+    "state_machine_arn": "StateMachineArn",
+    "table": "JobTableName",
+    "bucket": "DicomBucketName",
+}
+
+
+def stack_outputs(cloudformation, stack: str) -> dict[str, str]:
+    """OutputKey -> OutputValue of a stack."""
+    try:
+        (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        if _code(exc) == "ValidationError":
+            raise OperatorError(
+                f"no stack {stack!r} in this Region: check --stack and --region "
+                "(or AWS_DEFAULT_REGION)"
+            ) from None
+        raise
+    return {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def explain(exc: BotoCoreError | ClientError) -> str:
+    """An AWS error as one sentence for an operator."""
+    if isinstance(exc, NoCredentialsError):
+        return (
+            "no AWS credentials: set AWS_PROFILE (after `aws sso login` or `aws configure`) or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS Region: pass --region or set AWS_DEFAULT_REGION (the stack's Region)"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach AWS ({exc}); check the network, --region and --endpoint-url"
+    if isinstance(exc, ClientError):
+        code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
+        operation = exc.operation_name
+        if code == "ResourceNotFoundException":
+            return f"{message or 'not found'} ({operation}): check --table or --stack and --region"
+        if code in ("StateMachineDoesNotExist", "InvalidArn"):
+            return f"{message} ({operation}): check --state-machine-arn or --stack and --region"
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            return f"access denied for {operation}: the credentials in use need permission for it"
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"):
+            return f"the AWS credentials were refused ({code}): renew them or pick another profile"
+        return f"{operation} failed: {code}: {message}"
+    return str(exc)
+
+
 def _session(args: argparse.Namespace):
     def client(service: str):
         return boto3.client(service, endpoint_url=args.endpoint_url, region_name=args.region)
@@ -136,8 +209,38 @@ def _session(args: argparse.Namespace):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack",
+        help="the stack's name: read the options below that are not given from its outputs",
+    )
     parser.add_argument("--endpoint-url", help="AWS endpoint (for make demo: the moto server)")
     parser.add_argument("--region", help="AWS Region (default: the standard chain's)")
+
+
+def _from_stack(args: argparse.Namespace, client: Callable, needed: str, *optional: str) -> None:
+    """Fill args' options from --stack's outputs; OperatorError when a needed one is missing."""
+    option = "--" + needed.replace("_", "-")
+    if args.stack and not all(getattr(args, n) for n in (needed, *optional)):
+        outputs = stack_outputs(client("cloudformation"), args.stack)
+        for name in (needed, *optional):
+            if not getattr(args, name):
+                setattr(args, name, outputs.get(STACK_OUTPUTS[name]))
+    if not getattr(args, needed):
+        raise OperatorError(
+            f"give {option}, or --stack with the stack's name to read it from its "
+            f"{STACK_OUTPUTS[needed]} output"
+        )
+
+
+def _run(prog: str, action: Callable[[], int]) -> int:
+    """Run an operator command: any failure is one line on stderr and exit status 1."""
+    try:
+        return action()
+    except OperatorError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{prog}: {explain(exc)}", file=sys.stderr)
+    return 1
 
 
 def redrive_main(argv: Sequence[str] | None = None) -> int:
@@ -145,17 +248,20 @@ def redrive_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storescp-redrive", description=redrive_main.__doc__)
     parser.add_argument("batch_id", help="the batch to import again (its execution's name)")
     parser.add_argument(
-        "--state-machine-arn", required=True, help="the stack's StateMachineArn output"
+        "--state-machine-arn", help="the stack's StateMachineArn output (or give --stack)"
     )
     parser.add_argument(
         "--bucket",
-        help="the stack's DicomBucketName output, for a batch that never got an execution",
+        help="the stack's DicomBucketName output, for a batch that never got an execution "
+        "(read from --stack when given)",
     )
     parser.add_argument("--force", action="store_true", help="import a batch that succeeded")
     _common(parser)
     args = parser.parse_args(argv)
     client, _ = _session(args)
-    try:
+
+    def action() -> int:
+        _from_stack(args, client, "state_machine_arn", "bucket")
         started = redrive(
             client("stepfunctions"),
             client("s3"),
@@ -164,13 +270,13 @@ def redrive_main(argv: Sequence[str] | None = None) -> int:
             args.bucket,
             args.force,
         )
-    except OperatorError as exc:
-        print(f"storescp-redrive: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"batch {args.batch_id}: attempt {started['attempt']} started ({started['executionArn']})"
-    )
-    return 0
+        print(
+            f"batch {args.batch_id}: attempt {started['attempt']} started "
+            f"({started['executionArn']})"
+        )
+        return 0
+
+    return _run(parser.prog, action)
 
 
 def lookup_main(argv: Sequence[str] | None = None) -> int:
@@ -179,40 +285,46 @@ def lookup_main(argv: Sequence[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--sop", help="SOP Instance UID")
     which.add_argument("--study", help="Study Instance UID")
-    parser.add_argument("--table", required=True, help="the stack's JobTableName output")
+    parser.add_argument("--table", help="the stack's JobTableName output (or give --stack)")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     _common(parser)
     args = parser.parse_args(argv)
-    _, table = _session(args)
-    found = lookup(table(args.table), args.sop, args.study)
-    running = in_progress(table(args.table), args.study) if args.study else []
-    for job in running:
-        if args.json:
-            print(json.dumps(job, default=str, sort_keys=True))
-            continue
-        print(
-            f"batch {job['batchId']} attempt {job['attempt']}  IMPORTING  job {job['jobId']} "
-            f"submitted {job.get('submittedAt', '-')}  {job.get('instanceCount', '?')} instances"
-        )
-    if not found and not running:
-        print(
-            "no record: not received, or its batch is not imported yet (see the SCP log and "
-            "the state machine's executions)"
-        )
-        return 1
-    for item in found:
-        if args.json:
-            print(json.dumps(item, default=str, sort_keys=True))
-            continue
-        where = item.get("imageSetId", "-")
-        why = item.get("reason") or "; ".join(item.get("warnings", []))
-        how = (
-            f"via {item['arrivedBy']}"
-            if "arrivedBy" in item
-            else f"batch {item['batchId']} attempt {item['attempt']}"
-        )
-        print(
-            f"{item['sopInstanceUID']}  {item['importStatus']:<8}  image set {where}  "
-            f"{how}  {why}".rstrip()
-        )
-    return 0
+    client, table = _session(args)
+
+    def action() -> int:
+        _from_stack(args, client, "table")
+        found = lookup(table(args.table), args.sop, args.study)
+        running = in_progress(table(args.table), args.study) if args.study else []
+        for job in running:
+            if args.json:
+                print(json.dumps(job, default=str, sort_keys=True))
+                continue
+            print(
+                f"batch {job['batchId']} attempt {job['attempt']}  IMPORTING  "
+                f"job {job['jobId']} submitted {job.get('submittedAt', '-')}  "
+                f"{job.get('instanceCount', '?')} instances"
+            )
+        if not found and not running:
+            print(
+                "no record: not received, or its batch is not imported yet (see the SCP log and "
+                "the state machine's executions)"
+            )
+            return 1
+        for item in found:
+            if args.json:
+                print(json.dumps(item, default=str, sort_keys=True))
+                continue
+            where = item.get("imageSetId", "-")
+            why = item.get("reason") or "; ".join(item.get("warnings", []))
+            how = (
+                f"via {item['arrivedBy']}"
+                if "arrivedBy" in item
+                else f"batch {item['batchId']} attempt {item['attempt']}"
+            )
+            print(
+                f"{item['sopInstanceUID']}  {item['importStatus']:<8}  image set {where}  "
+                f"{how}  {why}".rstrip()
+            )
+        return 0
+
+    return _run(parser.prog, action)

@@ -10,16 +10,20 @@ import logging
 
 from scp import __version__
 from scp.cpu_quota import worker_count
+from scp.health import open_health
+from scp.listener import StartupError, check_tls, listen
 from scp.metering import MeteringError, metering_client, product_code, register_usage
-from scp.settings import Settings, SettingsError
+from scp.settings import Settings, SettingsError, env_name
 from scp.slots import LocalSlots
 from scp.storage import StorageError, open_store
+from scp.store_check import StoreCheck
 
 LOG = logging.getLogger("scp")
 
 
 def run(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code."""
+    """Serve until SIGTERM/SIGINT, then drain. Returns the process exit code; StartupError (one
+    sentence) when the store, a port or the direct-store signing cannot be had."""
     try:
         store = open_store(
             settings.storage,
@@ -30,19 +34,19 @@ def run(settings: Settings) -> int:
         )
         store.prepare()
     except StorageError as exc:
-        LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
-        return 1
+        raise StartupError(f"{env_name('storage')}: {exc}") from None
     if settings.direct_store != "none":
         from scp.direct_store import signing_context
 
         try:
             signing_context(settings)
         except SettingsError as exc:
-            LOG.error(
-                "not starting",
-                extra={"fields": {"event": "direct-store-unusable", "error": str(exc)}},
-            )
-            return 1
+            raise StartupError(f"DIRECT_STORE={settings.direct_store}: {exc}") from None
+    # Both ports are bound here, before any worker forks: the workers share the DICOM socket,
+    # and a port someone else holds stops the start-up with a sentence, not a traceback.
+    check_tls(settings)
+    listener = listen(settings.bind, settings.port, "port")
+    health = open_health(settings)
     if code := product_code(settings.marketplace_product_code):
         try:
             register_usage(metering_client(), code)
@@ -64,13 +68,16 @@ def run(settings: Settings) -> int:
             }
         },
     )
+    store_check = StoreCheck()
     if workers == 1:
         from scp.server import serve
 
-        return serve(settings, store, LocalSlots(), with_health=True)
+        return serve(
+            settings, store, LocalSlots(), listener, health=health, store_check=store_check
+        )
     from scp.workers import supervise
 
-    return supervise(settings, store, workers)
+    return supervise(settings, store, workers, listener, health, store_check)
 
 
 def effective_workers(settings: Settings) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from scp import __version__
+from scp.listener import listen
 from scp.settings import Settings
+from scp.store_check import StoreCheck
 
 
 class HealthSource(Protocol):
@@ -20,14 +23,36 @@ class HealthSource(Protocol):
 
 
 class HealthServer(ThreadingHTTPServer):
-    """GET /health: 200 while serving, 503 while starting or draining."""
+    """GET /health: 200 while serving and able to store; 503 while starting, draining, or while
+    the last storage check failed (with its reason)."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: HealthSource) -> None:
-        self.service = service
+    def __init__(self, sock: socket.socket) -> None:
+        self.service: HealthSource | None = None
+        self.store_check: StoreCheck | None = None
         self.ready = False
-        super().__init__(address, _HealthHandler)
+        super().__init__(sock.getsockname()[:2], _HealthHandler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_name, self.server_port = sock.getsockname()[:2]
+
+    def start(self, service: HealthSource, store_check: StoreCheck | None) -> HealthServer:
+        self.service, self.store_check = service, store_check
+        threading.Thread(target=self.serve_forever, name="Health", daemon=True).start()
+        return self
+
+    def verdict(self) -> tuple[str, str]:
+        """(status, reason): ok, starting, draining or unhealthy."""
+        assert self.service is not None
+        if self.service.draining:
+            return "draining", ""
+        problem = self.store_check.problem if self.store_check else ""
+        if problem:
+            return "unhealthy", f"cannot store: {problem}"
+        if not self.ready or problem is None:
+            return "starting", ""
+        return "ok", ""
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
@@ -37,16 +62,13 @@ class _HealthHandler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] != "/health":
             self._reply(404, {"error": "not found; try /health"})
             return
-        service = self.server.service
-        ok = self.server.ready and not service.draining
-        self._reply(
-            200 if ok else 503,
-            {
-                "status": "ok" if ok else ("draining" if service.draining else "starting"),
-                "activeAssociations": service.active_count(),
-                "version": __version__,
-            },
-        )
+        status, reason = self.server.verdict()
+        assert self.server.service is not None
+        body: dict[str, Any] = {"status": status}
+        if reason:
+            body["reason"] = reason
+        body.update(activeAssociations=self.server.service.active_count(), version=__version__)
+        self._reply(200 if status == "ok" else 503, body)
 
     def _reply(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -60,9 +82,9 @@ class _HealthHandler(BaseHTTPRequestHandler):
         pass  # health checks every few seconds would drown the log
 
 
-def start_health(settings: Settings, service: HealthSource) -> HealthServer | None:
+def open_health(settings: Settings) -> HealthServer | None:
+    """The health endpoint's socket, bound at start-up (StartupError naming HEALTH_PORT when
+    it cannot be); it answers once `start` is called."""
     if not settings.health_port:
         return None
-    health = HealthServer((settings.bind, settings.health_port), service)
-    threading.Thread(target=health.serve_forever, name="Health", daemon=True).start()
-    return health
+    return HealthServer(listen(settings.bind, settings.health_port, "health_port"))

@@ -18,11 +18,13 @@ from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
-from scp.health import start_health
+from scp.health import HealthServer
+from scp.listener import tls_context
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.slots import LocalSlots
 from scp.storage import Store
+from scp.store_check import StoreCheck
 from scp.telemetry import METRICS_INTERVAL, Metrics
 
 LOG = logging.getLogger("scp")
@@ -64,7 +66,8 @@ class ScpServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, hardened: TCP_NODELAY, TLS handshakes off the accept loop
     with a deadline, a cap on connections that have not associated yet, and (through its request
     handler) our association classes, which receive datasets into `receive_dir` while it keeps
-    `min_free_disk` bytes free."""
+    `min_free_disk` bytes free. Given a `listener` (scp.listener.listen: bound once, shared by
+    the worker processes), it serves that socket instead of binding its own."""
 
     daemon_threads = True
     request_queue_size = 128
@@ -74,17 +77,24 @@ class ScpServer(ThreadedAssociationServer):
         *args: Any,
         receive_dir: str,
         min_free_disk: int,
-        reuse_port: bool = False,
+        listener: socket.socket | None = None,
         **kwargs: Any,
     ) -> None:
         self.disk = DiskGuard(receive_dir, min_free_disk)
-        self.reuse_port = reuse_port  # worker processes share the port; the kernel spreads them
+        self.listener = listener
         super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
-        if self.reuse_port:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+        if self.listener is None:
+            super().server_bind()
+            return
+        self.socket.close()  # the unbound socket socketserver made
+        self.socket = self.listener
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        if self.listener is None:
+            super().server_activate()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         client, address = self.socket.accept()
@@ -155,40 +165,31 @@ def build_ae(settings: Settings) -> AE:
     return ae
 
 
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if not settings.tls_enabled:
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
-    if settings.tls_ca:
-        ctx.load_verify_locations(settings.tls_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
 def serve(
     settings: Settings,
     store: Store,
     slots: LocalSlots,
+    listener: socket.socket,
     *,
-    with_health: bool,
-    reuse_port: bool = False,
+    health: HealthServer | None = None,
+    store_check: StoreCheck | None = None,
+    worker: bool = False,
     on_listening: Callable[[], None] | None = None,
 ) -> int:
-    """One serving process: DICOM server, optional health endpoint, metrics, drain."""
+    """One serving process: DICOM server on `listener`, metrics, drain; the health endpoint
+    when given one, the periodic storage check when given `store_check`. A `worker` leaves the
+    ActiveAssociations gauge to its supervisor."""
     tempfile.tempdir = store.temp_dir  # stock pynetdicom's files too (unsupported versions)
     ae = build_ae(settings)
     store.connect()
     metrics = Metrics(settings.metrics_namespace)
     service = StoreService(settings, store, metrics, slots).start()
-    try:
-        server = start_dicom_server(ae, settings, service, store.temp_dir, reuse_port)
-    except OSError as exc:
-        LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
-        return 1
-    health = start_health(settings, service) if with_health else None
+    server = start_dicom_server(ae, settings, service, store.temp_dir, listener)
     stop = threading.Event()
+    if store_check:
+        store_check.start(store, settings.min_free_disk, settings.storage_check_interval, stop)
+    if health:
+        health.start(service, store_check)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     LOG.info("SCP listening", extra={"fields": {"event": "listening", "port": settings.port}})
@@ -201,10 +202,10 @@ def serve(
     next_flush = time.monotonic() + METRICS_INTERVAL
     while not stop.wait(SIGNAL_POLL):
         if time.monotonic() >= next_flush:
-            metrics.flush(service.active_count() if with_health else None)
+            metrics.flush(None if worker else service.active_count())
             next_flush += METRICS_INTERVAL
     _drain(settings, service, server)
-    metrics.flush(service.active_count() if with_health else None)
+    metrics.flush(None if worker else service.active_count())
     if health:
         health.shutdown()
     LOG.info("SCP stopped", extra={"fields": {"event": "stopped"}})
@@ -212,7 +213,11 @@ def serve(
 
 
 def start_dicom_server(
-    ae: AE, settings: Settings, service: StoreService, receive_dir: str, reuse_port: bool
+    ae: AE,
+    settings: Settings,
+    service: StoreService,
+    receive_dir: str,
+    listener: socket.socket | None = None,
 ) -> ScpServer:
     own = pynetdicom_supported()
     server = ae.make_server(
@@ -223,7 +228,7 @@ def start_dicom_server(
         request_handler=ScpRequestHandler if own else None,
         receive_dir=receive_dir,
         min_free_disk=settings.min_free_disk,
-        reuse_port=reuse_port,
+        listener=listener,
     )
     if own:
         server.contexts = SharedContexts(server.contexts)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from scp import ScpError, __version__
+from scp import PROG, ScpError, __version__
 from scp.contracts import METRICS_NAMESPACE, S3_MULTIPART_THRESHOLD
 
 UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
@@ -41,11 +41,53 @@ def _bool(text: str) -> bool:
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text.strip())
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer from {low} to {high}") from None
         if not low <= value <= high:
             raise ValueError(f"expected an integer from {low} to {high}")
         return value
 
+    return parse
+
+
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgtp")},
+    **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgtp")},
+}
+SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)")
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `1048576`, `100GB` (1000^n) or `256MiB` (1024^n); ValueError says how."""
+    match = SIZE_RE.fullmatch(text.strip().lower())
+    if not match or match.group(2) not in SIZE_UNITS:
+        raise ValueError(
+            "expected bytes or a size with a unit, e.g. 268435456, 256MiB or 100GB "
+            "(KB, MB, GB, TB, PB are powers of 1000; KiB, MiB, GiB, TiB, PiB of 1024)"
+        )
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
+
+
+def format_size(value: int) -> str:
+    """`256 MiB`, `10 GB`, `4096 B`: the largest unit that shows `value` exactly, else bytes."""
+    for unit, factor in sorted(SIZE_UNITS.items(), key=lambda item: -item[1]):
+        if unit and factor > 1 and value and value % factor == 0:
+            return f"{value // factor} {unit.upper().replace('IB', 'iB')}"
+    return f"{value} B"
+
+
+def _size(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = parse_size(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected a size from {format_size(low)} to {format_size(high)}")
+        return value
+
+    parse.shows = format_size  # type: ignore[attr-defined]  # the default, as a size
     return parse
 
 
@@ -88,8 +130,18 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _log_uids(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("plain", "hashed", "none"):
+        raise ValueError("expected plain, hashed or none")
+    return value
+
+
 def _seconds(text: str) -> float:
-    value = float(text.strip())
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = -1.0
     if not 0 < value <= 86400:
         raise ValueError("expected a number of seconds above 0 and at most 86400")
     return value
@@ -110,6 +162,34 @@ def _datastore_id(text: str) -> str:
     value = text.strip()
     if value and not DATASTORE_ID_RE.fullmatch(value):
         raise ValueError("a data store ID is 32 lowercase letters and digits")
+    return value
+
+
+# A scheme, as in `s3:/bucket`, `S3://bucket` or `http://host`: only `s3://` is a store.
+URL_LIKE_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# Bucket naming rules (Amazon S3 User Guide, "General purpose bucket naming rules"): 3 to 63
+# lowercase letters, digits, dots and hyphens, beginning and ending with a letter or digit.
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _storage(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError("give a folder, or s3://bucket/prefix")
+    if value.startswith("s3://"):
+        bucket = value[5:].split("/")[0]
+        if not bucket:
+            raise ValueError("s3:// needs a bucket name, e.g. s3://my-bucket/prefix")
+        if not BUCKET_RE.fullmatch(bucket):
+            raise ValueError(
+                f"{bucket!r} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots "
+                "and hyphens)"
+            )
+    elif URL_LIKE_RE.match(value):
+        raise ValueError(
+            "this looks like a URL but only s3://bucket/prefix is one; for S3 write "
+            "s3://BUCKET/PREFIX, for a folder whose name has a colon write ./" + value
+        )
     return value
 
 
@@ -160,16 +240,16 @@ class Settings:
         "Comma-separated storage SOP Class UIDs to accept (empty: all storage classes)",
     )
     storage: str = _setting(
-        "STORAGE", _text, "./received", "Where instances go: a folder, or s3://bucket/prefix"
+        "STORAGE", _storage, "./received", "Where instances go: a folder, or s3://bucket/prefix"
     )
     s3_endpoint_url: str = _setting(
         "S3_ENDPOINT_URL", _text, "", "S3 endpoint override (tests, S3-compatible stores)"
     )
     s3_multipart_threshold: int = _setting(
         "S3_MULTIPART_THRESHOLD",
-        _int_range(5 * 2**20, 5 * 2**30),
+        _size(5 * 2**20, 5 * 2**30),
         S3_MULTIPART_THRESHOLD,
-        "Objects at least this large (bytes) are uploaded in parts",
+        "Objects at least this large are uploaded in parts (bytes, or with a unit: 64MiB)",
     )
     bind: str = _setting("BIND_ADDRESS", _text, "0.0.0.0", "Address to listen on")
     batch_max_files: int = _setting(
@@ -177,9 +257,9 @@ class Settings:
     )
     batch_max_bytes: int = _setting(
         "BATCH_MAX_BYTES",
-        _int_range(1, 10 * 10**9),
+        _size(1, 10 * 10**9),
         10 * 10**9,
-        "Bytes per batch (import job) at most",
+        "Bytes per batch (import job) at most (bytes, or with a unit: 10GB)",
     )
     health_port: int = _setting(
         "HEALTH_PORT", _int_range(0, 65535), 8080, "HTTP health endpoint port (0: off)"
@@ -190,6 +270,13 @@ class Settings:
         "TLS_CA_FILE", _text, "", "PEM CA bundle: clients must present a certificate it signed"
     )
     log_level: str = _setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_uids: str = _setting(
+        "LOG_UIDS",
+        _log_uids,
+        "plain",
+        "How Study/Series/SOP Instance UIDs appear in the log: plain, hashed (sha256: and 16 "
+        "hex digits, the same for the same UID) or none",
+    )
     drain_timeout: float = _setting(
         "DRAIN_TIMEOUT",
         _seconds,
@@ -201,9 +288,10 @@ class Settings:
     )
     max_pdu_size: int = _setting(
         "MAX_PDU_SIZE",
-        _int_range(4096, 2**26),
+        _size(4096, 2**26),
         4 * 2**20,
-        "Largest PDU we accept (bytes); large PDUs make the receive path cheaper",
+        "Largest PDU we accept (bytes, or with a unit: 4MiB); large PDUs make the receive path "
+        "cheaper",
     )
     marketplace_product_code: str = _setting(
         "MARKETPLACE_PRODUCT_CODE",
@@ -226,10 +314,19 @@ class Settings:
     )
     min_free_disk: int = _setting(
         "MIN_FREE_DISK",
-        _int_range(0, 2**50),
+        _size(0, 2**50),
         256 * 2**20,
-        "Free bytes the temporary folder must keep: below it instances are refused (0xA701) "
-        "before anything is written",
+        "Free space the store's folder and the temporary folder must keep (bytes, or with a "
+        "unit: 256MiB, 100GB): below it instances are refused (0xA701) before anything is "
+        "written, and /health reports unhealthy",
+    )
+    storage_check_interval: float = _setting(
+        "STORAGE_CHECK_INTERVAL",
+        _seconds,
+        30.0,
+        "Seconds between proofs that the store takes an object (folder: a written file and "
+        "MIN_FREE_DISK; S3: a multipart upload started and aborted); /health is 503 with the "
+        "reason while the last one failed",
     )
 
     direct_store: str = _setting(
@@ -299,10 +396,6 @@ class Settings:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise SettingsError(f"{env_name(name)}: no file at {path!r}")
-        if self.storage.startswith("s3://") and not self.storage[5:].split("/")[0]:
-            raise SettingsError("STORAGE: s3:// needs a bucket name, e.g. s3://my-bucket/prefix")
-        if not self.storage:
-            raise SettingsError("STORAGE: give a folder or s3://bucket/prefix")
         if self.health_port and self.health_port == self.port:
             raise SettingsError("HEALTH_PORT: must differ from SCP_PORT")
         self._check_direct_store()
@@ -344,7 +437,7 @@ def flag_name(name: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m scp",
+        prog=PROG,
         description="DICOM Store SCP for AWS HealthImaging. Every option can also be set by the "
         "environment variable in brackets; the command line wins.",
     )
@@ -355,9 +448,14 @@ def _parser() -> argparse.ArgumentParser:
             dest=f.name,
             metavar="VALUE",
             default=None,
-            help=f"{f.metadata['doc']} [{f.metadata['env']}] (default: {_show(f.default)})",
+            help=f"{f.metadata['doc']} [{f.metadata['env']}] (default: {_show_field(f)})",
         )
     return parser
+
+
+def _show_field(f: Any) -> str:
+    shows = getattr(f.metadata["parse"], "shows", None)
+    return shows(f.default).replace(" ", "") if shows else _show(f.default)
 
 
 def _show(value: Any) -> str:
@@ -398,7 +496,7 @@ def settings_table() -> str:
     rows = ["| Environment variable | Flag | Default | Meaning |", "|---|---|---|---|"]
     for f in fields(Settings):
         rows.append(
-            f"| `{f.metadata['env']}` | `{flag_name(f.name)}` | `{_show(f.default)}` | "
+            f"| `{f.metadata['env']}` | `{flag_name(f.name)}` | `{_show_field(f)}` | "
             f"{f.metadata['doc']} |"
         )
     return "\n".join(rows)

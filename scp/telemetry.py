@@ -1,13 +1,16 @@
 """JSON log lines and CloudWatch embedded-metric-format (EMF) lines, both on stdout.
 
 Only UIDs, AE titles, addresses, sizes, statuses and timings are ever logged: never a value read
-from a dataset other than its UIDs (no names, IDs, dates or pixel data).
+from a dataset other than its UIDs (no names, IDs, dates or pixel data). LOG_UIDS decides how
+instance UIDs appear (config/log-fields.yaml lists every field; docs/data-protection.md says it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -24,8 +27,47 @@ def _write(line: str, stream: TextIO | None = None) -> None:
         stream.flush()
 
 
+# An instance UID wherever it appears (a field, an S3 key, an error message): five or more
+# dotted numbers (an IPv4 address has four); DICOM's own UIDs (SOP classes, transfer syntaxes,
+# under 1.2.840.10008) identify nothing and stay readable.
+UID_TOKEN = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){4,}(?![0-9]|\.[0-9])")
+STANDARD_UID_ROOT = "1.2.840.10008."
+UID_POLICIES = ("plain", "hashed", "none")
+
+
+def uid_pseudonym(uid: str) -> str:
+    """`sha256:` and the first 16 hex digits of the UID's SHA-256: the same UID gives the same
+    pseudonym, so lines still correlate (`printf %s UID | sha256sum` finds a known UID's)."""
+    return "sha256:" + hashlib.sha256(uid.encode()).hexdigest()[:16]
+
+
+def apply_uid_policy(value: Any, policy: str) -> Any:
+    """value with every instance UID in its strings kept, hashed or replaced by `(uid)`."""
+    if policy == "plain":
+        return value
+    if isinstance(value, str):
+        return UID_TOKEN.sub(lambda m: _replace(m.group(0), policy), value)
+    if isinstance(value, dict):
+        return {k: apply_uid_policy(v, policy) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [apply_uid_policy(v, policy) for v in value]
+    return value
+
+
+def _replace(uid: str, policy: str) -> str:
+    if uid.startswith(STANDARD_UID_ROOT):
+        return uid
+    return uid_pseudonym(uid) if policy == "hashed" else "(uid)"
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record; structured fields come from extra={"fields": {...}}."""
+    """One JSON object per record; structured fields come from extra={"fields": {...}}.
+    `uids` (LOG_UIDS): plain, hashed (a pseudonym per UID) or none (fields named *InstanceUID
+    dropped, UIDs inside other values replaced by `(uid)`)."""
+
+    def __init__(self, uids: str = "plain") -> None:
+        super().__init__()
+        self.uids = uids
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -39,7 +81,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The exception's type and message only: a traceback's locals never reach the log.
             doc["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
-        return json.dumps(doc, default=str)
+        if self.uids == "none":
+            doc = {k: v for k, v in doc.items() if not k.endswith("InstanceUID")}
+        return json.dumps(apply_uid_policy(doc, self.uids), default=str)
 
 
 class _StdoutHandler(logging.Handler):
@@ -50,10 +94,11 @@ class _StdoutHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(level: str) -> None:
-    """JSON lines on stdout. pynetdicom's own logger is kept at WARNING (it can print PDUs)."""
+def configure_logging(level: str, uids: str = "plain") -> None:
+    """JSON lines on stdout, instance UIDs as LOG_UIDS says. pynetdicom's own logger is kept at
+    WARNING (it can print PDUs)."""
     handler = _StdoutHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(uids))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,9 +1,11 @@
-"""Several serving processes on one port (SO_REUSEPORT), so every CPU receives.
+"""Several serving processes on one listening socket, so every CPU receives.
 
-The supervisor forks the workers before it starts any thread or imports pynetdicom (each worker
-builds its own DICOM server, so the supervisor stays small), owns the health endpoint (ready once
-every worker listens) and the ActiveAssociations gauge, forwards SIGTERM, and waits for every
-worker to drain. A worker that
+The supervisor binds the socket (scp.listener: no SO_REUSEPORT, so no other program can join the
+port) and forks the workers before it starts any thread or imports pynetdicom (each worker
+builds its own DICOM server on the inherited socket, so the supervisor stays small). It owns the
+health endpoint (ready once every worker listens and the first worker's storage check passed)
+and the ActiveAssociations gauge, forwards SIGTERM, and waits for every worker to drain. A worker
+that
 dies on its own stops the others (gracefully) and the supervisor exits 1, so the orchestrator
 replaces the whole task rather than running with a hole in it.
 """
@@ -16,13 +18,15 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 
-from scp.health import start_health
+from scp.health import HealthServer
 from scp.settings import Settings
 from scp.slots import SharedSlots
 from scp.storage import Store
+from scp.store_check import StoreCheck
 from scp.telemetry import METRICS_INTERVAL, Metrics
 
 LOG = logging.getLogger("scp")
@@ -42,7 +46,14 @@ class _Supervisor:
             return sum(self.counts)
 
 
-def supervise(settings: Settings, store: Store, workers: int) -> int:
+def supervise(
+    settings: Settings,
+    store: Store,
+    workers: int,
+    listener: socket.socket,
+    health: HealthServer | None,
+    store_check: StoreCheck,
+) -> int:
     counts = multiprocessing.Array("i", workers)
     listening = multiprocessing.Array("b", workers)
     supervisor = os.getpid()
@@ -58,20 +69,36 @@ def supervise(settings: Settings, store: Store, workers: int) -> int:
                 def ready(index: int = index) -> None:
                     listening[index] = 1
 
+                if health:
+                    health.socket.close()  # the supervisor's
                 code = serve(
                     settings,
                     store,
                     SharedSlots(counts, index),
-                    with_health=False,
-                    reuse_port=True,
+                    listener,
+                    store_check=store_check if index == 0 else None,
+                    worker=True,
                     on_listening=ready,
+                )
+            except Exception as exc:  # one line for the operator, never a silent exit
+                LOG.error(
+                    "worker failed",
+                    extra={
+                        "fields": {
+                            "event": "worker-failed",
+                            "worker": index,
+                            "error": f"{type(exc).__name__}: {exc}",
+                        }
+                    },
                 )
             finally:
                 os._exit(code)
         children[pid] = index
 
+    listener.close()  # the workers hold it
     state = _Supervisor(counts)
-    health = start_health(settings, state)
+    if health:
+        health.start(state, store_check)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -14,9 +14,11 @@ from generator.documents.conformance import ELB_POLICIES, listener_protocols, li
 from generator.documents.markdown import header, table
 from generator.documents.outbound import flow_logs, leaving_the_account
 from generator.documents.template_facts import Resource, TemplateFacts, references
-from generator.spec import Spec
+from generator.spec import ROOT, Spec
 
 SOURCES = "the CloudFormation template and config/product.yaml"
+LOG_FIELDS = ROOT / "config" / "log-fields.yaml"  # every logged field, held to the code by a test
+IDENTIFIES = {"instance": "an instance (UID)", "network": "a network address", "no": "no"}
 FARGATE_STORAGE_PAGE = (
     "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-storage.html"
 )
@@ -514,7 +516,7 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
                 if "RetentionInDays" in p
                 else "kept forever",
                 _deletion(group),
-                "no PHI: UIDs, AE titles, sizes and statuses only",
+                "no patient attributes; UIDs as LogUIDs says (see What the logs hold)",
             )
         )
     for store in template.resources("AWS::HealthImaging::Datastore"):
@@ -579,12 +581,7 @@ def data_protection(spec: Spec, template: TemplateFacts) -> str:
             "`TLSCertificateARN` is set; TCP otherwise).",
             "",
             *access_logs(template),
-            "## PHI in logs and metrics",
-            "",
-            "The SCP and the workflow log UIDs, AE titles, addresses, sizes, statuses and "
-            "timings only: no patient name, ID, birth date or other attribute value. The state "
-            "machine's logs exclude execution data.",
-            "",
+            *log_privacy(spec),
         ]
     )
 
@@ -624,6 +621,45 @@ def access_logs(template: TemplateFacts) -> list[str]:
             "",
         ]
     return lines
+
+
+def log_privacy(spec: Spec) -> list[str]:
+    """What the logs hold, field by field (config/log-fields.yaml, which a test holds to the
+    code's log calls), and how LogUIDs changes it."""
+    import yaml
+
+    fields = yaml.safe_load(LOG_FIELDS.read_text())
+    who = {"scp": "SCP", "workflow": "workflow"}
+    rows = [
+        (f"`{name}`", who[part], f["meaning"], IDENTIFIES[f["identifies"]])
+        for part, entries in fields.items()
+        for name, f in sorted(entries.items())
+    ]
+    uids = spec.parameter("LogUIDs")
+    return [
+        "## What the logs hold",
+        "",
+        "The SCP and the workflow functions write JSON lines to CloudWatch Logs, and the SCP "
+        "metrics (counts, bytes, latencies). No patient name, patient ID, birth date, "
+        "accession number or any other attribute value of a dataset is ever logged, and the "
+        "state machine's logs exclude execution data. Two kinds of value can still point at a "
+        "patient or a site, and many privacy officers treat them as identifiers:",
+        "",
+        "- Study, Series and SOP Instance UIDs: in `studyInstanceUID` and `sopInstanceUID`, "
+        "and inside S3 keys (`incoming/{batch}/{study}/{series}/{sop}.dcm`) in `key`, "
+        "`reason` and `error`.",
+        "- The IP address of the connecting peer (`peer`: the modality's, or the load "
+        "balancer's where it does not pass the client's address on).",
+        "",
+        f"`{uids.name}` (the SCP's `LOG_UIDS`, default `{uids.properties['Default']}`): "
+        f"{uids.description.split(' docs/')[0]} DICOM's own UIDs (SOP Classes, transfer "
+        "syntaxes, under 1.2.840.10008) stay readable. The workflow functions log S3 keys only "
+        "in error lines (`key`, `error`); `LogUIDs` does not change them.",
+        "",
+        "Every field, as the code writes it:",
+        "",
+        *table(("Field", "Written by", "Holds", "Can identify"), rows),
+    ]
 
 
 # -- shared responsibility -------------------------------------------------------------------
@@ -677,7 +713,9 @@ def shared_responsibility(spec: Spec, template: TemplateFacts) -> str:
             if routed
             else "."
         ),
-        "Set `PeerCIDR1`-`PeerCIDR3` to your sites' ranges only; never 0.0.0.0/0.",
+        "Set `PeerCIDR1`-`PeerCIDR3` to your sites' ranges only. The stack refuses 0.0.0.0/0 "
+        "on an internet-facing load balancer without `TLSCertificateARN` (Rule "
+        "NoPlainDicomFromTheWholeInternet); avoid it with TLS too.",
         "Set `TLSCertificateARN` (an ACM certificate) whenever DICOM crosses a network you do "
         "not control; configure the modalities for TLS.",
         "Subscribe your operations address to the alarm topic and act on the runbook.",
@@ -735,8 +773,9 @@ def support_policy(spec: Spec) -> str:
             "",
             "- The latest release, and the release before it for 90 days after a new one is "
             "published on AWS Marketplace.",
-            "- Deployment in us-east-1 with the template as shipped, unmodified, with parameters "
-            "within their documented constraints.",
+            f"- Deployment in one of the Regions where AWS HealthImaging runs "
+            f"({', '.join(spec.regions)}) with the template as shipped, unmodified, with "
+            "parameters within their documented constraints.",
             "- Modalities and PACS that conform to DICOM as the Conformance Statement "
             "([conformance-statement.md](conformance-statement.md)) describes.",
             "",

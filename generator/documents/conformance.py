@@ -406,7 +406,8 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         f"Load Balancer]({ELB_POLICIES_PAGE})). The certificate is the ACM certificate you "
         "name. TLS ends at the load balancer; it forwards the connection to the task inside "
         "the VPC over TCP. Without a certificate the listener is plain TCP: use it only on "
-        "private links (VPC, VPN, Direct Connect).",
+        "private links (VPC, VPN, Direct Connect). `LoadBalancerScheme`: "
+        f"{spec.parameter('LoadBalancerScheme').description}",
         "",
         f"TLS in the SCP itself (deployments without the load balancer): set `TLS_CERT_FILE` and "
         f"`TLS_KEY_FILE`; the SCP accepts {SCP_TLS_MINIMUM} and later only, with the OpenSSL "

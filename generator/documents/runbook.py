@@ -54,13 +54,8 @@ def _statistic(template: TemplateFacts, statistic: str, metric: dict[str, Any], 
     dimensions = ", ".join(
         f"{d['Name']} = {template.describe(d['Value'])}" for d in metric.get("Dimensions", [])
     )
-    namespace = metric["Namespace"]
-    namespace = namespace if isinstance(namespace, str) else template.describe(namespace)
-    return (
-        f"{statistic} of {namespace} {metric['MetricName']}"
-        + (f" ({dimensions})" if dimensions else "")
-        + f" per {period} s"
-    )
+    namespace, where = template.describe(metric["Namespace"]), f" ({dimensions})" * bool(dimensions)
+    return f"{statistic} of {namespace} {metric['MetricName']}{where} per {period} s"
 
 
 def _when(template: TemplateFacts, alarm: Resource) -> str:

@@ -28,10 +28,10 @@ def cfn_lint(template: str, spec: Spec) -> list[str]:
     # InterfaceEndpointsInImageRegion compares the stack's Region with it).
     allowed = [spec.image_uri, ecr_repository_arn(spec).to_dict()["Fn::Sub"], spec.image.region]
     config = ManualArgs(
-        regions=["us-east-1"],
+        regions=list(spec.regions),  # every Region the SupportedRegion Rule admits
         append_rules=[str(LINT_RULES)],
         ignore_checks=[s.id for s in spec.lint.cfn_lint_ignore],
-        configure_rules={"E9002": {"allowed": allowed}},
+        configure_rules={"E9002": {"allowed": allowed, "regionRules": ["SupportedRegion"]}},
     )
     return [
         f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})"

@@ -238,17 +238,18 @@ def _compact(document: dict[str, Any]) -> str:
 
 def quick_create_url(spec: Spec, template: dict[str, Any]) -> str:
     """The console quick-create link pattern (CloudFormation user guide, "Creating quick-create
-    links for stacks"): the template URL is a placeholder, each parameter with a default is
-    pre-filled with it, the required ones are left for the buyer."""
-    region = spec.image.region
+    links for stacks"), one line per supported Region (`region: link`): the template URL is a
+    placeholder, each parameter with a default is pre-filled with it, the required ones are
+    left for the buyer."""
     params = "".join(
         f"&param_{name}={quote(str(p['Default']), safe='')}"
         for name, p in template["Parameters"].items()
         if "Default" in p and p["Default"] != ""
     )
-    return (
-        f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
+    return "".join(
+        f"{region}: https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
         f"#/stacks/create/review?templateURL={{TemplateURL}}&stackName=storescp{params}\n"
+        for region in spec.regions
     )
 
 
@@ -286,6 +287,9 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
         "",
         contracts().not_a_medical_device,
         "",
+        f"Regions: {', '.join(spec.regions)} (where AWS HealthImaging runs); the stack refuses",
+        "any other Region before it creates anything.",
+        "",
         "Before you launch",
         "- A VPC with two or more private subnets (with a route to a NAT gateway) in different",
         "  Availability Zones; for an internet-facing load balancer, public subnets in the same",
@@ -295,6 +299,12 @@ def usage_instructions(spec: Spec, template: dict[str, Any]) -> str:
         "- Permissions to create the stack: attach the policies in deployer-policy-*.json.",
         "- Optional: an ACM certificate for DICOM over TLS (TLSCertificateARN), your own KMS key",
         "  (KmsKeyArn), an existing HealthImaging data store (DatastoreId).",
+        "",
+        "Network exposure (secure by default)",
+        *(
+            f"- {name}: {spec.parameter(name).description}"
+            for name in ("LoadBalancerScheme", "TLSCertificateARN", "PeerCIDR1")
+        ),
         "",
         "Launch",
         "1. Subscribe to the product, choose the CloudFormation fulfillment option and launch.",

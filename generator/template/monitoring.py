@@ -1,4 +1,6 @@
-"""Alarms (DLQ depth, Lambda error rate, failed imports, ECS CPU and memory) and a dashboard."""
+"""Alarms (DLQ depth, Lambda error rate, failed imports, ECS CPU and memory, the SCP's store
+failures and rejected associations, the load balancer's healthy and unhealthy targets) and a
+dashboard."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
 from generator.contracts import contracts
-from generator.spec import Spec
+from generator.spec import Alarms, Spec
 from generator.template.iam import (
     allow,
     deny_insecure_transport,
@@ -23,20 +25,19 @@ from generator.template.service import Service
 from generator.template.workflow import Queues, Workflow, logical_name
 
 PERIOD = 300
+TARGET_HEALTH_PERIOD = 60  # the load balancer reports target health every minute
 FAILED_EXECUTIONS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
 
 
-def _alarm(
-    t: Template, name: str, description: str, topic: sns.Topic, periods: int = 1, **props: Any
-) -> None:
+def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props: Any) -> None:
+    props.setdefault("EvaluationPeriods", 1)
+    props.setdefault("TreatMissingData", "notBreaching")
     t.add_resource(
         cloudwatch.Alarm(
             name,
             AlarmDescription=description,
             AlarmActions=[Ref(topic)],
             OKActions=[Ref(topic)],
-            EvaluationPeriods=periods,
-            TreatMissingData="notBreaching",
             **props,
         )
     )
@@ -170,7 +171,7 @@ def add_monitoring(
         "(throttled, unreachable or failing): urgent studies are stored but not viewable in "
         "seconds.",
         topic,
-        periods=limits.direct_fallback_periods,
+        EvaluationPeriods=limits.direct_fallback_periods,
         Namespace=Sub(contracts().stack_metrics_namespace),
         MetricName="DirectFallbacks",
         Statistic="Sum",
@@ -214,10 +215,90 @@ def add_monitoring(
             Threshold=limit,
             ComparisonOperator="GreaterThanThreshold",
         )
+    _scp_alarms(t, limits, topic)
+    _target_alarms(t, limits, topic, network)
     t.add_resource(
         cloudwatch.Dashboard(
             "Dashboard", DashboardBody=Sub(_dashboard_body(network, service, queues, workflow))
         )
+    )
+
+
+def _scp_alarms(t: Template, limits: Alarms, topic: sns.Topic) -> None:
+    """What a hospital notices first: images refused, modalities turned away."""
+    _alarm(
+        t,
+        "StoreFailuresAlarm",
+        f"The SCPs answered at least {limits.store_failures} C-STORE(s) with a failure status "
+        f"in each of {limits.store_failures_periods} consecutive 5-minute periods: modalities "
+        "keep images they cannot send.",
+        topic,
+        Namespace=Sub(contracts().stack_metrics_namespace),
+        MetricName="StoreFailures",
+        Statistic="Sum",
+        Period=PERIOD,
+        EvaluationPeriods=limits.store_failures_periods,
+        Threshold=limits.store_failures,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    _alarm(
+        t,
+        "RejectedAssociationsAlarm",
+        f"The SCPs rejected at least {limits.rejected_associations} associations in 5 minutes "
+        "(calling or called AE title not allowed, or the association limit reached).",
+        topic,
+        Namespace=Sub(contracts().stack_metrics_namespace),
+        MetricName="RejectedAssociations",
+        Statistic="Sum",
+        Period=PERIOD,
+        Threshold=limits.rejected_associations,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
+def _target_alarms(t: Template, limits: Alarms, topic: sns.Topic, network: Network) -> None:
+    """Targets behind the load balancer, as its health checks of GET /health see them (503 while
+    an SCP cannot store). AWS/NetworkELB HealthyHostCount and UnHealthyHostCount, dimensions
+    LoadBalancer and TargetGroup (Elastic Load Balancing, "CloudWatch metrics for your Network
+    Load Balancer")."""
+    dimensions = [
+        cloudwatch.MetricDimension(
+            Name="LoadBalancer", Value=GetAtt(network.load_balancer, "LoadBalancerFullName")
+        ),
+        cloudwatch.MetricDimension(
+            Name="TargetGroup", Value=GetAtt(network.target_group, "TargetGroupFullName")
+        ),
+    ]
+    _alarm(
+        t,
+        "NoHealthyTargetsAlarm",
+        f"No healthy SCP behind the load balancer for {limits.no_healthy_target_minutes} "
+        "minutes: every association is refused.",
+        topic,
+        Namespace="AWS/NetworkELB",
+        MetricName="HealthyHostCount",
+        Dimensions=dimensions,
+        Statistic="Minimum",
+        Period=TARGET_HEALTH_PERIOD,
+        EvaluationPeriods=limits.no_healthy_target_minutes,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",  # no report of a healthy target is no healthy target
+    )
+    _alarm(
+        t,
+        "UnhealthyTargetsAlarm",
+        f"At least one SCP behind the load balancer was unhealthy in each of "
+        f"{limits.unhealthy_target_periods} consecutive 5-minute periods.",
+        topic,
+        Namespace="AWS/NetworkELB",
+        MetricName="UnHealthyHostCount",
+        Dimensions=dimensions,
+        Statistic="Maximum",
+        Period=PERIOD,
+        EvaluationPeriods=limits.unhealthy_target_periods,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
 
 
@@ -241,7 +322,7 @@ def _widget(title: str, metrics: list[list], y: int, x: int, stat: str = "Sum") 
 def _dashboard_body(network: Network, service: Service, queues: Queues, workflow: Workflow) -> str:
     """Dashboard JSON as an Fn::Sub string (resource names resolved by CloudFormation)."""
     dimensions = ["ClusterName", var(service.cluster), "ServiceName", var(service.service, "Name")]
-    scp = "StoreSCP/${AWS::StackName}"
+    scp = contracts().stack_metrics_namespace
     widgets = [
         _widget(
             "SCP service CPU and memory (%)",
@@ -266,6 +347,23 @@ def _dashboard_body(network: Network, service: Service, queues: Queues, workflow
             0,
             12,
             "Average",
+        ),
+        _widget(
+            "Load balancer targets (SCP tasks able to store)",
+            [
+                [
+                    "AWS/NetworkELB",
+                    metric,
+                    "LoadBalancer",
+                    var(network.load_balancer, "LoadBalancerFullName"),
+                    "TargetGroup",
+                    var(network.target_group, "TargetGroupFullName"),
+                ]
+                for metric in ("HealthyHostCount", "UnHealthyHostCount")
+            ],
+            18,
+            0,
+            "Minimum",
         ),
         _widget(
             "Instances stored and failures (SCP)",

@@ -16,6 +16,7 @@ INTERNET_FACING = "internet-facing"
 # The idle timeout of NLB TLS listeners is 350 s and cannot be changed
 # (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html).
 TLS_IDLE_TIMEOUT = 350
+ANYWHERE = "0.0.0.0/0"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Parameters:
     IncomingRetentionDays: Parameter
     ResultsRetentionDays: Parameter
     AccessLogRetentionDays: Parameter
+    LogUIDs: Parameter
     AlarmEmail: Parameter
     DatastoreId: Parameter
     DirectStore: Parameter
@@ -207,6 +209,19 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
     """Rules that refuse a parameter set that cannot work, before anything is created
     (rule functions: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html)."""
     p = inputs.parameters
+    regions = list(spec.regions)
+    t.add_rule(
+        "SupportedRegion",
+        {
+            "Assertions": [
+                _assertion(
+                    {"Fn::Contains": [regions, Ref("AWS::Region")]},
+                    "The stack must be created in a Region where AWS HealthImaging runs: "
+                    f"{', '.join(regions)}; switch the console to one of them.",
+                )
+            ]
+        },
+    )
     subnet_attr = "AWS::EC2::Subnet::Id"
     t.add_rule(
         "SubnetsInVpc",
@@ -258,6 +273,34 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
                     "PublicSubnetIDs (the load balancer serves only those zones); add a public "
                     "subnet in that zone or use LoadBalancerScheme internal.",
                 )
+            ],
+        },
+    )
+    # Plain DICOM carries PHI unencrypted: on the internet only to the hospital's own ranges.
+    # Rule functions compare whole strings (no Split, no arithmetic), so the Rule can refuse
+    # 0.0.0.0/0 itself; ranges wider than resources.widestPeerPrefix are refused for every
+    # scheme by the PeerCIDR parameters' AllowedPattern (tests/generator/test_parameters.py).
+    peers = (p.PeerCIDR1, p.PeerCIDR2, p.PeerCIDR3)
+    t.add_rule(
+        "NoPlainDicomFromTheWholeInternet",
+        {
+            "RuleCondition": {
+                "Fn::And": [
+                    Equals(Ref(p.LoadBalancerScheme), INTERNET_FACING),
+                    _is_empty(p.TLSCertificateARN),
+                ]
+            },
+            "Assertions": [
+                _assertion(
+                    Not({"Fn::Contains": [[ANYWHERE], Ref(peer)]}),
+                    f"An internet-facing load balancer without TLSCertificateARN must not accept "
+                    f"{peer.title} {ANYWHERE}: plain DICOM would be open to the whole internet. "
+                    "Either set TLSCertificateARN (an ACM certificate: the load balancer then "
+                    f"ends TLS), or narrow {peer.title} to your sites' ranges (/"
+                    f"{spec.resources.widest_peer_prefix} or narrower) or choose "
+                    f"LoadBalancerScheme {INTERNAL}.",
+                )
+                for peer in peers
             ],
         },
     )

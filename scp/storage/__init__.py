@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from scp import ScpError
 from scp.contracts import S3_MULTIPART_THRESHOLD
+from scp.settings import format_size
 
 OWNED_SUBDIR = ".storescp-tmp"  # the only folders the SCP ever empties, inside one the user names
 
@@ -58,6 +59,19 @@ class OwnedFolder:
                 os.remove(entry.path)
 
 
+def check_free_space(folder: str, min_free_disk: int) -> None:
+    """StorageError when `folder`'s file system has less than `min_free_disk` bytes free."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise StorageError(f"cannot read the free space of {folder!r}: {exc.strerror}") from None
+    if free < min_free_disk:
+        raise StorageError(
+            f"{folder!r} has {free / 10**9:.1f} GB free, below MIN_FREE_DISK "
+            f"({format_size(min_free_disk)}); free space there or lower MIN_FREE_DISK"
+        )
+
+
 class Store(Protocol):
     """A durable object store. Every method returns only once its write is durable."""
 
@@ -75,6 +89,10 @@ class Store(Protocol):
     def connect(self) -> None:
         """Make this process's clients (each serving process, before it listens, so the first
         instance or a health check never waits on loading an SDK)."""
+
+    def check(self, min_free_disk: int) -> None:
+        """Prove the store takes an object now, leaving nothing behind; StorageError says why
+        not (its folders below `min_free_disk` free bytes, not writable, no credentials...)."""
 
     def put_file(self, key: str, path: str, size: int) -> None:
         """Store the file at path under key; the file may be moved or consumed."""

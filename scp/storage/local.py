@@ -10,7 +10,9 @@ import shutil
 import tempfile
 from typing import Any
 
-from scp.storage import OwnedFolder, StorageError
+from scp.storage import OwnedFolder, StorageError, check_free_space
+
+PROBE = b"storescp-healthimaging storage check\n"
 
 
 class LocalStore:
@@ -44,6 +46,26 @@ class LocalStore:
 
     def connect(self) -> None:
         pass
+
+    def check(self, min_free_disk: int) -> None:
+        for folder in dict.fromkeys([self.root, self._temp_dir]):
+            check_free_space(folder, min_free_disk)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"{self.root!r} is not writable by this process")
+        # A real write through the path instances take: our own folder, same file system.
+        probe = os.path.join(self._staging, f".storage-check-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, PROBE)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageError(f"cannot write in {self.root!r}: {exc.strerror}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(probe)
 
     def put_file(self, key: str, path: str, size: int) -> None:
         dest = self._path(key)

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import tempfile
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from scp.contracts import S3_MULTIPART_THRESHOLD
-from scp.storage import OwnedFolder, StorageError
+from scp.storage import OwnedFolder, StorageError, check_free_space
 
 LOG = logging.getLogger("scp.storage")
 MAX_PARTS = 10000
 PART_SIZE = 8 * 2**20  # memory per upload in flight; S3's minimum is 5 MiB
+CHECK_KEY = ".storage-check/"  # under the prefix; only multipart uploads, aborted at once
 
 
 def system_temp_dir() -> str:
@@ -57,16 +65,19 @@ class S3Store:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self._endpoint_url or None,
-                config=Config(
-                    retries={"mode": "standard", "max_attempts": 3},
-                    connect_timeout=5,
-                    read_timeout=60,
-                    max_pool_connections=64,
-                ),
-            )
+            try:
+                self._client = boto3.client(
+                    "s3",
+                    endpoint_url=self._endpoint_url or None,
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": 3},
+                        connect_timeout=5,
+                        read_timeout=60,
+                        max_pool_connections=64,
+                    ),
+                )
+            except ValueError as exc:  # botocore's word for a malformed AWS_* setting
+                raise StorageError(f"cannot make an S3 client for {self}: {exc}") from None
         return self._client
 
     @property
@@ -84,7 +95,25 @@ class S3Store:
         self._owned.claim()
 
     def connect(self) -> None:
-        self.client  # noqa: B018 - made now, not on the first instance
+        try:
+            self.client  # noqa: B018 - made now, not on the first instance
+        except (BotoCoreError, StorageError) as exc:  # no credentials yet: the check says so
+            error = explain(exc, str(self)) if isinstance(exc, BotoCoreError) else str(exc)
+            LOG.warning("no S3 client yet", extra={"fields": {"error": error}})
+
+    def check(self, min_free_disk: int) -> None:
+        """Start a multipart upload and abort it: initiating one needs s3:PutObject (Amazon S3
+        User Guide, "Multipart upload API and permissions") and, on an SSE-KMS bucket,
+        kms:GenerateDataKey (AWS Knowledge Center, "s3-large-file-encryption-kms-key"), yet no
+        object or object version is ever created, so a versioned bucket keeps no trace. An abort
+        that fails is cleaned up by the bucket's AbortIncompleteMultipartUpload lifecycle rule."""
+        check_free_space(self.temp_dir, min_free_disk)
+        key = f"{self._prefix}{CHECK_KEY}{socket.gethostname()}-{os.getpid()}"
+        try:
+            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(explain(exc, f"s3://{self.bucket}/{self._prefix}")) from None
 
     def put_file(self, key: str, path: str, size: int) -> None:
         full = self._prefix + key
@@ -153,3 +182,24 @@ class S3Store:
                     extra={"fields": {"key": key, "error": str(exc)}},
                 )
             raise
+
+
+def explain(exc: BotoCoreError | ClientError, where: str) -> str:
+    """What an S3 error means for the operator, in one sentence."""
+    if isinstance(exc, NoCredentialsError):
+        return (
+            f"no AWS credentials to write to {where}: run the task with its role (the template "
+            "gives it one), or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach S3 for {where} ({exc}); check the network route or S3_ENDPOINT_URL"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            return f"{where}: the bucket does not exist; check STORAGE"
+        if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "ExpiredToken"):
+            return (
+                f"{where}: {code}; the credentials in use need s3:PutObject and "
+                "s3:AbortMultipartUpload there (and the bucket's KMS key)"
+            )
+    return f"{where}: {exc}"

@@ -24,7 +24,7 @@ from scp.healthimaging.client import DicomWebClient
 from tests.fakes.dicomweb_proxy import DATASTORE_ID, KNOWN, DicomWebProxy
 from tests.fakes.pipeline import Pipeline, environment, local_pipeline
 from tests.scp.test_transfer import storescu
-from tests.support.aws import REGION, moto_server
+from tests.support.aws import FAKE_AWS_ENV, REGION, moto_server
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.orthanc import orthanc
 from tests.support.scp import ScpProcess
@@ -76,17 +76,36 @@ class Viewable:
         self.sent(path, study)
 
 
-def report(pipeline: Pipeline, seen: set[str]) -> None:
-    """Print each job item the first time it appears."""
+def operator_command(tool: str, endpoint: str, *args: str) -> str:
+    """A storescp-lookup/-redrive command line that works when pasted into a shell in the
+    repository: moto takes any credentials, but boto3 needs some."""
+    keys = " ".join(
+        f"{k}={FAKE_AWS_ENV[k]}" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    )
+    return f"{keys} .venv/bin/{tool} --endpoint-url {endpoint} --region us-east-1 {' '.join(args)}"
+
+
+def report(pipeline: Pipeline, seen: set[tuple[str, str]]) -> None:
+    """Print each job item the first time it appears in a state (SUBMITTED, then its final
+    state), with the command that imports its batch again."""
     for item in pipeline.job_items():
         job_id = item["jobId"]["S"]
-        if job_id in seen:
+        if (job_id, item["jobStatus"]["S"]) in seen:
             continue
-        seen.add(job_id)
+        seen.add((job_id, item["jobStatus"]["S"]))
         names = ("importedCount", "conflictCount", "failedCount", "warningCount")
         counts = {k: int(item[k]["N"]) for k in names if k in item}
+        batch = item["batchId"]["S"]
+        again = operator_command(
+            "storescp-redrive",
+            pipeline.moto.endpoint,
+            "--state-machine-arn",
+            pipeline.state_machine_arn,
+            batch,
+        )
         print(
-            f"batch {item['batchId']['S']}: job {job_id} {item['jobStatus']['S']} {counts}",
+            f"batch {batch}: job {job_id} {item['jobStatus']['S']} {counts}\n"
+            f"    import it again: {again}",
             flush=True,
         )
 
@@ -100,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
     samples = WORK_DIR / "samples"
-    write_samples(samples)
+    study = write_samples(samples)
     urgent, routine = WORK_DIR / "urgent", WORK_DIR / "routine"
     with ExitStack() as stack:
         moto = stack.enter_context(moto_server())
@@ -123,6 +142,9 @@ def main() -> None:
         scp = stack.enter_context(ScpProcess(log_dir=WORK_DIR, env=dynamodb, **settings))
         stack.enter_context(environment({"SWEEP_AFTER_SECONDS": str(args.sweep_after)}))
         viewable = Viewable(DicomWebClient(REGION, DATASTORE_ID, lambda: KNOWN, proxy.endpoint))
+        lookup = operator_command(
+            "storescp-lookup", moto.endpoint, *("--table", pipeline.table_name, "--study", study)
+        )
         print(
             f"""
 Pipeline running. Send DICOM with dcmtk, e.g. the samples written to {samples}:
@@ -136,12 +158,9 @@ Where to look (boto3 or the aws CLI with --endpoint-url {moto.endpoint}, any cre
     Step Functions state machine {pipeline.state_machine_arn}
     SCP log {scp.log_path}
 Batches are imported as they close; open batches of a dead SCP are swept after {args.sweep_after} s.
-Did an instance (or a study) arrive, and in which image set?
-    .venv/bin/storescp-lookup --endpoint-url {moto.endpoint} --region us-east-1 \\
-        --table {pipeline.table_name} --sop <SOPInstanceUID>     (or --study <StudyInstanceUID>)
-Import a failed or conflicting batch again (a new attempt):
-    .venv/bin/storescp-redrive --endpoint-url {moto.endpoint} --region us-east-1 \\
-        --state-machine-arn {pipeline.state_machine_arn} <batchId>
+Did the samples' study arrive, and in which image set? (or --sop SOP_INSTANCE_UID)
+    {lookup}
+Each batch's line below ends with the command that imports it again (storescp-redrive).
 Ctrl-C stops everything.
 """,
             flush=True,
@@ -153,7 +172,7 @@ Ctrl-C stops everything.
             time.sleep(0.05)
         routine_study = write_samples(routine, name="routine")
         viewable.send(scp.port, routine, routine_study, "batch", "MODALITY")
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         next_sweep = time.monotonic() + SWEEP_EVERY
         try:
             while True:

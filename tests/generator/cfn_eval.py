@@ -23,10 +23,13 @@ class Evaluator:
         parameters: dict[str, Any],
         subnets: dict[str, dict[str, str]] | None = None,
         names: dict[str, str] | None = None,
+        region: str = "us-east-1",
     ):
         """names: what Ref and Fn::Sub give for resources and pseudo parameters (`DicomBucket`,
-        `AWS::StackName`, `Role.Arn`); anything not named stays as it is written."""
+        `AWS::StackName`, `Role.Arn`); anything not named stays as it is written. `region` is
+        what Ref AWS::Region gives (the Rules compare it)."""
         self.template = template
+        self.region = region
         self.subnets = subnets or {}
         self.names = names or {}
         declared = template["Parameters"]
@@ -51,6 +54,8 @@ class Evaluator:
                     return NO_VALUE
                 if arg in self.parameters:
                     return self._parameter(arg)
+                if arg == "AWS::Region":
+                    return self.names.get(arg, self.region)
                 return self.names.get(arg, {"Ref": arg})
             if key == "Fn::Sub":
                 return self._sub(node)

@@ -62,12 +62,13 @@ def test_listeners_forward_to_the_container_port(template):
 
 def test_load_balancer_scheme_chooses_the_subnets(template):
     base = {"PublicSubnetIDs": "subnet-p1,subnet-p2", "PrivateSubnetIDs": "subnet-q1,subnet-q2"}
-    public = Evaluator(template, base).resources()["NetworkLoadBalancer"]["Properties"]
+    facing = {**base, "LoadBalancerScheme": "internet-facing"}
+    public = Evaluator(template, facing).resources()["NetworkLoadBalancer"]["Properties"]
     assert (public["Scheme"], public["Subnets"]) == (
         "internet-facing",
         ["subnet-p1", "subnet-p2"],
     )
-    internal = Evaluator(template, {**base, "LoadBalancerScheme": "internal"}).resources()
+    internal = Evaluator(template, base).resources()  # the default
     props = internal["NetworkLoadBalancer"]["Properties"]
     assert (props["Scheme"], props["Subnets"]) == ("internal", ["subnet-q1", "subnet-q2"])
 

@@ -93,10 +93,15 @@ def test_architecture_diagram_draws_the_template(files, template):
     assert files["resource-graph.png"].startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_quick_create_url_prefills_the_defaults_only(files, template, spec):
-    url = files["quick-create-url.txt"].decode().strip()
-    parts = urlsplit(url)
-    assert parts.netloc == "us-east-1.console.aws.amazon.com"
+def test_quick_create_url_per_region_prefills_the_defaults_only(files, template, spec):
+    lines = files["quick-create-url.txt"].decode().splitlines()
+    links = dict(line.split(": ", 1) for line in lines)
+    assert list(links) == list(spec.regions)
+    for region, link in links.items():
+        parts = urlsplit(link)
+        assert parts.netloc == f"{region}.console.aws.amazon.com"
+        assert dict(parse_qsl(parts.query)) == {"region": region}
+    parts = urlsplit(links["eu-west-2"])
     path, _, query = parts.fragment.partition("?")
     assert path == "/stacks/create/review"
     params = dict(parse_qsl(query))
@@ -107,7 +112,7 @@ def test_quick_create_url_prefills_the_defaults_only(files, template, spec):
         assert str(template["Parameters"][name]["Default"]) == value, name
     required = {n for n, p in template["Parameters"].items() if "Default" not in p}
     assert not required & set(filled)
-    assert filled["SCPAETitle"] == "STORESCP" and filled["LoadBalancerScheme"] == "internet-facing"
+    assert filled["SCPAETitle"] == "STORESCP" and filled["LoadBalancerScheme"] == "internal"
 
 
 def test_usage_instructions(files, template):

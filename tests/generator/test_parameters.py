@@ -4,6 +4,7 @@ constraints (the tables in ../shared/seeds, Step 3), plus the Rules that refuse 
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -33,7 +34,7 @@ DOCUMENTED = {
     "AvailabilityZones": ("List<AWS::EC2::AvailabilityZone::Name>", REQUIRED, NETWORK),
     "SecurityGroupID": ("AWS::EC2::SecurityGroup::Id", REQUIRED, NETWORK),
     "VpcCIDR": ("String", REQUIRED, NETWORK),
-    "LoadBalancerScheme": ("String", "internet-facing", NETWORK),
+    "LoadBalancerScheme": ("String", "internal", NETWORK),
     "CreateS3GatewayEndpoint": ("String", "false", NETWORK),
     "CreateInterfaceEndpoints": ("String", "false", NETWORK),
     "SCPAETitle": ("String", "STORESCP", DICOM),
@@ -58,6 +59,7 @@ DOCUMENTED = {
     "IncomingRetentionDays": ("Number", 30, OPERATIONS),
     "ResultsRetentionDays": ("Number", 365, OPERATIONS),
     "AccessLogRetentionDays": ("Number", 365, OPERATIONS),
+    "LogUIDs": ("String", "plain", OPERATIONS),
     "AlarmEmail": ("String", "", OPERATIONS),
     "DatastoreId": ("String", "", OPERATIONS),
     # Straight into HealthImaging with StoreDICOM (issue 16).
@@ -133,9 +135,13 @@ def _matches(template, name: str, value: str) -> bool:
             ["10.0.0.0/16", "0.0.0.0/0", "255.255.255.255/32"],
             ["", "10.0.0.0", "256.0.0.0/8", "10.0.0.0/33", "10.0.0/16", "vpc"],
         ),
-        ("PeerCIDR1", ["203.0.113.0/24"], ["", "203.0.113.0/24,10.0.0.0/8"]),
-        ("PeerCIDR2", ["", "198.51.100.0/24"], ["198.51.100.0", " "]),
-        ("PeerCIDR3", ["", "192.0.2.0/24"], ["192.0.2.0/40"]),
+        (
+            "PeerCIDR1",
+            ["203.0.113.0/24", "10.0.0.0/8", "0.0.0.0/0"],
+            ["", "203.0.113.0/24,10.0.0.0/8", "10.0.0.0/7", "1.2.3.4/0", "128.0.0.0/1"],
+        ),
+        ("PeerCIDR2", ["", "198.51.100.0/24", "0.0.0.0/0"], ["198.51.100.0", " ", "0.0.0.0/4"]),
+        ("PeerCIDR3", ["", "192.0.2.0/24"], ["192.0.2.0/40", "64.0.0.0/2"]),
         (
             "RequireCallingAETitle",
             ["", "WORKSTATION1", "CT01,MR01,US 2"],
@@ -280,7 +286,45 @@ def failed(template, **parameters: str) -> list[str]:
 
 def test_a_working_parameter_set_passes_every_rule(template):
     assert failed(template) == []
-    assert failed(template, LoadBalancerScheme="internal") == []
+    assert failed(template, LoadBalancerScheme="internet-facing") == []
+
+
+ANYWHERE = "0.0.0.0/0"
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d"
+
+
+@pytest.mark.parametrize("peer", ["PeerCIDR1", "PeerCIDR2", "PeerCIDR3"])
+def test_plain_dicom_from_the_whole_internet_is_refused(template, peer):
+    """GIVEN an internet-facing load balancer, WHEN a client range is 0.0.0.0/0 without a
+    certificate THEN the stack is refused, with a message naming the ways out; a certificate,
+    a narrower range or the internal scheme (the default) pass."""
+    public = {"LoadBalancerScheme": "internet-facing", "PeerCIDR1": "203.0.113.0/24"}
+    assert failed(template, **{**public, peer: ANYWHERE}) == ["NoPlainDicomFromTheWholeInternet"]
+    assert failed(template, **{**public, peer: ANYWHERE, "TLSCertificateARN": CERTIFICATE}) == []
+    assert failed(template, **{**public, peer: "198.51.100.0/24"}) == []
+    assert failed(template, **{peer: ANYWHERE}) == []  # internal, the default
+    rule = template["Rules"]["NoPlainDicomFromTheWholeInternet"]
+    (message,) = [
+        a["AssertDescription"] for a in rule["Assertions"] if peer in json.dumps(a["Assert"])
+    ]
+    for way_out in ("TLSCertificateARN", f"narrow {peer}", "LoadBalancerScheme internal"):
+        assert way_out in message
+
+
+def test_no_client_range_is_wider_than_the_spec_limit_except_anywhere(template, spec):
+    """Every prefix length below resources.widestPeerPrefix is refused by each PeerCIDR pattern
+    (EC2 masks host bits, so 10.0.0.1/7 would be 10.0.0.0/7); the limit itself passes."""
+    widest = spec.resources.widest_peer_prefix
+    for peer in ("PeerCIDR1", "PeerCIDR2", "PeerCIDR3"):
+        for prefix in range(33):
+            for address in ("0.0.0.0", "10.0.0.1", "128.0.0.0"):
+                value = f"{address}/{prefix}"
+                allowed = prefix >= widest or value == ANYWHERE
+                assert _matches(template, peer, value) == allowed, (peer, value)
+
+
+def test_the_defaults_keep_the_load_balancer_off_the_internet(template):
+    assert template["Parameters"]["LoadBalancerScheme"]["Default"] == "internal"
 
 
 def test_subnets_must_be_in_the_vpc(template):
@@ -297,8 +341,9 @@ def test_every_task_zone_must_be_served_by_an_internet_facing_load_balancer(temp
     never become healthy. An internal load balancer uses the private subnets, so it passes."""
     zones = "us-east-1a,us-east-1b,us-east-1c"
     tasks_in_c = {"PrivateSubnetIDs": "subnet-qa,subnet-qc", "AvailabilityZones": zones}
-    assert failed(template, **tasks_in_c) == ["TaskSubnetsServedByLoadBalancer"]
-    assert failed(template, **tasks_in_c, LoadBalancerScheme="internal") == []
+    public = {"LoadBalancerScheme": "internet-facing"}
+    assert failed(template, **tasks_in_c, **public) == ["TaskSubnetsServedByLoadBalancer"]
+    assert failed(template, **tasks_in_c) == []  # internal, the default
 
 
 @pytest.mark.parametrize(

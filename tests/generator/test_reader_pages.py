@@ -135,6 +135,11 @@ def test_every_operator_command_printed_parses(rendered, monkeypatch) -> None:
     )
     monkeypatch.setattr(operators, "lookup", lambda *a: calls.append("lookup") or [])
     monkeypatch.setattr(operators, "in_progress", lambda *a: [])
+    monkeypatch.setattr(
+        operators,
+        "stack_outputs",
+        lambda client, stack: {v: f"<{v}>" for v in operators.STACK_OUTPUTS.values()},
+    )
     monkeypatch.setattr(operators, "_session", lambda args: (lambda name: None, lambda name: None))
     redrives = lookups = 0
     for text in rendered.values():

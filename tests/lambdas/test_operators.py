@@ -3,16 +3,23 @@ HealthImaging fake)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
 
 from lambdas.operators import lookup_main, redrive_main
 from scp.job_records import direct_item
+from tests.e2e.demo import operator_command
 from tests.fakes.healthimaging import DATASTORE_ID
 from tests.fakes.pipeline import create_job_table, local_pipeline
 from tests.lambdas.batches import write_batch
+from tests.support.scp import REPO
 
 
 @pytest.fixture
@@ -91,3 +98,101 @@ def test_lookup_answers_for_an_instance_the_scp_stored_directly(moto, capsys):
     assert lookup_main(["--table", name, "--study", "1.2.3", "--endpoint-url", moto.endpoint]) == 0
     line = capsys.readouterr().out
     assert line.startswith("1.2.3.4.5  CONFLICT  image set -  via StoreDICOM")
+
+
+def _stack(pipeline) -> str:
+    """A stack in moto whose outputs name the pipeline's resources, as the template's do."""
+    name = f"stack-{uuid.uuid4().hex[:8]}"
+    outputs = {
+        "StateMachineArn": pipeline.state_machine_arn,
+        "JobTableName": pipeline.table_name,
+        "DicomBucketName": pipeline.bucket,
+    }
+    body = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    pipeline.moto.client("cloudformation").create_stack(
+        StackName=name, TemplateBody=json.dumps(body)
+    )
+    return name
+
+
+def test_stack_outputs_stand_in_for_the_options_and_errors_are_sentences(pipeline, capsys):
+    stack = _stack(pipeline)
+    capsys.readouterr()
+    assert lookup_main(["--stack", stack, "--sop", "1.2.3.4", *cli(pipeline)]) == 1
+    assert capsys.readouterr().out.startswith("no record: not received")  # the table answered
+    # An id with no execution and no manifest (the bucket from the stack): one sentence.
+    assert redrive_main(["--stack", stack, "UNKNOWN_ID", *cli(pipeline)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"storescp-redrive: batch UNKNOWN_ID has no execution and no manifest "
+        f"s3://{pipeline.bucket}/batches/UNKNOWN_ID.json: check the batch id (the batchId of "
+        'the SCP\'s "batch closed" log line)'
+    ]
+    assert redrive_main(["--stack", "no-such-stack", "b1", *cli(pipeline)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "storescp-redrive: no stack 'no-such-stack' in this Region: check --stack and --region "
+        "(or AWS_DEFAULT_REGION)"
+    ]
+    assert lookup_main(["--sop", "1.2.3", *cli(pipeline)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "storescp-lookup: give --table, or --stack with the stack's name to read it from its "
+        "JobTableName output"
+    ]
+    assert lookup_main(["--table", "missing", "--sop", "1.2.3", *cli(pipeline)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("storescp-lookup: ") and line.endswith(
+        "(Query): check --table or --stack and --region"
+    )
+
+
+def test_without_credentials_the_commands_say_so_in_one_line(tmp_path):
+    """The console scripts as an operator runs them, with nothing in the credential chain."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_DEFAULT_REGION": "eu-west-2",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    bin_dir = Path(sys.executable).parent
+    for argv in (
+        [bin_dir / "storescp-lookup", "--table", "t", "--sop", "1.2.3"],
+        [bin_dir / "storescp-redrive", "--stack", "storescp", "b1"],
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            f"{argv[0].name}: no AWS credentials: set AWS_PROFILE (after `aws sso login` or "
+            "`aws configure`) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ]
+
+
+def test_the_demos_commands_work_when_pasted(pipeline):
+    """What `make demo` prints, run by a shell in the repository with no AWS settings."""
+    endpoint, env = pipeline.moto.endpoint, {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
+
+    def paste(line: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", line], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    lookup = paste(
+        operator_command(
+            "storescp-lookup", endpoint, "--table", pipeline.table_name, "--study", "1.2.3"
+        )
+    )
+    assert (lookup.returncode, lookup.stderr) == (1, "")
+    assert lookup.stdout.startswith("no record: not received")
+    redrive = paste(
+        operator_command(
+            "storescp-redrive",
+            endpoint,
+            *("--state-machine-arn", pipeline.state_machine_arn, "b-1"),
+        )
+    )
+    assert redrive.returncode == 1
+    assert redrive.stderr.splitlines() == [
+        "storescp-redrive: batch b-1 has no execution; pass --bucket (the DICOM bucket) so "
+        "that its manifest can be read"
+    ]

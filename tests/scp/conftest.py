@@ -72,11 +72,11 @@ def start_scp(tmp_path: Path) -> Iterator[Callable[..., ScpProcess]]:
     """Start SCP processes (folder store under tmp_path unless given); all stopped at the end."""
     started: list[ScpProcess] = []
 
-    def start(**settings: object) -> ScpProcess:
+    def start(healthy: bool = True, **settings: object) -> ScpProcess:
         settings.setdefault("storage", str(tmp_path / "store"))
         scp = ScpProcess(log_dir=tmp_path, **settings)
         started.append(scp)
-        return scp.start()
+        return scp.start(healthy=healthy)
 
     yield start
     for scp in started:

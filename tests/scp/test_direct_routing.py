@@ -143,4 +143,4 @@ def test_direct_store_without_a_region_refuses_to_start(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert "HEALTHIMAGING_REGION: no Region set" in result.stdout
+    assert "DIRECT_STORE=all: HEALTHIMAGING_REGION: no Region set" in result.stderr

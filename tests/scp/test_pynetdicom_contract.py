@@ -124,7 +124,7 @@ def _server(tmp_path: Path) -> tuple[ScpServer, StoreService]:
     store.prepare()
     service = StoreService(settings, store, Metrics("Test")).start()
     ae = build_ae(settings)
-    return start_dicom_server(ae, settings, service, store.temp_dir, False), service
+    return start_dicom_server(ae, settings, service, store.temp_dir), service
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage
 
 from scp.app import run
+from scp.listener import StartupError
 from scp.settings import load_settings
 from scp.storage import StorageError
 from scp.storage.s3 import S3Store
@@ -128,13 +129,12 @@ def test_s3_outage_gives_failure_status_and_every_acknowledged_instance_is_store
         assert len(refused) == 3 and all(r["status"] == "0xA700" for r in refused)
 
 
-def test_no_writable_temporary_folder_is_refused_with_what_to_set(monkeypatch, tmp_path, caplog):
+def test_no_writable_temporary_folder_is_refused_with_what_to_set(monkeypatch, tmp_path):
     """GIVEN no TEMP_DIR and none of Python's temporary folders usable (a read-only root with no
     volume there, as on Fargate) THEN the SCP does not start and says what to set."""
     monkeypatch.setattr(tempfile, "tempdir", None)
     monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "none")])
     with pytest.raises(StorageError, match=r"no temporary folder this user can write.*TEMP_DIR"):
         S3Store("bucket")
-    assert run(load_settings(["--storage", "s3://bucket/"], environ={})) == 1
-    (record,) = [r for r in caplog.records if r.getMessage() == "storage unusable"]
-    assert "set TEMP_DIR" in record.fields["error"]
+    with pytest.raises(StartupError, match=r"^STORAGE: no temporary folder .*set TEMP_DIR"):
+        run(load_settings(["--storage", "s3://bucket/"], environ={}))

@@ -32,7 +32,7 @@ def test_environment_overrides_defaults_and_flags_override_environment() -> None
         "REQUIRE_CALLED_AE_TITLE": "true",
         "REQUIRE_CALLING_AE_TITLE": "CT1, MR2",
         "SUPPORTED_SOP_CLASS_UIDS": "1.2.840.10008.5.1.4.1.1.2,1.2.840.10008.5.1.4.1.1.4",
-        "STORAGE": "s3://b/p",
+        "STORAGE": "s3://bucket/p",
     }
     s = load_settings(["--ae-title", "FROMFLAG"], env)
     assert s.ae_title == "FROMFLAG"
@@ -40,7 +40,7 @@ def test_environment_overrides_defaults_and_flags_override_environment() -> None
     assert s.require_called_ae_title is True
     assert s.require_calling_ae_title == ("CT1", "MR2")
     assert s.supported_sop_class_uids == ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4")
-    assert s.storage == "s3://b/p"
+    assert s.storage == "s3://bucket/p"
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,8 @@ def test_bad_setting_stops_startup_with_one_clear_message() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "storescp: error: --port='99999' is invalid: expected an integer from 1 to 65535"
+        "storescp-healthimaging: error: --port='99999' is invalid: "
+        "expected an integer from 1 to 65535"
     ]
 
 

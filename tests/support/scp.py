@@ -58,7 +58,9 @@ class ScpProcess:
             args += ["--" + name.replace("_", "-"), str(value)]
         return args + self.flags
 
-    def start(self, timeout: float = 30.0) -> ScpProcess:
+    def start(self, timeout: float = 30.0, healthy: bool = True) -> ScpProcess:
+        """Start, and return once /health says 200 (or, with healthy=False, answers at all:
+        an SCP that cannot store reports 503 with the reason)."""
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.argv(), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -67,7 +69,8 @@ class ScpProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"SCP exited with {self.proc.returncode}:\n{self.tail()}")
-            if self.health()[0] == 200:
+            code = self.health()[0]
+            if code == 200 or (code and not healthy):
                 return self
             time.sleep(0.05)
         self.kill()

@@ -32,26 +32,32 @@ class NoHardcodedAccountOrRegion(CloudFormationLintRule):
     shortdesc = "No hard-coded account ID or region"
     description = (
         "Account IDs and regions come from pseudo parameters. Exact strings listed in the "
-        "'allowed' setting (the Marketplace image URI and repository ARN) are exempt."
+        "'allowed' setting (the Marketplace image URI and repository ARN) are exempt, and so "
+        "are region names in the Rules named by 'regionRules' (the list of supported Regions)."
     )
     source_url = "https://github.com/storescp-healthimaging"
     tags = ("resources", "project")
 
     def __init__(self):
         super().__init__()
-        self.config_definition = {"allowed": {"default": [], "type": "list", "itemtype": "string"}}
+        self.config_definition = {
+            "allowed": {"default": [], "type": "list", "itemtype": "string"},
+            "regionRules": {"default": [], "type": "list", "itemtype": "string"},
+        }
         self.configure()
 
     def match(self, cfn):
         matches = []
         allowed = set(self.config["allowed"])
+        region_rules = set(self.config["regionRules"])
         for section in SECTIONS:
             for path, value in _strings(cfn.template.get(section, {}), [section]):
                 if value in allowed:
                     continue
+                listing = section == "Rules" and path[1] in region_rules
                 for kind, pattern in (("account ID", ACCOUNT), ("region", REGION)):
                     found = pattern.search(value)
-                    if found:
+                    if found and not (listing and kind == "region"):
                         matches.append(
                             RuleMatch(
                                 path,
