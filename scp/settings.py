@@ -11,6 +11,8 @@ from typing import Any
 
 from scp import ScpError, __version__
 from scp.contracts import METRICS_NAMESPACE, S3_MULTIPART_THRESHOLD
+from scp.remote_aes import FORMAT as REMOTE_AES_FORMAT
+from scp.remote_aes import RemoteAEs
 
 UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -93,6 +95,20 @@ def _seconds(text: str) -> float:
     if not 0 < value <= 86400:
         raise ValueError("expected a number of seconds above 0 and at most 86400")
     return value
+
+
+def _remote_aes(text: str) -> RemoteAEs:
+    return RemoteAEs.parse(text, _ae_title)
+
+
+def _choice(*values: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in values:
+            raise ValueError(f"expected {' or '.join(values)}")
+        return value
+
+    return parse
 
 
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
@@ -212,6 +228,33 @@ class Settings:
         256 * 2**20,
         "Free bytes the temporary folder must keep: below it instances are refused (0xA701) "
         "before anything is written",
+    )
+    remote_aes: RemoteAEs = _setting(  # noqa: RUF009 (RemoteAEs is immutable and hashable)
+        "REMOTE_AES",
+        _remote_aes,
+        RemoteAEs(),
+        f"Remote AEs: {REMOTE_AES_FORMAT}; permissions store, query, retrieve, commitment "
+        "(AEs not listed may store only)",
+    )
+    commitment_commit_on: str = _setting(
+        "COMMITMENT_COMMIT_ON",
+        _choice("imported", "stored"),
+        "imported",
+        "Storage commitment succeeds when an instance is imported into a primary image set, or "
+        "(stored) once it is durably stored; a folder store has no import: stored",
+    )
+    commitment_timeout: float = _setting(
+        "COMMITMENT_TIMEOUT",
+        _seconds,
+        14400.0,
+        "Seconds after the N-ACTION at which a commitment reports what is known (instances "
+        "not final yet fail)",
+    )
+    commitment_delivery_window: float = _setting(
+        "COMMITMENT_DELIVERY_WINDOW",
+        _seconds,
+        86400.0,
+        "Seconds a commitment report is retried (with backoff) before it is undeliverable",
     )
 
     @property
