@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -52,14 +53,16 @@ class Transaction:
     reported_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        """The record, camelCase as the job table's attributes are."""
+        doc = {_camel(k): v for k, v in asdict(self).items()}
         doc["references"] = [[r.sop_class_uid, r.sop_instance_uid] for r in self.references]
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Transaction:
-        refs = tuple(Reference(c, i) for c, i in doc.pop("references"))
-        return cls(references=refs, **doc)
+        values = {_snake(k): v for k, v in doc.items()}
+        values["references"] = tuple(Reference(c, i) for c, i in values["references"])
+        return cls(**values)
 
     def summary(self) -> dict[str, Any]:
         """What an operator sees (storescp-lookup, the log): UIDs, AE titles, counts, state."""
@@ -74,6 +77,19 @@ class Transaction:
             "lastError": self.last_error or None,
             "duplicate": self.duplicate,
         }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(_CAMEL.get(part, part.title()) for part in rest)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(UID|AETitle|[A-Z])", lambda m: "_" + _SNAKE.get(m[1], m[1].lower()), name)
+
+
+_CAMEL = {"uid": "UID", "ae": "AETitle"}
+_SNAKE = {v: k for k, v in _CAMEL.items()}
 
 
 def new_transaction(
