@@ -78,7 +78,7 @@ def test_a_modality_that_releases_at_once_gets_the_report_on_a_new_association(t
         for path in files:
             assert assoc.send_c_store(str(path)).Status == 0
         refs = references(files[1:]) + wrong_class + never_sent
-        status, transaction = modality.request(assoc, refs)
+        status, _ = modality.request(assoc, refs)
         assoc.release()
         assert status == 0x0000
         report = modality.next_report(timeout=15)
@@ -154,7 +154,7 @@ def test_a_modality_away_for_a_while_gets_the_report_when_it_returns(tmp_path, m
     with scp(tmp_path, modality) as server:
         assoc = modality.associate(server.port)
         assert assoc.send_c_store(str(files[0])).Status == 0
-        status, transaction = modality.request(assoc, references(files))
+        _, transaction = modality.request(assoc, references(files))
         assoc.release()
         assert wait_until(lambda: records(tmp_path)[0]["attempts"] >= 1, timeout=10)
         assert records(tmp_path)[0]["state"] == "PENDING"
@@ -183,7 +183,7 @@ def test_two_scp_processes_sharing_the_store_send_one_report(tmp_path, modality)
     first, second = scp(tmp_path, modality), scp(tmp_path, modality)
     with first, second:
         assoc = modality.associate(first.port)
-        status, transaction = modality.request(assoc, references(files))
+        _, transaction = modality.request(assoc, references(files))
         assoc.release()
         # Both processes see the request pending; the instances arrive through the other one.
         store(modality, second.port, files)
