@@ -7,8 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# dcmtk, orthanc: DICOM peers in tests (Orthanc: the storage-commitment modality); graphviz: the release's architecture diagram. The rest builds,
-# runs, pushes and serves the SCP image (tests use Debian's docker-registry as a local registry).
+# dcmtk, orthanc: DICOM peers in tests (Orthanc: the storage-commitment modality); graphviz: the
+# release's architecture diagram. The rest builds, runs, pushes and serves the SCP image (tests
+# use Debian's docker-registry as a local registry).
 APT_PACKAGES := dcmtk orthanc graphviz buildah podman runc skopeo mmdebstrap docker-registry
 # IMAGE=0 releases without building the SCP image; BASE_IMAGE=python:3.11-slim-bookworm (say)
 # builds it on a registry image instead of the Debian base made from packages.
