@@ -30,6 +30,7 @@ class Received:
     info: Dataset
     same_association: bool
     calling_ae: str
+    modality_is_scu: bool  # the role the modality has on the report's presentation context
 
     def failed(self) -> dict[str, int]:
         return {
@@ -78,6 +79,11 @@ class Modality:
                 event.event_information,
                 same,
                 event.assoc.requestor.ae_title.strip() if not same else "",
+                any(
+                    cx.as_scu
+                    for cx in event.assoc.accepted_contexts
+                    if cx.context_id == event.context.context_id
+                ),
             )
         )
         return 0x0000, None
