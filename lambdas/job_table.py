@@ -79,6 +79,7 @@ def instance_item(job_id: str, state: dict, instance: dict, outcome: dict) -> di
         state,
         seriesInstanceUID=instance["seriesInstanceUID"],
         sopInstanceUID=instance["sopInstanceUID"],
+        sopClassUID=instance.get("sopClassUID"),  # storage commitment checks it (0x0119)
         key=instance["key"],
         **outcome,
     )

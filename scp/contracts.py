@@ -18,3 +18,8 @@ IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
+# Storage-commitment transactions: jobId COMMITMENT#{TransactionUID}, recordId TRANSACTION (or
+# DUPLICATE#{digest}); pendingCommitment (= PENDING, indexed) only while pending.
+COMMITMENT_RECORD_PREFIX = "COMMITMENT#"
+PENDING, REPORTED, UNDELIVERABLE = "PENDING", "REPORTED", "UNDELIVERABLE"
+PENDING_COMMITMENT_INDEX = "pendingCommitment-index"

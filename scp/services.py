@@ -209,5 +209,5 @@ def build_services(
 
     services: list[Service] = [VerificationService(), StorageService(on_store)]
     if CommitmentService.contexts(settings):
-        services.append(CommitmentService(settings, settings.storage, metrics))
+        services.append(CommitmentService(settings, metrics))
     return Services(services, settings)

@@ -236,6 +236,13 @@ class Settings:
         f"Remote AEs: {REMOTE_AES_FORMAT}; permissions store, query, retrieve, commitment "
         "(AEs not listed may store only)",
     )
+    job_table: str = _setting(
+        "JOB_TABLE",
+        _text,
+        "",
+        "DynamoDB job table (DicomImportJobTable): with an S3 store, storage commitment reads "
+        "instance states from it and records its transactions in it",
+    )
     commitment_commit_on: str = _setting(
         "COMMITMENT_COMMIT_ON",
         _choice("imported", "stored"),
@@ -275,6 +282,11 @@ class Settings:
             raise SettingsError("STORAGE: s3:// needs a bucket name, e.g. s3://my-bucket/prefix")
         if not self.storage:
             raise SettingsError("STORAGE: give a folder or s3://bucket/prefix")
+        if self.commitment_commit_on == "stored" and self.storage.startswith("s3://"):
+            raise SettingsError(
+                "COMMITMENT_COMMIT_ON=stored works with a folder STORAGE only; with S3, "
+                "commitment follows the job table: set imported"
+            )
         if self.health_port and self.health_port == self.port:
             raise SettingsError("HEALTH_PORT: must differ from SCP_PORT")
 

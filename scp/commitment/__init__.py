@@ -39,4 +39,6 @@ FAILURE_REASONS = {
         "AE, is already recorded; every instance of the second request fails with this reason",
     ),
 }
-MAX_REFERENCES = 10000  # per request; more is refused with 0x0213 (resource limitation)
+# Per request, as many as one batch holds (BATCH_MAX_FILES); more is refused with 0x0213
+# (resource limitation). Keeps a transaction's item far below DynamoDB's 400 KB.
+MAX_REFERENCES = 5000

@@ -27,7 +27,7 @@ FAILED = "FAILED"  # HealthImaging failed it, or put it in a non-primary image s
 class Found:
     """One instance the store knows: its stored SOP Class UID and its state."""
 
-    sop_class_uid: str
+    sop_class_uid: str  # '' when the store does not know it (job-table items before 0.1)
     state: str
     reason: str = ""  # why it failed, for the log (never PHI: a state or an error code)
 
@@ -72,7 +72,7 @@ def failure_of(ref: Reference, found: Found | None, deadline_passed: bool) -> in
     """0 when committed, a Failure Reason when failed for good, None while it may still come."""
     if found is None:
         return NO_SUCH_OBJECT_INSTANCE if deadline_passed else None
-    if found.sop_class_uid != ref.sop_class_uid:
+    if found.sop_class_uid and found.sop_class_uid != ref.sop_class_uid:
         return CLASS_INSTANCE_CONFLICT
     if found.state == COMMITTED:
         return 0

@@ -6,7 +6,6 @@ for the alarm)."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import replace
@@ -17,13 +16,8 @@ from pynetdicom.association import Association
 from scp.commitment import deliver
 from scp.commitment.locate import Locator
 from scp.commitment.outcome import Report, decide
-from scp.commitment.transactions import (
-    PENDING,
-    REPORTED,
-    UNDELIVERABLE,
-    FolderTransactions,
-    Transaction,
-)
+from scp.commitment.transactions import Held, Transaction, TransactionStore
+from scp.contracts import PENDING, REPORTED, UNDELIVERABLE
 from scp.settings import Settings
 from scp.telemetry import Metrics
 
@@ -42,14 +36,17 @@ class Reporter:
     def __init__(
         self,
         settings: Settings,
-        transactions: FolderTransactions,
+        transactions: TransactionStore,
         locator: Locator,
         metrics: Metrics,
+        evaluate_every: float = 0.0,
     ) -> None:
         self.settings, self.transactions, self.locator = settings, transactions, locator
         self.metrics = metrics
+        self.evaluate_every = evaluate_every  # seconds between looks at one transaction
+        self._evaluated: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._associations: dict[str, tuple[Association, int]] = {}  # name -> (assoc, held fd)
+        self._associations: dict[str, tuple[Association, Any]] = {}  # name -> (assoc, hold)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -57,29 +54,36 @@ class Reporter:
     def asked_on(self, tx: Transaction, assoc: Association) -> None:
         """tx was asked for on assoc (of this process): report there while it is open."""
         try:
-            fd = self.transactions.hold(tx)
-        except BlockingIOError:  # a repeat of a request another association still holds
+            handle = self.transactions.hold(tx)
+        except Held:  # a repeat of a request another association still holds
             return
         with self._lock:
-            self._associations[tx.name] = (assoc, fd)
+            self._associations[tx.name] = (assoc, handle)
 
     def _open_association(self, tx: Transaction) -> Association | None:
         with self._lock:
             entry = self._associations.get(tx.name)
             if entry is None:
                 return None
-            assoc, fd = entry
+            assoc, handle = entry
             if assoc.is_established:
                 return assoc
             del self._associations[tx.name]
-        os.close(fd)
+        self.transactions.release(handle)
         return None
 
     def _forget(self, tx: Transaction) -> None:
         with self._lock:
             entry = self._associations.pop(tx.name, None)
         if entry:
-            os.close(entry[1])
+            self.transactions.release(entry[1])
+
+    def _refresh_holds(self) -> None:
+        with self._lock:
+            entries = list(self._associations.values())
+        for assoc, handle in entries:
+            if assoc.is_established:
+                self.transactions.refresh(handle)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,8 +99,8 @@ class Reporter:
             self._thread.join(timeout)
         with self._lock:
             entries, self._associations = list(self._associations.values()), {}
-        for _, fd in entries:
-            os.close(fd)
+        for _, handle in entries:
+            self.transactions.release(handle)
 
     def _run(self) -> None:
         while not self._stop.wait(POLL):
@@ -108,12 +112,17 @@ class Reporter:
     # -- one pass -------------------------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:
         """Report every pending transaction that can report now."""
+        self._refresh_holds()
         pending = self.transactions.pending()
         self.metrics.gauge("CommitmentsPending", len(pending))
         for tx in pending:
             now_ = time.time() if now is None else now
             if tx.next_attempt > now_:
                 continue
+            last = self._evaluated.get(tx.name, float("-inf"))
+            if now_ < tx.deadline and now_ < last + self.evaluate_every:
+                continue
+            self._evaluated[tx.name] = now_
             assoc = self._open_association(tx)
             if assoc is None and self.transactions.held_elsewhere(tx) and now_ < tx.deadline:
                 continue  # another process reports on its open association

@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 
 from scp.commitment import SOP_CLASS
-from scp.commitment.locate import FolderInstances
+from scp.commitment.locate import FolderInstances, Locator
 from scp.commitment.reporter import Reporter
 from scp.commitment.request import InvalidRequest, parse_request
-from scp.commitment.transactions import FolderTransactions, new_transaction
+from scp.commitment.transactions import FolderTransactions, TransactionStore, new_transaction
 from scp.remote_aes import COMMITMENT
 from scp.services import Context, Handler, Part, Service
 from scp.settings import Settings
@@ -22,6 +23,7 @@ from scp.telemetry import Metrics
 
 LOG = logging.getLogger("scp")
 PROCESSING_FAILURE = 0x0110
+TABLE_EVALUATE_EVERY = 5.0  # seconds between job-table queries for one pending transaction
 
 
 def _status(code: int, comment: str = "") -> Dataset:
@@ -39,15 +41,29 @@ class CommitmentService(Service):
     name = "Storage Commitment Push Model"
     permission = COMMITMENT
 
-    def __init__(self, settings: Settings, root: str, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
-        self.transactions = FolderTransactions(root)
-        self.reporter = Reporter(settings, self.transactions, FolderInstances(root), metrics)
+        if settings.storage.startswith("s3://"):
+            import boto3
+
+            from scp.commitment.job_table import JobTableInstances, TableTransactions
+
+            # The endpoint may be overridden by AWS_ENDPOINT_URL_DYNAMODB (tests: moto).
+            table = boto3.resource("dynamodb").Table(settings.job_table)
+            self.transactions: TransactionStore = TableTransactions(table)
+            locator: Locator = JobTableInstances(table)
+            evaluate_every = TABLE_EVALUATE_EVERY
+        else:
+            self.transactions = FolderTransactions(settings.storage)
+            locator, evaluate_every = FolderInstances(settings.storage), 0.0
+        self.reporter = Reporter(settings, self.transactions, locator, metrics, evaluate_every)
 
     @classmethod
     def contexts(cls, settings: Settings) -> list[Context]:
-        """Offered with a folder store; not yet with S3 (the job-table path is to come)."""
-        return [] if settings.storage.startswith("s3://") else [Context(SOP_CLASS)]
+        """Offered with a folder store, and with S3 when JOB_TABLE names the job table."""
+        if settings.storage.startswith("s3://") and not settings.job_table:
+            return []
+        return [Context(SOP_CLASS)]
 
     def handlers(self) -> list[Handler]:
         return [(evt.EVT_N_ACTION, self.on_action)]
@@ -79,7 +95,7 @@ class CommitmentService(Service):
         )
         try:
             tx = self.transactions.record(tx, request.digest(calling))
-        except StorageError as exc:
+        except (StorageError, ClientError, BotoCoreError) as exc:
             LOG.error("commitment request not recorded", extra={"fields": {
                 "event": "commitment-not-recorded", "callingAETitle": calling,
                 "transactionUID": request.transaction_uid, "error": str(exc)}})  # fmt: skip

@@ -22,13 +22,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from scp.commitment.request import CommitmentRequest, Reference
+from scp.contracts import PENDING
 from scp.storage import StorageError
 
 FOLDER = "commitment"
-PENDING, REPORTED, UNDELIVERABLE = "PENDING", "REPORTED", "UNDELIVERABLE"
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Transaction:
     event_type: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # SOP Instance UID -> reason
     reported_at: float = 0.0
+    held_by: str = ""  # the process whose association asked, while it is open (job table)
+    held_until: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The record, camelCase as the job table's attributes are."""
@@ -110,6 +112,33 @@ def new_transaction(
         deadline=now + timeout,
         give_up_at=now + timeout + window,
     )
+
+
+class Held(Exception):
+    """Another association (in this or another process) holds the transaction."""
+
+
+class TransactionStore(Protocol):
+    """Where transactions are recorded (a folder, or the job table), and the two locks: the
+    lease (one sender) and the hold (the asking association is still open)."""
+
+    def record(self, tx: Transaction, digest: str) -> Transaction: ...
+
+    def save(self, tx: Transaction) -> None: ...
+
+    def get(self, transaction_uid: str) -> Transaction | None: ...
+
+    def pending(self) -> list[Transaction]: ...
+
+    def lease(self, tx: Transaction) -> contextlib.AbstractContextManager[Transaction | None]: ...
+
+    def hold(self, tx: Transaction) -> Any: ...
+
+    def refresh(self, handle: Any) -> None: ...
+
+    def release(self, handle: Any) -> None: ...
+
+    def held_elsewhere(self, tx: Transaction) -> bool: ...
 
 
 class FolderTransactions:
@@ -199,10 +228,21 @@ class FolderTransactions:
             os.close(fd)
 
     def hold(self, tx: Transaction) -> int:
-        """Mark tx as answered on an association of this process; close the fd to let go."""
+        """Mark tx as asked on an open association of this process (an flock the kernel drops
+        with the process); raises Held if another one holds it."""
         fd = os.open(self._path(tx.name, ".assoc"), os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Held(tx.name) from None
         return fd
+
+    def refresh(self, handle: int) -> None:
+        pass  # an flock lasts as long as its file descriptor
+
+    def release(self, handle: int) -> None:
+        os.close(handle)
 
     def held_elsewhere(self, tx: Transaction) -> bool:
         """Whether another process still holds the association that asked for tx."""
