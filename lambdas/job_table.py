@@ -23,6 +23,7 @@ IMPORTED, CONFLICT, FAILED = "IMPORTED", "CONFLICT", "FAILED"
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
+COMMITMENT_RECORD = "COMMITMENT#"  # jobId prefix of a storage-commitment transaction (scp/)
 
 
 def now_iso() -> str:

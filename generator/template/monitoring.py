@@ -7,6 +7,7 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
+from generator.contracts import contracts
 from generator.spec import Spec
 from generator.template.iam import (
     allow,
@@ -155,6 +156,19 @@ def add_monitoring(
         topic,
         Namespace=workflow.metric_namespace,
         MetricName="ConflictInstances",
+        Statistic="Sum",
+        Period=PERIOD,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    _alarm(
+        t,
+        "CommitmentUndeliverableAlarm",
+        "A Storage Commitment report could not be delivered within CommitmentDeliveryWindow: "
+        "the modality does not know its images are safe. See the runbook.",
+        topic,
+        Namespace=Sub(contracts().stack_metrics_namespace),
+        MetricName="CommitmentsUndeliverable",  # scp/commitment/reporter.py, EMF
         Statistic="Sum",
         Period=PERIOD,
         Threshold=1,

@@ -8,7 +8,7 @@ from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscali
 
 from generator.contracts import contracts
 from generator.spec import Spec
-from generator.template.iam import allow, arn, log_writer, role, var
+from generator.template.iam import Statement, allow, arn, log_writer, role, var
 from generator.template.kms import Key
 from generator.template.network import Network
 from generator.template.parameters import Inputs
@@ -42,6 +42,29 @@ def ecr_repository_arn(spec: Spec) -> Sub:
     )
 
 
+def _commitment_statements(storage: Storage, key: Key) -> list[Statement]:
+    """Storage commitment (scp/commitment/job_table.py): read instance states through the SOP
+    Instance UID index, list pending transactions through their index, and read and write
+    transaction items only: dynamodb:LeadingKeys limits items to the COMMITMENT# partition keys
+    (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access control")."""
+    table = contracts().job_table
+    indexes = [contracts().index(name)["name"] for name in ("bySopInstanceUID",
+                                                              "pendingCommitments")]  # fmt: skip
+    return [
+        allow(["dynamodb:Query"], [arn(storage.table, f"/index/{name}") for name in indexes]),
+        allow(
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [GetAtt(storage.table, "Arn")],
+            {
+                "ForAllValues:StringLike": {
+                    "dynamodb:LeadingKeys": [table["commitmentRecordPrefix"] + "*"]
+                }
+            },
+        ),
+        key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"]),
+    ]
+
+
 def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Environment]:
     res = spec.resources
     env = {p.env: Ref(inputs.parameters.by_name(p.name)) for p in spec.parameters if p.env}
@@ -54,6 +77,7 @@ def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Envir
         "HEALTH_PORT": str(res.health_port),
         "DRAIN_TIMEOUT": str(res.drain_timeout_seconds),
         "METRICS_NAMESPACE": Sub(contracts().stack_metrics_namespace),
+        "JOB_TABLE": Ref(storage.table),
     }
     if spec.marketplace.metering_code:
         env["MARKETPLACE_PRODUCT_CODE"] = spec.marketplace.metering_code
@@ -106,6 +130,7 @@ def add_service(
         # Hourly metering: the image calls RegisterUsage at start-up when it carries a product
         # code; the action has no resource-level permissions, "*" is the only choice.
         allow(["aws-marketplace:RegisterUsage"], ["*"]),
+        *_commitment_statements(storage, key),
     ]
     task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
 

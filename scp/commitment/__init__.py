@@ -42,3 +42,28 @@ FAILURE_REASONS = {
 # Per request, as many as one batch holds (BATCH_MAX_FILES); more is refused with 0x0213
 # (resource limitation). Keeps a transaction's item far below DynamoDB's 400 KB.
 MAX_REFERENCES = 5000
+
+# Every N-ACTION response status the SCP sends (scp/commitment/request.py, service.py and the
+# permission gate of scp/services.py), and when.
+ACTION_STATUSES = (
+    (0x0000, "Success", "the request is valid and recorded durably; the report follows"),
+    (0x0112, "No such SOP Instance", "Requested SOP Instance UID is not 1.2.840.10008.1.20.1.1"),
+    (
+        0x0115,
+        "Invalid argument value",
+        "Transaction UID missing or not a UID; Referenced SOP "
+        "Sequence empty, or an item without valid SOP Class and Instance UIDs",
+    ),
+    (0x0123, "No such action", "Action Type ID other than 1"),
+    (
+        0x0124,
+        "Refused: not authorised",
+        "the calling AE is not in REMOTE_AES with the commitment permission",
+    ),
+    (0x0213, "Resource limitation", f"more than {MAX_REFERENCES} referenced instances"),
+    (
+        0x0110,
+        "Processing failure",
+        "the request could not be recorded (storage error); send it again",
+    ),
+)

@@ -4,6 +4,8 @@ services registry (scp/services.py)."""
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,7 +16,13 @@ from scp.commitment import SOP_CLASS
 from scp.commitment.locate import FolderInstances, Locator
 from scp.commitment.reporter import Reporter
 from scp.commitment.request import InvalidRequest, parse_request
-from scp.commitment.transactions import FolderTransactions, TransactionStore, new_transaction
+from scp.commitment.transactions import (
+    FolderTransactions,
+    Transaction,
+    TransactionStore,
+    new_transaction,
+)
+from scp.contracts import PENDING
 from scp.remote_aes import COMMITMENT
 from scp.services import Context, Handler, Part, Service
 from scp.settings import Settings
@@ -95,6 +103,8 @@ class CommitmentService(Service):
         )
         try:
             tx = self.transactions.record(tx, request.digest(calling))
+            if tx.state != PENDING and not tx.duplicate:
+                tx = self._again(tx)
         except (StorageError, ClientError, BotoCoreError) as exc:
             LOG.error("commitment request not recorded", extra={"fields": {
                 "event": "commitment-not-recorded", "callingAETitle": calling,
@@ -104,6 +114,21 @@ class CommitmentService(Service):
         LOG.info("commitment requested", extra={"fields": {
             "event": "commitment-requested", **tx.summary()}})  # fmt: skip
         return _status(0x0000), None
+
+    def _again(self, tx: Transaction) -> Transaction:
+        """An identical request for a transaction already reported (or undeliverable): the
+        modality did not get, or lost, the report; report it again."""
+        now = time.time()
+        tx = replace(
+            tx,
+            state=PENDING,
+            attempts=0,
+            next_attempt=0.0,
+            last_error="",
+            give_up_at=now + self.settings.commitment_delivery_window,
+        )
+        self.transactions.save(tx)
+        return tx
 
 
 def _information(event: evt.Event) -> Any:

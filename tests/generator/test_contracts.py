@@ -38,6 +38,7 @@ def test_job_table(side):
 
 def test_commitment_records():
     assert TABLE["commitmentRecordPrefix"] == scp_contracts.COMMITMENT_RECORD_PREFIX
+    assert TABLE["commitmentRecordPrefix"] == job_table.COMMITMENT_RECORD
     states = [scp_contracts.PENDING, scp_contracts.REPORTED, scp_contracts.UNDELIVERABLE]
     assert TABLE["commitmentStates"] == states
     index = TABLE["indexes"]["pendingCommitments"]

@@ -149,11 +149,14 @@ def test_data_access_role_key_permissions(template):
     assert statement["Condition"] == _via("s3")
 
 
-def test_task_role_uses_the_key_only_to_upload_through_s3(template):
-    (statement,) = _key_statements(template["Resources"])["TaskRole"]
+def test_task_role_uses_the_key_only_through_s3_and_dynamodb(template):
+    s3, table = _key_statements(template["Resources"])["TaskRole"]
     # GenerateDataKey for every PutObject, Decrypt for multipart uploads (S3 user guide).
-    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert statement["Condition"] == _via("s3")
+    assert s3["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert s3["Condition"] == _via("s3")
+    # Storage-commitment transactions in the (encrypted) job table.
+    assert table["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert table["Condition"] == _via("dynamodb")
 
 
 def test_encrypted_with_the_stacks_key(template):

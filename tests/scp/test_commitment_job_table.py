@@ -142,3 +142,19 @@ def test_two_tasks_polling_at_once_send_one_report(table) -> None:
         modality.stop()
     assert str(report.info.TransactionUID) == rq.transaction_uid and report.event_type == 1
     assert TableTransactions(table).pending() == []
+
+
+def test_storescp_lookup_shows_where_a_transaction_stands(moto, table, capsys) -> None:
+    from lambdas.operators import lookup_main
+
+    store = TableTransactions(table)
+    rq = request(3)
+    tx = store.record(new_transaction(rq, "CT1", "STORESCP", 60, 60), "d")
+    store.save(tx.__class__(**{**tx.__dict__, "attempts": 2, "last_error": "no association"}))
+    args = ["--endpoint-url", moto.endpoint, "--region", REGION, "--table", table.name]
+    capsys.readouterr()
+    assert lookup_main([*args, "--transaction", rq.transaction_uid]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{rq.transaction_uid}  PENDING")
+    assert "from CT1  3 instances, 0 failed" in line and line.endswith("no association")
+    assert lookup_main([*args, "--transaction", "1.2.3.4.5"]) == 1
