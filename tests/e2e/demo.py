@@ -2,7 +2,9 @@
 
 moto server (S3, SQS, DynamoDB, Step Functions running the real ASL), the SCP storing to moto S3,
 the workflow's handlers in-process and the HealthImaging fake. A loop plays Lambda's SQS poller
-(trigger) and the sweeper's schedule, and prints what happens to each batch.
+(trigger) and the sweeper's schedule, and prints what happens to each batch. At start it sends
+the sample study as modality DEMOMOD, asks for storage commitment and prints the report when it
+arrives (after the import).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from tests.fakes.pipeline import Pipeline, environment, local_pipeline
 from tests.support.aws import moto_server
+from tests.support.commitment import Modality, references
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.scp import ScpProcess
 
@@ -48,11 +51,40 @@ def report(pipeline: Pipeline, seen: set[str]) -> None:
         )
 
 
+def ask_commitment(port: int, samples: Path, modality_port: int) -> tuple[Modality, float]:
+    """Send the samples as modality DEMOMOD, ask for commitment, release at once (the report
+    comes on an association the SCP opens); the modality and when its last C-STORE was."""
+    modality = Modality("DEMOMOD", modality_port).listen()
+    files = sorted(samples.glob("*.dcm"))
+    assoc = modality.associate(port)
+    for path in files:
+        assoc.send_c_store(str(path))
+    sent = time.monotonic()
+    status, transaction = modality.request(assoc, references(files))
+    assoc.release()
+    print(f"DEMOMOD sent {len(files)} instances, asked commitment {transaction}: 0x{status:04X}")
+    return modality, sent
+
+
+def print_reports(modality: Modality, sent: float) -> None:
+    while not modality.reports.empty():
+        r = modality.reports.get_nowait()
+        print(
+            f"storage commitment report {r.info.TransactionUID}: event type {r.event_type}, "
+            f"{len(r.committed())} committed, failed {r.failed() or 'none'}, "
+            f"{time.monotonic() - sent:.1f} s after the last C-STORE",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=11112, help="DICOM port (default 11112)")
     parser.add_argument(
         "--sweep-after", type=int, default=120, help="SWEEP_AFTER_SECONDS (default 120)"
+    )
+    parser.add_argument(
+        "--modality-port", type=int, default=11113, help="DEMOMOD's port for reports (11113)"
     )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
@@ -62,9 +94,12 @@ def main() -> None:
             "storage": f"s3://{pipeline.bucket}/",
             "s3_endpoint_url": moto.endpoint,
             "port": args.port,
+            "job_table": pipeline.table_name,
+            "remote_aes": f"DEMOMOD=127.0.0.1:{args.modality_port}:store+commitment",
         }
+        dynamodb = {"AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint}
         with (
-            ScpProcess(log_dir=WORK_DIR, **settings) as scp,
+            ScpProcess(log_dir=WORK_DIR, env=dynamodb, **settings) as scp,
             environment({"SWEEP_AFTER_SECONDS": str(args.sweep_after)}),
         ):
             print(
@@ -80,6 +115,7 @@ Batches are imported as they close; open batches of a dead SCP are swept after {
 Did an instance (or a study) arrive, and in which image set?
     .venv/bin/storescp-lookup --endpoint-url {moto.endpoint} --region us-east-1 \\
         --table {pipeline.table_name} --sop <SOPInstanceUID>     (or --study <StudyInstanceUID>)
+Where does a storage-commitment transaction stand?  (same, with --transaction <TransactionUID>)
 Import a failed or conflicting batch again (a new attempt):
     .venv/bin/storescp-redrive --endpoint-url {moto.endpoint} --region us-east-1 \\
         --state-machine-arn {pipeline.state_machine_arn} <batchId>
@@ -89,6 +125,7 @@ Ctrl-C stops everything.
             )
             seen: set[str] = set()
             next_sweep = time.monotonic() + SWEEP_EVERY
+            modality, sent = ask_commitment(scp.port, samples, args.modality_port)
             try:
                 while True:
                     pipeline.deliver(wait_seconds=1)
@@ -96,8 +133,11 @@ Ctrl-C stops everything.
                         pipeline.sweep()
                         next_sweep = time.monotonic() + SWEEP_EVERY
                     report(pipeline, seen)
+                    print_reports(modality, sent)
             except KeyboardInterrupt:
                 print("stopping", flush=True)
+            finally:
+                modality.stop()
 
 
 if __name__ == "__main__":
