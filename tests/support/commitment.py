@@ -5,6 +5,7 @@ Storage Commitment, accepting the SCP role the report's association proposes).""
 from __future__ import annotations
 
 import queue
+import ssl
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,13 +89,14 @@ class Modality:
         )
         return 0x0000, None
 
-    def listen(self) -> Modality:
+    def listen(self, ssl_context: ssl.SSLContext | None = None) -> Modality:
         ae = AE(ae_title=self.ae_title)
         ae.add_supported_context(StorageCommitmentPushModel, scu_role=False, scp_role=True)
         self._server = ae.start_server(
             ("127.0.0.1", self.port),
             block=False,
             evt_handlers=[(evt.EVT_N_EVENT_REPORT, lambda e: self._on_report(e, False))],
+            ssl_context=ssl_context,
         )
         return self
 
