@@ -2,9 +2,12 @@
 where an instance is, DESIGN section 9; its contract is config/contracts.json) and transactions
 recorded in the same table as items of their own (jobId COMMITMENT#{TransactionUID}).
 
-Leases are conditional updates: `leaseUntil` (one sender, for LEASE seconds) and `heldUntil`
-(the task whose association asked keeps it while that association is open, refreshed every
-pass). A task that dies lets both expire, so another task reports.
+pendingCommitment exists only while a transaction is pending, so its index holds only pending
+transactions (a GSI is sparse: only items with its key attributes appear in it; DynamoDB developer
+guide, "Take advantage of sparse indexes"). Leases are conditional updates: `leaseUntil` (one
+sender, for LEASE seconds) and `heldUntil` (the task whose association asked keeps it while that
+association is open, refreshed every pass). A task that dies lets both expire, so another task
+reports.
 """
 
 from __future__ import annotations

@@ -57,6 +57,11 @@ class Reporter:
             handle = self.transactions.hold(tx)
         except Held:  # a repeat of a request another association still holds
             return
+        except Exception as exc:  # the hold only prefers this association: report anyway
+            LOG.warning("commitment hold failed", extra={"fields": {
+                "event": "commitment-hold-failed", "transactionUID": tx.transaction_uid,
+                "error": str(exc)}})  # fmt: skip
+            return
         with self._lock:
             self._associations[tx.name] = (assoc, handle)
 

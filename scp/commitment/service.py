@@ -56,7 +56,8 @@ class CommitmentService(Service):
 
             from scp.commitment.job_table import JobTableInstances, TableTransactions
 
-            # The endpoint may be overridden by AWS_ENDPOINT_URL_DYNAMODB (tests: moto).
+            # The endpoint may be overridden by AWS_ENDPOINT_URL_DYNAMODB (tests: moto; AWS SDKs
+            # and Tools reference guide, "Service-specific endpoints").
             table = boto3.resource("dynamodb").Table(settings.job_table)
             self.transactions: TransactionStore = TableTransactions(table)
             locator: Locator = JobTableInstances(table)

@@ -157,7 +157,10 @@ class FolderTransactions:
         """Write tx durably unless it repeats a recorded request (then return that one). A
         request reusing a recorded Transaction UID for anything else is recorded as a
         duplicate, whose report fails every instance (0x0131)."""
-        os.makedirs(self.folder, exist_ok=True)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.folder}: {exc.strerror}") from None
         first = self.get(tx.transaction_uid)
         if first is None:
             tx = replace(tx, name=tx.transaction_uid)
