@@ -1,20 +1,23 @@
 """Storage Commitment against our SCP as a real process (folder store), with pynetdicom as the
 modality: the same-association report, a new association when the modality released at once,
-the failure reasons, refused requests, a SIGKILL between N-ACTION and report, a modality that
-is away for a while, and two SCP processes sharing one store."""
+the failure reasons, refused requests, a SIGKILL between N-ACTION and report, and two SCP
+processes sharing one store. The retry rules (a modality away for a while, a report nobody
+takes) run the reporter's passes in this process, at chosen times."""
 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 from pathlib import Path
 
 import pytest
 from pydicom.uid import MRImageStorage
 
-from tests.scp.test_lifecycle import series_files, wait_until
-from tests.support.commitment import Modality, action_information, references
+from tests.scp.test_lifecycle import series_files
+from tests.support.commitment import Modality, action_information, folder_reporter, references
 from tests.support.dicom_files import uid
+from tests.support.net import free_port
 from tests.support.scp import ScpProcess
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
@@ -49,44 +52,37 @@ def store(modality: Modality, port: int, files: list[Path]) -> None:
     assoc.release()
 
 
-def test_the_report_comes_on_the_association_that_asked_while_it_is_open(tmp_path, modality):
-    files = series_files(tmp_path, 3, "same")
-    with scp(tmp_path, modality) as server:
-        assoc = modality.associate(server.port)
-        for path in files:
-            assert assoc.send_c_store(str(path)).Status == 0
-        status, transaction = modality.request(assoc, references(files))
-        assert status == 0x0000
-        report = modality.next_report(timeout=10)
-        assoc.release()
-    assert report.same_association
-    assert report.event_type == 1
-    assert str(report.info.TransactionUID) == transaction
-    assert sorted(report.committed()) == sorted(ref[1] for ref in references(files))
-    assert "FailedSOPSequence" not in report.info
-    (record,) = records(tmp_path)
-    assert record["state"] == "REPORTED" and record["eventType"] == 1
-
-
-def test_a_modality_that_releases_at_once_gets_the_report_on_a_new_association(tmp_path, modality):
-    files = series_files(tmp_path, 2, "new")
-    wrong_class = [(MRImageStorage, references(files[:1])[0][1])]  # stored as CT
-    never_sent = [(references(files)[0][0], uid("never", "sent"))]
+def test_reports_go_on_the_open_association_else_on_a_new_one(tmp_path, modality):
+    files = series_files(tmp_path, 3, "assoc")
+    wrong_class = (MRImageStorage, references(files[:1])[0][1])  # stored as CT
+    never_sent = (references(files)[0][0], uid("never", "sent"))
     modality.listen()
     with scp(tmp_path, modality, commitment_timeout=2) as server:
         assoc = modality.associate(server.port)
         for path in files:
             assert assoc.send_c_store(str(path)).Status == 0
-        refs = references(files[1:]) + wrong_class + never_sent
-        status, _ = modality.request(assoc, refs)
+        # Kept open: the report comes on this association.
+        status, transaction = modality.request(assoc, references(files))
+        assert status == 0x0000
+        same = modality.next_report(timeout=10)
+        # Released at once: the SCP opens an association to the registered address.
+        refs = [*references(files[1:]), wrong_class, never_sent]
+        status, other = modality.request(assoc, refs, uid(transaction, "other"))
         assoc.release()
         assert status == 0x0000
-        report = modality.next_report(timeout=15)
-    assert not report.same_association
-    assert report.calling_ae == "STORESCP"
-    assert report.event_type == 2
-    assert report.committed() == [references(files)[1][1]]
-    assert report.failed() == {wrong_class[0][1]: 0x0119, never_sent[0][1]: 0x0112}
+        new = modality.next_report(timeout=15)
+    assert same.same_association and same.event_type == 1
+    assert str(same.info.TransactionUID) == transaction
+    assert sorted(same.committed()) == sorted(ref[1] for ref in references(files))
+    assert "FailedSOPSequence" not in same.info
+    assert not new.same_association and new.calling_ae == "STORESCP"
+    assert str(new.info.TransactionUID) == other and new.event_type == 2
+    assert sorted(new.committed()) == sorted(ref[1] for ref in references(files[1:]))
+    assert new.failed() == {wrong_class[1]: 0x0119, never_sent[1]: 0x0112}
+    assert sorted((r["state"], r["eventType"]) for r in records(tmp_path)) == [
+        ("REPORTED", 1),
+        ("REPORTED", 2),
+    ]
 
 
 INVALID = [  # (what is wrong, status of the N-ACTION response)
@@ -149,32 +145,47 @@ def test_a_request_survives_sigkill_and_is_reported_after_restart(tmp_path, moda
     assert report.event_type == 1 and len(report.committed()) == 2
 
 
-def test_a_modality_away_for_a_while_gets_the_report_when_it_returns(tmp_path, modality):
-    files = series_files(tmp_path, 1, "away")
-    with scp(tmp_path, modality) as server:
-        assoc = modality.associate(server.port)
-        assert assoc.send_c_store(str(files[0])).Status == 0
-        _, transaction = modality.request(assoc, references(files))
-        assoc.release()
-        assert wait_until(lambda: records(tmp_path)[0]["attempts"] >= 1, timeout=10)
-        assert records(tmp_path)[0]["state"] == "PENDING"
-        assert "no association with MODALITY" in records(tmp_path)[0]["lastError"]
-        modality.listen()
-        report = modality.next_report(timeout=15)
-    assert str(report.info.TransactionUID) == transaction and report.event_type == 1
-    assert records(tmp_path)[0]["state"] == "REPORTED"
+def test_a_modality_away_for_a_while_gets_the_report_when_it_returns(tmp_path):
+    modality = Modality("CT1")  # not listening yet
+    reporter, transactions, _ = folder_reporter(
+        tmp_path, f"CT1=127.0.0.1:{modality.port}:commitment"
+    )
+    (tx,) = transactions.all()
+    reporter.poll(now=tx.received_at + 1)
+    (tx,) = transactions.all()
+    assert (tx.state, tx.attempts) == ("PENDING", 1)
+    assert tx.last_error.startswith("no association with CT1")
+    reporter.poll(now=tx.next_attempt - 0.5)  # backing off: no attempt
+    assert transactions.all()[0].attempts == 1
+    modality.listen()
+    try:
+        reporter.poll(now=tx.next_attempt)
+        report = modality.next_report(timeout=5)
+    finally:
+        modality.stop()
+    assert str(report.info.TransactionUID) == tx.transaction_uid and report.event_type == 1
+    assert [(t.state, t.attempts) for t in transactions.all()] == [("REPORTED", 2)]
 
 
-def test_a_report_nobody_takes_becomes_undeliverable(tmp_path, modality):
-    files = series_files(tmp_path, 1, "never")
-    with scp(tmp_path, modality, commitment_delivery_window=1, commitment_timeout=1) as server:
-        store(modality, server.port, files)
-        assoc = modality.associate(server.port)
-        modality.request(assoc, references(files))
-        assoc.release()
-        assert wait_until(lambda: records(tmp_path)[0]["state"] == "UNDELIVERABLE", timeout=15)
-        lines = [x for x in server.log_lines() if x.get("event") == "commitment-undeliverable"]
-    assert lines and lines[0]["level"] == "ERROR"
+def test_a_report_nobody_takes_becomes_undeliverable_and_alarms(tmp_path, caplog):
+    reporter, transactions, metrics = folder_reporter(
+        tmp_path, f"CT1=127.0.0.1:{free_port()}:commitment", timeout=60, window=60
+    )
+    (tx,) = transactions.all()
+    reporter.poll(now=tx.received_at + 1)
+    assert transactions.all()[0].state == "PENDING"
+    with caplog.at_level(logging.ERROR, "scp"):
+        reporter.poll(now=tx.give_up_at)
+    (tx,) = transactions.all()
+    assert tx.state == "UNDELIVERABLE" and tx.attempts == 2
+    (line,) = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "scp"]
+    assert line.fields["event"] == "commitment-undeliverable"
+    assert line.fields["transactionUID"] == tx.transaction_uid
+    metrics.flush(None)
+    emitted = json.loads(metrics.stream.getvalue().splitlines()[-1])
+    assert emitted["CommitmentsUndeliverable"] == 1 and emitted["CommitmentsPending"] == 1
+    reporter.poll(now=tx.give_up_at + 3600)
+    assert transactions.all()[0].attempts == 2  # nothing is tried any more
 
 
 def test_two_scp_processes_sharing_the_store_send_one_report(tmp_path, modality):

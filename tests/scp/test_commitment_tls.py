@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scp.commitment.locate import FolderInstances
 from scp.commitment.reporter import Reporter
-from scp.commitment.request import CommitmentRequest, Reference
-from scp.commitment.transactions import FolderTransactions, new_transaction
-from scp.settings import load_settings
-from scp.telemetry import Metrics
-from tests.support.commitment import Modality
-from tests.support.dicom_files import make_dataset, uid, write_part10
+from scp.commitment.transactions import FolderTransactions
+from tests.support.commitment import Modality, folder_reporter
 from tests.support.tls import Pki, make_pki
 
 
@@ -36,19 +31,9 @@ def modality_tls(pki: Pki) -> ssl.SSLContext:
 
 
 def reporter_for(tmp_path: Path, pki: Pki, entry: str) -> tuple[Reporter, FolderTransactions]:
-    """A reporter over a folder store holding one stored instance and one pending request."""
-    settings = load_settings(
-        ["--storage", str(tmp_path), "--remote-aes", entry, "--tls-cert",
-         str(pki.client_cert), "--tls-key", str(pki.client_key), "--tls-ca",
-         str(pki.ca)], {},
-    )  # fmt: skip
-    sop = uid(entry, "sop")
-    ds = make_dataset(study=uid("tls"), series=uid("tls", 1), sop=sop)
-    write_part10(ds, tmp_path / "incoming/b/st/se" / f"{sop}.dcm")
-    transactions = FolderTransactions(str(tmp_path))
-    request = CommitmentRequest(uid(entry, "tx"), (Reference(str(ds.SOPClassUID), sop),))
-    transactions.record(new_transaction(request, "CT1", "STORESCP", 60, 60), "d")
-    reporter = Reporter(settings, transactions, FolderInstances(str(tmp_path)), Metrics("T"))
+    """Our reporter with the SCP's certificate, key and CA, and CT1 registered as `entry`."""
+    flags = ["--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)]
+    reporter, transactions, _ = folder_reporter(tmp_path, entry, *flags, "--tls-ca", str(pki.ca))
     return reporter, transactions
 
 

@@ -4,6 +4,7 @@ Storage Commitment, accepting the SCP role the report's association proposes).""
 
 from __future__ import annotations
 
+import io
 import queue
 import ssl
 import threading
@@ -17,7 +18,13 @@ from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import CTImageStorage, StorageCommitmentPushModel
 
-from tests.support.dicom_files import uid
+from scp.commitment.locate import FolderInstances
+from scp.commitment.reporter import Reporter
+from scp.commitment.request import CommitmentRequest, Reference
+from scp.commitment.transactions import FolderTransactions, new_transaction
+from scp.settings import load_settings
+from scp.telemetry import Metrics
+from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.net import free_port
 
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
@@ -131,3 +138,24 @@ class Modality:
 
     def next_report(self, timeout: float = 20.0) -> Received:
         return self.reports.get(timeout=timeout)
+
+
+def folder_reporter(
+    folder: Path, remote_aes: str, *flags: str, timeout: float = 60, window: float = 60
+) -> tuple[Reporter, FolderTransactions, Metrics]:
+    """Our reporter over a folder store holding one stored instance and one pending request of
+    CT1 for it, with settings from REMOTE_AES and extra command-line flags; run its passes with
+    `poll(now=...)`. Metrics go to a buffer (`metrics.stream`)."""
+    settings = load_settings(["--storage", str(folder), "--remote-aes", remote_aes, *flags], {})
+    sop = uid(remote_aes, "sop")
+    ds = make_dataset(study=uid(remote_aes, "study"), series=uid(remote_aes, "series"), sop=sop)
+    write_part10(ds, folder / "incoming/b/st/se" / f"{sop}.dcm")
+    transactions = FolderTransactions(str(folder))
+    request = CommitmentRequest(uid(remote_aes, "tx"), (Reference(str(ds.SOPClassUID), sop),))
+    transactions.record(new_transaction(request, "CT1", "STORESCP", timeout, window), "d")
+    metrics = Metrics("Test", io.StringIO())
+    return (
+        Reporter(settings, transactions, FolderInstances(str(folder)), metrics),
+        transactions,
+        metrics,
+    )
