@@ -29,6 +29,7 @@ from scp import __version__ as scp_version
 from scp.commitment import ACTION_STATUSES, FAILURE_REASONS, MAX_REFERENCES
 from scp.commitment import SOP_CLASS as COMMITMENT_CLASS
 from scp.commitment.reporter import BACKOFF_CAP, BACKOFF_FIRST, POLL
+from scp.commitment.service import TABLE_EVALUATE_EVERY
 from scp.server import PENDING_CONNECTIONS, TRANSFER_SYNTAXES
 from scp.services import service_classes
 from scp.settings import Settings
@@ -286,7 +287,8 @@ def commitment_section(settings: Settings) -> list[str]:
         "the tasks in the private subnets to `RemoteAECIDR` (network-flows.md). A report the "
         "requester refuses, or that cannot be delivered, is retried with backoff "
         f"({BACKOFF_FIRST:g} s doubling to {BACKOFF_CAP:g} s; pending transactions are looked "
-        f"at every {POLL:g} s) for `COMMITMENT_DELIVERY_WINDOW` (default "
+        f"at every {POLL:g} s, each at most every {TABLE_EVALUATE_EVERY:g} s against the job "
+        f"table) for `COMMITMENT_DELIVERY_WINDOW` (default "
         f"{settings.commitment_delivery_window:g} s) after the deadline, then recorded as "
         "undeliverable and alarmed (runbook.md, CommitmentUndeliverableAlarm). With several "
         "tasks, exactly one sends each report (a conditional-update lease in the job table; "

@@ -72,7 +72,10 @@ class JobTableInstances:
         items = [i for i in items if str(i.get("recordId", "")).startswith(INSTANCE_RECORD_PREFIX)]
         return max(items, key=lambda i: tuple(i.get(k) for k in LATEST_WINS), default=None)
 
-    def find(self, sop_instance_uids: Iterable[str]) -> dict[str, Found]:
+    def find(self, sop_instance_uids: Iterable[str], complete: bool = True) -> dict[str, Found]:
+        """One query per instance not known committed; while waiting (not `complete`) it stops
+        at the first instance not imported yet, so a pending study costs about one query a
+        pass, not one per instance."""
         out = {}
         for uid in sop_instance_uids:
             if uid in self._committed:
@@ -80,6 +83,8 @@ class JobTableInstances:
                 continue
             item = self._latest(uid)
             if item is None:
+                if not complete:
+                    break
                 continue
             status = item.get("importStatus")
             state = (
@@ -93,6 +98,8 @@ class JobTableInstances:
             if state == COMMITTED:
                 self._committed[uid] = found
             out[uid] = found
+            if state == WAITING and not complete:
+                break
         return out
 
 

@@ -14,8 +14,10 @@ from scp.contracts import INCOMING_PREFIX
 
 
 class Locator(Protocol):
-    def find(self, sop_instance_uids: Iterable[str]) -> dict[str, Found]:
-        """The instances the store knows, by SOP Instance UID; unknown ones are left out."""
+    def find(self, sop_instance_uids: Iterable[str], complete: bool = True) -> dict[str, Found]:
+        """The instances the store knows, by SOP Instance UID; unknown ones are left out.
+        Unless `complete`, it may stop at the first instance without a final state (the report
+        waits for it anyway)."""
 
 
 class FolderInstances:
@@ -32,7 +34,7 @@ class FolderInstances:
                 if name.endswith(".dcm"):
                     self._paths[name[:-4]] = os.path.join(folder, name)
 
-    def find(self, sop_instance_uids: Iterable[str]) -> dict[str, Found]:
+    def find(self, sop_instance_uids: Iterable[str], complete: bool = True) -> dict[str, Found]:
         wanted = list(sop_instance_uids)
         if any(uid not in self._paths for uid in wanted):
             self._walk()

@@ -131,7 +131,9 @@ class Reporter:
             assoc = self._open_association(tx)
             if assoc is None and self.transactions.held_elsewhere(tx) and now_ < tx.deadline:
                 continue  # another process reports on its open association
-            found = self.locator.find({r.sop_instance_uid for r in tx.references})
+            found = self.locator.find(
+                [r.sop_instance_uid for r in tx.references], complete=now_ >= tx.deadline
+            )
             report = decide(
                 tx.transaction_uid, tx.references, found, now_ >= tx.deadline, tx.duplicate
             )

@@ -31,7 +31,7 @@ from scp.telemetry import Metrics
 
 LOG = logging.getLogger("scp")
 PROCESSING_FAILURE = 0x0110
-TABLE_EVALUATE_EVERY = 5.0  # seconds between job-table queries for one pending transaction
+TABLE_EVALUATE_EVERY = 2.0  # seconds between job-table looks at one pending transaction
 
 
 def _status(code: int, comment: str = "") -> Dataset:

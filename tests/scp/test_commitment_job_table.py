@@ -158,3 +158,22 @@ def test_storescp_lookup_shows_where_a_transaction_stands(moto, table, capsys) -
     assert line.startswith(f"{rq.transaction_uid}  PENDING")
     assert "from CT1  3 instances, 0 failed" in line and line.endswith("no association")
     assert lookup_main([*args, "--transaction", "1.2.3.4.5"]) == 1
+
+
+def test_while_waiting_a_pass_stops_at_the_first_instance_not_imported(table) -> None:
+    class Counting:
+        def __init__(self) -> None:
+            self.queries = 0
+
+        def query(self, **kwargs):
+            self.queries += 1
+            return table.query(**kwargs)
+
+    table.put_item(Item=instance_item("2.1", "IMPORTED"))
+    table.put_item(Item=instance_item("2.3", "IMPORTED"))
+    counting = Counting()
+    locator = JobTableInstances(counting)
+    assert set(locator.find(["2.1", "2.2", "2.3"], complete=False)) == {"2.1"}
+    assert counting.queries == 2  # 2.1, then 2.2 (not there yet): 2.3 is not asked
+    assert set(locator.find(["2.1", "2.2", "2.3"], complete=True)) == {"2.1", "2.3"}
+    assert counting.queries == 4  # 2.1 is known committed: only 2.2 and 2.3 are asked

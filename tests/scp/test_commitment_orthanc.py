@@ -28,7 +28,7 @@ def test_orthanc_gets_its_commitment_reports_through_its_rest_api(tmp_path: Path
             storage=str(tmp_path / "store"),
             remote_aes=remote,
             workers=1,
-            commitment_timeout=2,
+            commitment_timeout=1,
         ) as scp:
             orthanc.send([orthanc.upload(path) for path in files])
             committed = orthanc.report(orthanc.ask_commitment(refs))
