@@ -14,11 +14,12 @@ from pynetdicom import AE, evt
 from pynetdicom._globals import DEFAULT_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
+from scp import statuses
 from scp.remote_aes import STORE, RemoteAEs
 from scp.settings import Settings
 
 LOG = logging.getLogger("scp")
-NOT_AUTHORISED = 0x0124  # PS3.7 Annex C: Refused: Not Authorised
+NOT_AUTHORISED = statuses.NOT_AUTHORISED.code  # PS3.7 Annex C, for C-STORE and N-ACTION alike
 
 # Stored as received, never transcoded: the uncompressed syntaxes and every compressed one
 # HealthImaging imports.

@@ -63,6 +63,12 @@ NOT_IMPORTABLE = StoreStatus(
     "The dataset has no valid Study Instance UID or Series Instance UID; HealthImaging cannot "
     "import such an instance, so it is refused rather than stored.",
 )
+NOT_AUTHORISED = StoreStatus(
+    0x0124,
+    "Refused: Not Authorised",
+    "REMOTE_AES lists the calling AE without the store permission (PS3.7 Annex C); nothing was "
+    "stored.",
+)
 
 STORE_STATUSES: tuple[StoreStatus, ...] = (
     SUCCESS,
@@ -73,6 +79,7 @@ STORE_STATUSES: tuple[StoreStatus, ...] = (
     UNEXPECTED_ERROR,
     INVALID_UID,
     NOT_IMPORTABLE,
+    NOT_AUTHORISED,
 )
 
 
