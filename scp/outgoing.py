@@ -44,6 +44,9 @@ def associate(
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_pdu_size = settings.max_pdu_size
     ae.acse_timeout = settings.acse_timeout
+    # TCP connect bounded too: an unreachable host must not outlast a report's lease
+    # (scp/commitment/job_table.py LEASE) with the kernel's SYN retries.
+    ae.connection_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
     for uid in abstract_syntaxes:

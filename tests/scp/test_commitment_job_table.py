@@ -177,3 +177,23 @@ def test_while_waiting_a_pass_stops_at_the_first_instance_not_imported(table) ->
     assert counting.queries == 2  # 2.1, then 2.2 (not there yet): 2.3 is not asked
     assert set(locator.find(["2.1", "2.2", "2.3"], complete=True)) == {"2.1", "2.3"}
     assert counting.queries == 4  # 2.1 is known committed: only 2.2 and 2.3 are asked
+
+
+def test_a_dead_tasks_lease_and_hold_expire(table) -> None:
+    """A task killed while holding a transaction (association open, or mid-delivery) stops
+    refreshing; once its times pass, another task reports."""
+    dead, alive = TableTransactions(table), TableTransactions(table)
+    tx = dead.record(new_transaction(request(1), "CT1", "STORESCP", 60, 60), "d")
+    dead.hold(tx)
+    with dead.lease(tx) as taken:
+        assert taken is not None
+        key = {"jobId": f"COMMITMENT#{tx.transaction_uid}", "recordId": "TRANSACTION"}
+        table.update_item(  # the dead task's times, long past
+            Key=key,
+            UpdateExpression="SET leaseUntil = :past, heldUntil = :past",
+            ExpressionAttributeValues={":past": 1},
+        )
+        (seen,) = alive.pending()
+        assert not alive.held_elsewhere(seen)
+        with alive.lease(tx) as mine:
+            assert mine is not None
