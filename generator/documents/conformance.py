@@ -277,7 +277,9 @@ def commitment_section(settings: Settings) -> list[str]:
             [(name, f"`0x{code:04X}`", when) for code, (name, when) in FAILURE_REASONS.items()],
         ),
         "Delivery: on the association that asked while it is still open (the N-EVENT-REPORT "
-        "is sent after the N-ACTION response); otherwise on a new association from the SCP's "
+        "is sent after the N-ACTION response, when the modality is not sending on it: the "
+        "SCP performs one operation at a time, so a modality that keeps its association open "
+        "should wait for the report there); otherwise on a new association from the SCP's "
         "AE title to the requester's AE title at its registered host and port (TLS 1.2 or "
         "later when the entry ends in `:tls`), proposing the SCP role for the Storage "
         "Commitment Push Model SOP Class by SCP/SCU role selection, with the transfer "

@@ -26,6 +26,12 @@ POLL = 1.0  # seconds between looks at the pending transactions
 BACKOFF_FIRST, BACKOFF_CAP = 2.0, 300.0  # seconds before a delivery retry: doubling, capped
 
 
+def _busy(assoc: Association) -> bool:
+    """The peer is sending on assoc (a message arriving or queued): pynetdicom runs one
+    operation at a time, so a report sent now could take the peer's request for its answer."""
+    return assoc.dimse.message is not None or not assoc.dimse.msg_queue.empty()
+
+
 def backoff(attempts: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** max(0, attempts - 1))
 
@@ -129,6 +135,10 @@ class Reporter:
                 continue
             self._evaluated[tx.name] = now_
             assoc = self._open_association(tx)
+            if assoc is not None and _busy(assoc):
+                if now_ < tx.deadline:
+                    continue  # the modality is sending on it: report once it is quiet
+                assoc = None  # deadline: report on a new association instead
             if assoc is None and self.transactions.held_elsewhere(tx) and now_ < tx.deadline:
                 continue  # another process reports on its open association
             found = self.locator.find(
