@@ -24,6 +24,7 @@ from scp.telemetry import Metrics
 LOG = logging.getLogger("scp")
 POLL = 1.0  # seconds between looks at the pending transactions
 BACKOFF_FIRST, BACKOFF_CAP = 2.0, 300.0  # seconds before a delivery retry: doubling, capped
+ERROR_LOG_EVERY = 60.0  # seconds between log lines while passes keep failing
 
 
 def _busy(assoc: Association) -> bool:
@@ -114,11 +115,18 @@ class Reporter:
             self.transactions.release(handle)
 
     def _run(self) -> None:
+        failures, logged = 0, float("-inf")
         while not self._stop.wait(POLL):
             try:
                 self.poll()
-            except Exception:
-                LOG.exception("commitment reporter", extra={"fields": {"event": "reporter-error"}})
+                failures = 0
+            except Exception:  # the store is unreachable: try again next pass, log sparingly
+                failures += 1
+                if time.monotonic() - logged >= ERROR_LOG_EVERY:
+                    logged = time.monotonic()
+                    LOG.exception("commitment reporter pass failed; retrying every pass",
+                                  extra={"fields": {"event": "reporter-error",
+                                                    "failedPasses": failures}})  # fmt: skip
 
     # -- one pass -------------------------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:
