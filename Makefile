@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # dcmtk: DICOM peers in tests; orthanc + orthanc-dicomweb: the DICOMweb server behind the
-# HealthImaging proxy in tests; graphviz: the release's architecture diagram. The rest builds,
-# runs, pushes and serves the SCP image (tests use Debian's docker-registry as a local registry).
+# HealthImaging proxy and the storage-commitment modality in tests; graphviz: the release's
+# architecture diagram. The rest builds, runs, pushes and serves the SCP image (tests use
+# Debian's docker-registry as a local registry).
 APT_PACKAGES := dcmtk orthanc orthanc-dicomweb graphviz buildah podman runc skopeo mmdebstrap docker-registry
 # IMAGE=0 releases without building the SCP image; BASE_IMAGE=python:3.11-slim-bookworm (say)
 # builds it on a registry image instead of the Debian base made from packages.

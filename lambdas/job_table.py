@@ -27,6 +27,7 @@ DIRECT_ARRIVAL = "StoreDICOM"  # arrivedBy of an item the SCP wrote for a direct
 SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
+COMMITMENT_RECORD = "COMMITMENT#"  # jobId prefix of a storage-commitment transaction (scp/)
 
 
 def now_iso() -> str:
@@ -83,6 +84,7 @@ def instance_item(job_id: str, state: dict, instance: dict, outcome: dict) -> di
         state,
         seriesInstanceUID=instance["seriesInstanceUID"],
         sopInstanceUID=instance["sopInstanceUID"],
+        sopClassUID=instance.get("sopClassUID"),  # storage commitment checks it (0x0119)
         key=instance["key"],
         **outcome,
     )

@@ -1,15 +1,16 @@
 """Operators' commands, with boto3's standard credential chain (or --endpoint-url for `make demo`).
 
 `storescp-redrive` starts a new import attempt of a batch that failed or conflicted;
-`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?", and lists a
-study's batches whose import job is still running. Both take `--stack NAME` to read the state
-machine, the table and the bucket from the stack's outputs, and answer every error with one
-sentence that says what to do.
+`storescp-lookup` answers "did instance X / study Y arrive, and in which image set?", lists a
+study's batches whose import job is still running, and answers "where does storage-commitment
+transaction T stand?". Both take `--stack NAME` to read the state machine, the table and the
+bucket from the stack's outputs, and answer every error with one sentence that says what to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from botocore.exceptions import (
 from lambdas.attempts import client_token, execution_name
 from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
 from lambdas.job_table import (
+    COMMITMENT_RECORD,
     INSTANCE_RECORD,
     JOB_RECORD,
     SOP_INSTANCE_INDEX,
@@ -196,6 +198,33 @@ def explain(exc: BotoCoreError | ClientError) -> str:
     return str(exc)
 
 
+def transactions(table, transaction_uid: str) -> list[dict]:
+    """A storage-commitment transaction's records (the request, and any duplicate of its UID),
+    as operators read them: state, calling AE, counts, event type, attempts, last error."""
+    items = table.query(
+        KeyConditionExpression=Key("jobId").eq(COMMITMENT_RECORD + transaction_uid)
+    )["Items"]
+    return [
+        {
+            "transactionUID": transaction_uid,
+            "record": item["recordId"],
+            "state": item.get("state"),
+            "callingAETitle": item.get("callingAETitle"),
+            "instances": len(_unpack(item.get("references"), [])),
+            "failed": len(_unpack(item.get("failures"), {})),
+            "eventType": item.get("eventType") or None,
+            "attempts": item.get("attempts", 0),
+            "lastError": item.get("lastError") or None,
+        }
+        for item in items
+    ]
+
+
+def _unpack(value, empty):
+    """A gzip'd JSON attribute of a transaction item (scp/commitment/job_table.py)."""
+    return json.loads(gzip.decompress(bytes(value))) if value is not None else empty
+
+
 def _session(args: argparse.Namespace):
     def client(service: str):
         return boto3.client(service, endpoint_url=args.endpoint_url, region_name=args.region)
@@ -279,12 +308,29 @@ def redrive_main(argv: Sequence[str] | None = None) -> int:
     return _run(parser.prog, action)
 
 
+def _print_transaction(records: list[dict], as_json: bool) -> int:
+    if not records:
+        print("no such storage-commitment transaction (see the SCP log: commitment-requested)")
+        return 1
+    for r in records:
+        if as_json:
+            print(json.dumps(r, default=str, sort_keys=True))
+            continue
+        print(
+            f"{r['transactionUID']}  {r['state']:<13}  {r['record']}  from {r['callingAETitle']}  "
+            f"{r['instances']} instances, {r['failed']} failed  event type {r['eventType'] or '-'}"
+            f"  attempts {r['attempts']}  {r['lastError'] or ''}".rstrip()
+        )
+    return 0
+
+
 def lookup_main(argv: Sequence[str] | None = None) -> int:
     """storescp-lookup: did an instance (or a study) arrive, and in which image set?"""
     parser = argparse.ArgumentParser(prog="storescp-lookup", description=lookup_main.__doc__)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--sop", help="SOP Instance UID")
     which.add_argument("--study", help="Study Instance UID")
+    which.add_argument("--transaction", help="Storage Commitment Transaction UID")
     parser.add_argument("--table", help="the stack's JobTableName output (or give --stack)")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     _common(parser)
@@ -293,6 +339,8 @@ def lookup_main(argv: Sequence[str] | None = None) -> int:
 
     def action() -> int:
         _from_stack(args, client, "table")
+        if args.transaction:
+            return _print_transaction(transactions(table(args.table), args.transaction), args.json)
         found = lookup(table(args.table), args.sop, args.study)
         running = in_progress(table(args.table), args.study) if args.study else []
         for job in running:

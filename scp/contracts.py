@@ -21,3 +21,8 @@ SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
 DIRECT_JOB_PREFIX, DIRECT_ARRIVAL = "DIRECT#", "StoreDICOM"  # a direct store's jobId, arrivedBy
+# Storage-commitment transactions: jobId COMMITMENT#{TransactionUID}, recordId TRANSACTION (or
+# DUPLICATE#{digest}); pendingCommitment (= PENDING, indexed) only while pending.
+COMMITMENT_RECORD_PREFIX = "COMMITMENT#"
+PENDING, REPORTED, UNDELIVERABLE = "PENDING", "REPORTED", "UNDELIVERABLE"
+PENDING_COMMITMENT_INDEX = "pendingCommitment-index"

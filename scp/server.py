@@ -14,13 +14,20 @@ from typing import Any
 
 from pydicom import config as pydicom_config
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
 from scp.health import HealthServer
 from scp.listener import tls_context
 from scp.service import StoreService
+from scp.services import (  # noqa: F401 (TRANSFER_SYNTAXES: read by the documents)
+    TRANSFER_SYNTAXES,
+    Services,
+    StorageService,
+    VerificationService,
+    add_contexts,
+    build_services,
+)
 from scp.settings import Settings
 from scp.slots import LocalSlots
 from scp.storage import Store
@@ -30,27 +37,6 @@ from scp.telemetry import METRICS_INTERVAL, Metrics
 LOG = logging.getLogger("scp")
 SIGNAL_POLL = 0.2  # seconds between the main thread's looks at the stop flag
 PENDING_CONNECTIONS = 100  # connections not yet associated, beyond MaximumAssociations
-
-# Stored as received, never transcoded: the uncompressed syntaxes and every compressed one
-# HealthImaging imports.
-TRANSFER_SYNTAXES = [
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old modalities)
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, First-Order Prediction (Process 14 SV1)
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
-    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
-    "1.2.840.10008.1.2.4.203",  # HTJ2K
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-]
 
 
 class SharedContexts(list):
@@ -158,10 +144,7 @@ def build_ae(settings: Settings) -> AE:
     ae.network_timeout = settings.network_timeout
     # The limit is enforced by the AssociationRegistry on associations; this only caps threads.
     ae.maximum_associations = settings.maximum_associations + PENDING_CONNECTIONS
-    ae.add_supported_context(Verification)
-    sop_classes = settings.supported_sop_class_uids or sorted(set(_STORAGE_CLASSES.values()))
-    for uid in sop_classes:
-        ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+    add_contexts(ae, settings)
     return ae
 
 
@@ -184,7 +167,9 @@ def serve(
     store.connect()
     metrics = Metrics(settings.metrics_namespace)
     service = StoreService(settings, store, metrics, slots).start()
-    server = start_dicom_server(ae, settings, service, store.temp_dir, listener)
+    services = build_services(settings, service.on_store, metrics)
+    services.start()
+    server = start_dicom_server(ae, settings, service, store.temp_dir, listener, services)
     stop = threading.Event()
     if store_check:
         store_check.start(store, settings.min_free_disk, settings.storage_check_interval, stop)
@@ -204,7 +189,9 @@ def serve(
         if time.monotonic() >= next_flush:
             metrics.flush(None if worker else service.active_count())
             next_flush += METRICS_INTERVAL
+    services.drain()
     _drain(settings, service, server)
+    services.stop(timeout=settings.dimse_timeout)
     metrics.flush(None if worker else service.active_count())
     if health:
         health.shutdown()
@@ -218,11 +205,17 @@ def start_dicom_server(
     service: StoreService,
     receive_dir: str,
     listener: socket.socket | None = None,
+    services: Services | None = None,
 ) -> ScpServer:
+    """Listen with the association policy's handlers and those of every service (without
+    `services`: Verification and Storage over `service`, no background parts)."""
     own = pynetdicom_supported()
+    services = services or Services(
+        [VerificationService(), StorageService(service.on_store)], settings
+    )
     server = ae.make_server(
         (settings.bind, settings.port),
-        evt_handlers=service.handlers(),
+        evt_handlers=service.handlers() + services.handlers(),
         ssl_context=tls_context(settings),
         server_class=ScpServer,
         request_handler=ScpRequestHandler if own else None,

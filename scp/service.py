@@ -19,7 +19,6 @@ from scp.direct_store import open_direct_store
 from scp.registry import AssociationRegistry, AssociationState
 from scp.settings import Settings
 from scp.slots import LocalSlots
-from scp.statuses import SUCCESS
 from scp.storage import Store
 from scp.storing import InstanceStorer
 from scp.telemetry import Metrics
@@ -68,11 +67,10 @@ class StoreService:
         self.closer.finish_all(timeout)
 
     def handlers(self) -> list[tuple[Any, Any]]:
+        """The association policy's handlers; the DIMSE services' are in scp/services.py."""
         return [
             (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_ESTABLISHED, self.on_established),
-            (evt.EVT_C_ECHO, self.on_echo),
-            (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_CONN_CLOSE, self.on_conn_close),
         ]
 
@@ -128,9 +126,6 @@ class StoreService:
                     }
                 },
             )
-
-    def on_echo(self, event: evt.Event) -> int:
-        return SUCCESS.code
 
     def on_store(self, event: evt.Event) -> int:
         return self.storer.store_instance(self.registry.get(event.assoc), event)

@@ -11,6 +11,8 @@ from typing import Any
 
 from scp import PROG, ScpError, __version__
 from scp.contracts import METRICS_NAMESPACE, S3_MULTIPART_THRESHOLD
+from scp.remote_aes import FORMAT as REMOTE_AES_FORMAT
+from scp.remote_aes import RemoteAEs
 
 UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -151,13 +153,6 @@ DIRECT_STORE_MODES = ("none", "all", "selected")
 DATASTORE_ID_RE = re.compile(r"[0-9a-z]{32}")  # HealthImaging API reference: datastoreId pattern
 
 
-def _direct_store(text: str) -> str:
-    value = text.strip().lower()
-    if value not in DIRECT_STORE_MODES:
-        raise ValueError("expected none, all or selected")
-    return value
-
-
 def _datastore_id(text: str) -> str:
     value = text.strip()
     if value and not DATASTORE_ID_RE.fullmatch(value):
@@ -191,6 +186,20 @@ def _storage(text: str) -> str:
             "s3://BUCKET/PREFIX, for a folder whose name has a colon write ./" + value
         )
     return value
+
+
+def _remote_aes(text: str) -> RemoteAEs:
+    return RemoteAEs.parse(text, _ae_title)
+
+
+def _choice(*values: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in values:
+            raise ValueError(f"expected {' or '.join(values)}")
+        return value
+
+    return parse
 
 
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
@@ -331,7 +340,7 @@ class Settings:
 
     direct_store: str = _setting(
         "DIRECT_STORE",
-        _direct_store,
+        _choice(*DIRECT_STORE_MODES),
         "none",
         "Which instances go straight to HealthImaging (StoreDICOM) instead of a batch import: "
         "none, all, or selected (by DIRECT_STORE_CALLING_AE_TITLES and/or "
@@ -379,7 +388,36 @@ class Settings:
         "JOB_TABLE_NAME",
         _text,
         "",
-        "DynamoDB job table in which direct stores are recorded (empty: not recorded)",
+        "DynamoDB job table (DicomImportJobTable): direct stores are recorded in it, and with an "
+        "S3 store storage commitment reads instance states from it and records its transactions "
+        "in it (empty: neither)",
+    )
+    remote_aes: RemoteAEs = _setting(  # noqa: RUF009 (RemoteAEs is immutable and hashable)
+        "REMOTE_AES",
+        _remote_aes,
+        RemoteAEs(),
+        f"Remote AEs: {REMOTE_AES_FORMAT}; permissions store, query, retrieve, commitment "
+        "(AEs not listed may store only)",
+    )
+    commitment_commit_on: str = _setting(
+        "COMMITMENT_COMMIT_ON",
+        _choice("imported", "stored"),
+        "imported",
+        "Storage commitment succeeds when an instance is imported into a primary image set, or "
+        "(stored) once it is durably stored; a folder store has no import: stored",
+    )
+    commitment_timeout: float = _setting(
+        "COMMITMENT_TIMEOUT",
+        _seconds,
+        14400.0,
+        "Seconds after the N-ACTION at which a commitment reports what is known (instances "
+        "not final yet fail)",
+    )
+    commitment_delivery_window: float = _setting(
+        "COMMITMENT_DELIVERY_WINDOW",
+        _seconds,
+        86400.0,
+        "Seconds a commitment report is retried (with backoff) before it is undeliverable",
     )
 
     @property
@@ -396,6 +434,11 @@ class Settings:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise SettingsError(f"{env_name(name)}: no file at {path!r}")
+        if self.commitment_commit_on == "stored" and self.storage.startswith("s3://"):
+            raise SettingsError(
+                "COMMITMENT_COMMIT_ON=stored works with a folder STORAGE only; with S3, "
+                "commitment follows the job table: set imported"
+            )
         if self.health_port and self.health_port == self.port:
             raise SettingsError("HEALTH_PORT: must differ from SCP_PORT")
         self._check_direct_store()

@@ -73,6 +73,12 @@ REFUSED_BY_HEALTHIMAGING = StoreStatus(
     "response lists it in the Failed SOP Sequence (0008,1198). The log line gives the Failure "
     "Reason (0008,1197); a reason 0xA9xx is answered 0xA900 instead. Nothing was stored.",
 )
+NOT_AUTHORISED = StoreStatus(
+    0x0124,
+    "Refused: Not Authorised",
+    "REMOTE_AES lists the calling AE without the store permission (PS3.7 Annex C); nothing was "
+    "stored.",
+)
 
 STORE_STATUSES: tuple[StoreStatus, ...] = (
     SUCCESS,
@@ -84,6 +90,7 @@ STORE_STATUSES: tuple[StoreStatus, ...] = (
     INVALID_UID,
     NOT_IMPORTABLE,
     REFUSED_BY_HEALTHIMAGING,
+    NOT_AUTHORISED,
 )
 
 

@@ -120,6 +120,10 @@ class Metrics:
         "DirectStored": "Count",
         "DirectFallbacks": "Count",
         "DirectStoreLatency": "Milliseconds",
+        "CommitmentsPending": "Count",
+        "InstancesCommitted": "Count",
+        "CommitmentFailures": "Count",
+        "CommitmentsUndeliverable": "Count",
     }
     MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one line
 
@@ -137,6 +141,7 @@ class Metrics:
         }
         self._latencies: list[float] = []
         self._direct_latencies: list[float] = []
+        self._gauges: dict[str, int] = {}
 
     def stored(self, size: int, latency_ms: float) -> None:
         with self._lock:
@@ -167,11 +172,21 @@ class Metrics:
         with self._lock:
             self._counts["RejectedAssociations"] += 1
 
+    def add(self, name: str, value: int) -> None:
+        """Add to a counter of UNITS (flushed and reset each interval)."""
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + value
+
+    def gauge(self, name: str, value: int) -> None:
+        """Set a gauge of UNITS (its last value goes into each line)."""
+        with self._lock:
+            self._gauges[name] = value
+
     def flush(self, active_associations: int | None) -> None:
         """Write one EMF line with the counters since the last flush and, unless None (a worker
         process: the supervisor reports it), the ActiveAssociations gauge."""
         with self._lock:
-            values: dict[str, Any] = dict(self._counts)
+            values: dict[str, Any] = {**self._counts, **self._gauges}
             if self._latencies:
                 values["StoreLatency"] = self._latencies
             if self._direct_latencies:

@@ -26,7 +26,12 @@ from generator.documents.template_facts import Resource, TemplateFacts
 from generator.errors import GeneratorError
 from generator.spec import Spec
 from scp import __version__ as scp_version
+from scp.commitment import ACTION_STATUSES, FAILURE_REASONS, MAX_REFERENCES
+from scp.commitment import SOP_CLASS as COMMITMENT_CLASS
+from scp.commitment.reporter import BACKOFF_CAP, BACKOFF_FIRST, POLL
+from scp.commitment.service import TABLE_EVALUATE_EVERY
 from scp.server import PENDING_CONNECTIONS, TRANSFER_SYNTAXES
+from scp.services import service_classes
 from scp.settings import Settings
 from scp.statuses import STORE_STATUSES, StoreStatus
 
@@ -156,6 +161,9 @@ def configuration_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
         "dimse_timeout",
         "network_timeout",
         "supported_sop_class_uids",
+        "remote_aes",
+        "commitment_timeout",
+        "commitment_delivery_window",
         "max_pdu_size",
         "tls_cert",
         "tls_key",
@@ -227,6 +235,83 @@ def _strings(node: object) -> list[str]:
     return []
 
 
+def service_label(name: str) -> str:
+    """A service's row in the overview (scp/services.py names)."""
+    return "Storage (every class in 2.2.1)" if name == "Storage" else name
+
+
+def commitment_section(settings: Settings) -> list[str]:
+    """2.2.6: Storage Commitment, from scp/commitment/ (statuses, failure reasons, timing)."""
+    return [
+        "#### 2.2.6 SOP specific conformance: Storage Commitment Push Model",
+        "",
+        f"Role: SCP of the Storage Commitment Push Model SOP Class (`{COMMITMENT_CLASS}`), "
+        "on the same AE. The calling AE must be listed in `REMOTE_AES` (template parameter "
+        "`RemoteAETitles`) with the `commitment` permission; its host and port there are "
+        "where reports go when its association is closed.",
+        "",
+        "N-ACTION (Action Type ID 1, Requested SOP Instance UID `1.2.840.10008.1.20.1.1`): "
+        f"the Transaction UID and a Referenced SOP Sequence of 1 to {MAX_REFERENCES} items, "
+        "each with valid SOP Class and SOP Instance UIDs, are required. The request is "
+        "recorded durably (the job table in AWS, a file synced to disk in a folder store) "
+        "before the response, so a task restart, scale-in or SIGKILL does not lose it. "
+        "Response statuses:",
+        "",
+        *table(
+            ("Status", "Code", "When"),
+            [(name, f"`0x{code:04X}`", when) for code, name, when in ACTION_STATUSES],
+        ),
+        "When an instance counts as committed: when the job table's latest record of it says "
+        "IMPORTED, i.e. AWS HealthImaging imported it into a primary image set (with a local "
+        "folder store, which has no import: once it is stored; `COMMITMENT_COMMIT_ON=stored` "
+        "says so explicitly). The SCP reports once every referenced instance has a final "
+        "state, or at the deadline `COMMITMENT_TIMEOUT` "
+        f"(default {settings.commitment_timeout:g} s, template parameter `CommitmentTimeout`) "
+        "with what is known then. The report repeats the Transaction UID and lists every "
+        "referenced instance: in the Referenced SOP Sequence when committed, in the Failed SOP "
+        "Sequence with a Failure Reason otherwise. Event Type ID 1 when all are committed, 2 "
+        "when any failed. Retrieve AE Title and Storage Media File-Set attributes are not "
+        "sent.",
+        "",
+        *table(
+            ("Failure Reason", "Code", "When"),
+            [(name, f"`0x{code:04X}`", when) for code, (name, when) in FAILURE_REASONS.items()],
+        ),
+        "Delivery: on the association that asked while it is still open (the N-EVENT-REPORT "
+        "is sent after the N-ACTION response, when the modality is not sending on it: the "
+        "SCP performs one operation at a time, so a modality that keeps its association open "
+        "should wait for the report there); otherwise on a new association from the SCP's "
+        "AE title to the requester's AE title at its registered host and port (TLS 1.2 or "
+        "later when the entry ends in `:tls`), proposing the SCP role for the Storage "
+        "Commitment Push Model SOP Class by SCP/SCU role selection, with the transfer "
+        "syntaxes "
+        + ", ".join(UID(uid).name for uid in DEFAULT_TRANSFER_SYNTAXES)
+        + " (scp/outgoing.py). In AWS these associations leave from "
+        "the tasks in the private subnets to `RemoteAECIDR` (network-flows.md). A report the "
+        "requester refuses, or that cannot be delivered, is retried with backoff "
+        f"({BACKOFF_FIRST:g} s doubling to {BACKOFF_CAP:g} s; pending transactions are looked "
+        f"at every {POLL:g} s, each at most every {TABLE_EVALUATE_EVERY:g} s against the job "
+        f"table) for `COMMITMENT_DELIVERY_WINDOW` (default "
+        f"{settings.commitment_delivery_window:g} s) after the deadline, then recorded as "
+        "undeliverable and alarmed (runbook.md, CommitmentUndeliverableAlarm). With several "
+        "tasks, exactly one sends each report (a conditional-update lease in the job table; "
+        "a lock file in a folder store); a report is sent again only when its delivery was "
+        "not confirmed (the SCP stopped between sending and recording it).",
+        "",
+        "Transaction UIDs: a request repeating a recorded one (same calling AE, same "
+        "instances) is the same transaction: it is answered Success and reported (again, if "
+        "it was reported already). A request reusing a recorded Transaction UID for other "
+        "instances or from another AE is reported with every instance failed, Failure Reason "
+        "`0x0131`.",
+        "",
+        "Not supported: the Storage Commitment Pull Model; Storage Media File-Set "
+        "and Retrieve AE Title in reports; committing to instances that are not in AWS "
+        "HealthImaging (or the folder store). How long an instance stays available after "
+        "commitment is HealthImaging's retention, not the SCP's.",
+        "",
+    ]
+
+
 def render(spec: Spec, template: TemplateFacts) -> str:
     """docs/conformance-statement.md."""
     c = facts()
@@ -249,12 +334,13 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         f"{spec.name} is a DICOM Store SCP (software version {scp_version}) that runs on "
         "Amazon ECS Fargate behind a Network Load Balancer. It stores every received instance "
         "exactly as received (no transcoding, no change to any attribute) in Amazon S3, and an "
-        "import workflow imports the instances into AWS HealthImaging. It does not query, "
-        "retrieve, print, or send DICOM messages of its own.",
+        "import workflow imports the instances into AWS HealthImaging. As Storage Commitment "
+        "SCP it tells a modality, on request, which of its instances are safe in a primary "
+        "image set of AWS HealthImaging. It does not query, retrieve or print.",
         "",
         *table(
             ("Network service", "User of service (SCU)", "Provider of service (SCP)"),
-            [("Verification", "No", "Yes"), ("Storage (every class in 2.2.1)", "No", "Yes")],
+            [(service_label(service.name), "No", "Yes") for service in service_classes()],
         ),
         "Media interchange: none.",
         "",
@@ -282,7 +368,8 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "                        import workflow -> AWS HealthImaging data store",
         "```",
         "",
-        "The SCP never initiates associations.",
+        "The SCP initiates associations only to send Storage Commitment reports (2.2.6), to "
+        "the requesting AE's registered address.",
         "",
         "### 2.2 AE specification: Store SCP",
         "",
@@ -294,7 +381,10 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "",
         *table(
             ("SOP Class", "SOP Class UID", "SCU", "SCP"),
-            [("Verification", f"`{VERIFICATION}`", "No", "Yes")],
+            [
+                ("Verification", f"`{VERIFICATION}`", "No", "Yes"),
+                (UID(COMMITMENT_CLASS).name, f"`{COMMITMENT_CLASS}`", "No", "Yes"),
+            ],
         ),
         f"Storage SOP classes ({len(c.storage_classes)}):",
         "",
@@ -331,7 +421,12 @@ def render(spec: Spec, template: TemplateFacts) -> str:
                     "then the connection closes",
                 ),
                 ("Asynchronous operations window", "not supported (one operation at a time)"),
-                ("SCP/SCU role selection", "not negotiated: the SCP acts as SCP only"),
+                (
+                    "SCP/SCU role selection",
+                    "on associations it accepts, not negotiated (the SCP acts as SCP); on "
+                    "associations it opens for Storage Commitment reports it proposes the SCP "
+                    "role for the Storage Commitment Push Model SOP Class (2.2.6)",
+                ),
                 ("Extended negotiation", "none"),
                 ("Implementation Class UID", f"`{c.implementation_class_uid}`"),
                 ("Implementation Version Name", f"`{c.implementation_version_name}`"),
@@ -391,6 +486,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "",
         "A C-ECHO request on an accepted association is answered with Success (`0x0000`).",
         "",
+        *commitment_section(settings),
         "### 2.3 Network interfaces and communication profiles",
         "",
         "TCP/IP (DICOM PS3.8), IPv4. Modalities connect to the Network Load Balancer's DNS name "

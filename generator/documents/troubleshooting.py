@@ -70,6 +70,9 @@ STATUS_FIXES: dict[int, str] = {
     "instance at the sender (HealthImaging's import rules apply), or send it from an AE title "
     "that is not routed direct, so that it takes the batch import, whose result "
     "`storescp-lookup` shows.",
+    statuses.NOT_AUTHORISED.code: "`RemoteAETitles` (the SCP's `REMOTE_AES`) lists the calling AE "
+    "title without `store`: add `store` to its permissions (e.g. `CT1=host:104:store+commitment`), "
+    "or remove the entry if the AE only sends (AEs not listed may store).",
 }
 
 

@@ -179,6 +179,19 @@ def add_monitoring(
         Threshold=limits.direct_fallbacks,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
+    _alarm(
+        t,
+        "CommitmentUndeliverableAlarm",
+        "A Storage Commitment report could not be delivered within CommitmentDeliveryWindow: "
+        "the modality does not know its images are safe. See the runbook.",
+        topic,
+        Namespace=Sub(contracts().stack_metrics_namespace),
+        MetricName="CommitmentsUndeliverable",  # scp/commitment/reporter.py, EMF
+        Statistic="Sum",
+        Period=PERIOD,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
     for name, function in workflow.functions.items():
         _alarm(
             t,

@@ -299,6 +299,20 @@ def _security_groups(
             ],
         )
     )
+    # Associations the SCP opens (storage-commitment reports) go to the registered AEs' range
+    # only; their DICOM ports are each AE's own (RemoteAETitles), so the rule spans TCP ports.
+    t.add_resource(
+        ec2.SecurityGroupEgress(
+            "TaskEgressRemoteAEs",
+            Condition=c.has_remote_aes.name,
+            GroupId=Ref(task_sg),
+            IpProtocol="tcp",
+            FromPort=1,
+            ToPort=65535,
+            CidrIp=Ref(p.RemoteAECIDR),
+            Description="DICOM associations to the registered remote AEs (RemoteAETitles)",
+        )
+    )
     return nlb_sg, task_sg
 
 

@@ -50,6 +50,10 @@ class Parameters:
     MaximumAssociations: Parameter
     NetworkTimeout: Parameter
     SupportedSOPClassUIDs: Parameter
+    RemoteAETitles: Parameter
+    RemoteAECIDR: Parameter
+    CommitmentTimeout: Parameter
+    CommitmentDeliveryWindow: Parameter
     LogRetentionDays: Parameter
     IncomingRetentionDays: Parameter
     ResultsRetentionDays: Parameter
@@ -89,6 +93,7 @@ class Conditions:
     create_interface_endpoints: Condition
     has_alarm_email: Condition
     create_datastore: Condition
+    has_remote_aes: Condition
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
         ),
         has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
         create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
+        has_remote_aes=_condition(t, "HasRemoteAENetwork", _is_set(p.RemoteAECIDR)),
     )
     return Inputs(p, conditions)
 
@@ -334,6 +340,20 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
                     f"With TLSCertificateARN, NetworkTimeout must be at most {TLS_IDLE_TIMEOUT}: "
                     "the load balancer closes idle TLS connections after "
                     f"{TLS_IDLE_TIMEOUT} seconds.",
+                )
+            ],
+        },
+    )
+    # Reports (storage commitment) go to the registered AEs: the tasks need egress to them.
+    t.add_rule(
+        "RemoteAEsNeedTheirNetwork",
+        {
+            "RuleCondition": _is_set(p.RemoteAETitles),
+            "Assertions": [
+                _assertion(
+                    _is_set(p.RemoteAECIDR),
+                    "When RemoteAETitles lists AEs, RemoteAECIDR must be their address range, so "
+                    "the SCP tasks may open associations to them (storage-commitment reports).",
                 )
             ],
         },

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscaling, ecs, logs
 
 from generator.contracts import contracts
 from generator.spec import Spec
-from generator.template.iam import allow, arn, log_writer, role, var
+from generator.template.iam import Statement, allow, arn, log_writer, role, var
 from generator.template.kms import Key
 from generator.template.network import Network
 from generator.template.parameters import Inputs
@@ -46,6 +47,31 @@ def ecr_repository_arn(spec: Spec) -> Sub:
     return Sub(
         f"arn:${{AWS::Partition}}:ecr:{image.region}:{image.account}:repository/{image.repository}"
     )
+
+
+def _leading_keys(prefix: str) -> dict[str, Any]:
+    """A condition limiting item actions to the partition keys that start with `prefix`
+    (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access control")."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [prefix + "*"]}}
+
+
+def _commitment_statements(storage: Storage, key: Key) -> list[Statement]:
+    """Storage commitment (scp/commitment/job_table.py): read instance states through the SOP
+    Instance UID index, list pending transactions through their index, and read and write
+    transaction items only: dynamodb:LeadingKeys limits items to the COMMITMENT# partition keys
+    (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access control")."""
+    table = contracts().job_table
+    indexes = [contracts().index(name)["name"] for name in ("bySopInstanceUID",
+                                                              "pendingCommitments")]  # fmt: skip
+    return [
+        allow(["dynamodb:Query"], [arn(storage.table, f"/index/{name}") for name in indexes]),
+        allow(
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [GetAtt(storage.table, "Arn")],
+            _leading_keys(table["commitmentRecordPrefix"]),
+        ),
+        key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"]),
+    ]
 
 
 def _environment(spec: Spec, inputs: Inputs, storage: Storage) -> list[ecs.Environment]:
@@ -120,14 +146,19 @@ def add_service(
         allow(["aws-marketplace:RegisterUsage"], ["*"]),
         # Direct stores: StoreDICOM and the QIDO-RS check that the instance is in a primary
         # image set, on this data store only (developer guide, "Storing instances with STOW-RS",
-        # "Searching DICOM data in HealthImaging"); one job-table item per direct store.
+        # "Searching DICOM data in HealthImaging"); one job-table item per direct store, in the
+        # DIRECT# partition keys only.
         allow(
             ["medical-imaging:StoreDICOM", "medical-imaging:SearchDICOMInstances"],
             storage.datastore_arns,
         ),
         key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
-        allow(["dynamodb:PutItem"], [GetAtt(storage.table, "Arn")]),
-        key.via("dynamodb", ["kms:Decrypt", "kms:GenerateDataKey"]),
+        allow(
+            ["dynamodb:PutItem"],
+            [GetAtt(storage.table, "Arn")],
+            _leading_keys(contracts().job_table["direct"]["jobIdPrefix"]),
+        ),
+        *_commitment_statements(storage, key),
     ]
     task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
 

@@ -8,6 +8,8 @@ HealthImaging's DICOMweb is Orthanc behind the SigV4-verifying proxy: the SCP st
 from the calling AE title URGENT there directly (StoreDICOM), and the import fake hands what it
 imports as primary to the same Orthanc. At start the demo sends one urgent and one routine study
 and prints, for each, the seconds from its last C-STORE acknowledgement to QIDO-RS finding it.
+It also sends the sample study as modality DEMOMOD, asks for storage commitment and prints the
+report when it arrives (after the import).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.fakes.dicomweb_proxy import DATASTORE_ID, KNOWN, DicomWebProxy
 from tests.fakes.pipeline import Pipeline, environment, local_pipeline
 from tests.scp.test_transfer import storescu
 from tests.support.aws import FAKE_AWS_ENV, REGION, moto_server
+from tests.support.commitment import Modality, references
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.orthanc import orthanc
 from tests.support.scp import ScpProcess
@@ -110,11 +113,40 @@ def report(pipeline: Pipeline, seen: set[tuple[str, str]]) -> None:
         )
 
 
+def ask_commitment(port: int, samples: Path, modality_port: int) -> tuple[Modality, float]:
+    """Send the samples as modality DEMOMOD, ask for commitment, release at once (the report
+    comes on an association the SCP opens); the modality and when its last C-STORE was."""
+    modality = Modality("DEMOMOD", modality_port).listen()
+    files = sorted(samples.glob("*.dcm"))
+    assoc = modality.associate(port)
+    for path in files:
+        assoc.send_c_store(str(path))
+    sent = time.monotonic()
+    status, transaction = modality.request(assoc, references(files))
+    assoc.release()
+    print(f"DEMOMOD sent {len(files)} instances, asked commitment {transaction}: 0x{status:04X}")
+    return modality, sent
+
+
+def print_reports(modality: Modality, sent: float) -> None:
+    while not modality.reports.empty():
+        r = modality.reports.get_nowait()
+        print(
+            f"storage commitment report {r.info.TransactionUID}: event type {r.event_type}, "
+            f"{len(r.committed())} committed, failed {r.failed() or 'none'}, "
+            f"{time.monotonic() - sent:.1f} s after the last C-STORE",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=11112, help="DICOM port (default 11112)")
     parser.add_argument(
         "--sweep-after", type=int, default=120, help="SWEEP_AFTER_SECONDS (default 120)"
+    )
+    parser.add_argument(
+        "--modality-port", type=int, default=11113, help="DEMOMOD's port for reports (11113)"
     )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
@@ -137,6 +169,7 @@ def main() -> None:
             "healthimaging_region": REGION,
             "dicomweb_endpoint_url": proxy.endpoint,
             "job_table": pipeline.table_name,
+            "remote_aes": f"DEMOMOD=127.0.0.1:{args.modality_port}:store+commitment",
         }
         dynamodb = {"AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint}
         scp = stack.enter_context(ScpProcess(log_dir=WORK_DIR, env=dynamodb, **settings))
@@ -158,7 +191,8 @@ Where to look (boto3 or the aws CLI with --endpoint-url {moto.endpoint}, any cre
     Step Functions state machine {pipeline.state_machine_arn}
     SCP log {scp.log_path}
 Batches are imported as they close; open batches of a dead SCP are swept after {args.sweep_after} s.
-Did the samples' study arrive, and in which image set? (or --sop SOP_INSTANCE_UID)
+Did the samples' study arrive, and in which image set? (or --sop SOP_INSTANCE_UID; where does a
+storage-commitment transaction stand: --transaction TRANSACTION_UID)
     {lookup}
 Each batch's line below ends with the command that imports it again (storescp-redrive).
 Ctrl-C stops everything.
@@ -174,6 +208,8 @@ Ctrl-C stops everything.
         viewable.send(scp.port, routine, routine_study, "batch", "MODALITY")
         seen: set[tuple[str, str]] = set()
         next_sweep = time.monotonic() + SWEEP_EVERY
+        modality, sent = ask_commitment(scp.port, samples, args.modality_port)
+        stack.callback(modality.stop)
         try:
             while True:
                 pipeline.deliver(wait_seconds=1)
@@ -182,6 +218,7 @@ Ctrl-C stops everything.
                     next_sweep = time.monotonic() + SWEEP_EVERY
                 report(pipeline, seen)
                 viewable.check()
+                print_reports(modality, sent)
         except KeyboardInterrupt:
             print("stopping", flush=True)
 

@@ -21,6 +21,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 import lambdas
+from generator.contracts import contracts
 from generator.template.inline import inline_source
 from lambdas import clients
 from tests.fakes.healthimaging import DATASTORE_ID, FakeHealthImaging
@@ -174,30 +175,27 @@ class Pipeline:
 
 
 def create_job_table(dynamodb, name: str) -> None:
-    """DicomImportJobTable as docs/CONTRACTS.md defines it."""
-    strings = ["jobId", "recordId", "sopInstanceUID", "studyInstanceUID"]
+    """DicomImportJobTable as config/contracts.json defines it (as the template builds it)."""
+    table = contracts().job_table
+    indexes = table["indexes"].values()
+    strings = [table["partitionKey"], table["sortKey"], *(index["hash"] for index in indexes)]
+
+    def key_schema(hash_key: str, range_key: str | None) -> list[dict]:
+        keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        return keys + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else [])
+
     dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in strings],
-        KeySchema=[
-            {"AttributeName": "jobId", "KeyType": "HASH"},
-            {"AttributeName": "recordId", "KeyType": "RANGE"},
-        ],
+        KeySchema=key_schema(table["partitionKey"], table["sortKey"]),
         GlobalSecondaryIndexes=[
             {
-                "IndexName": "sopInstanceUID-index",
+                "IndexName": index["name"],
                 "Projection": {"ProjectionType": "ALL"},
-                "KeySchema": [{"AttributeName": "sopInstanceUID", "KeyType": "HASH"}],
-            },
-            {
-                "IndexName": "studyInstanceUID-index",
-                "Projection": {"ProjectionType": "ALL"},
-                "KeySchema": [
-                    {"AttributeName": "studyInstanceUID", "KeyType": "HASH"},
-                    {"AttributeName": "recordId", "KeyType": "RANGE"},
-                ],
-            },
+                "KeySchema": key_schema(index["hash"], index.get("range")),
+            }
+            for index in indexes
         ],
     )
 

@@ -143,7 +143,22 @@ def test_every_condition_is_exercised(template):
         "CreateTaskEndpoints",  # both branches: test_endpoints
         "HasAlarmEmail",
         "CreateDatastore",
+        "HasRemoteAENetwork",
     }
+
+
+def test_egress_to_remote_aes_exists_only_with_their_network(template):
+    def egress(resources) -> list[dict]:
+        return [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::EC2::SecurityGroupEgress"
+        ]
+
+    assert egress(Evaluator(template, {}).resources()) == []
+    (rule,) = egress(Evaluator(template, {"RemoteAECIDR": "10.20.0.0/16"}).resources())
+    assert rule["GroupId"] == {"Ref": "TaskSecurityGroup"}
+    assert (rule["CidrIp"], rule["IpProtocol"]) == ("10.20.0.0/16", "tcp")
 
 
 def test_create_encryption_key_branches(template):

@@ -60,6 +60,16 @@ def test_direct_records():
     assert direct["arrivedBy"] == job_table.DIRECT_ARRIVAL
 
 
+def test_commitment_records():
+    assert TABLE["commitmentRecordPrefix"] == scp_contracts.COMMITMENT_RECORD_PREFIX
+    assert TABLE["commitmentRecordPrefix"] == job_table.COMMITMENT_RECORD
+    states = [scp_contracts.PENDING, scp_contracts.REPORTED, scp_contracts.UNDELIVERABLE]
+    assert TABLE["commitmentStates"] == states
+    index = TABLE["indexes"]["pendingCommitments"]
+    assert index["name"] == scp_contracts.PENDING_COMMITMENT_INDEX
+    assert index["hash"] == "pendingCommitment"
+
+
 def test_latest_attempt_wins():
     items = [
         {"sopInstanceUID": "1.2", "attempt": 1, "recordedAt": "2026-01-01T00:00:09Z", "s": "a"},

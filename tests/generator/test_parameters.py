@@ -54,6 +54,11 @@ DOCUMENTED = {
     "MaximumAssociations": ("Number", 300, ADVANCED),
     "NetworkTimeout": ("Number", 90, ADVANCED),
     "SupportedSOPClassUIDs": ("String", "", ADVANCED),
+    # The registry of remote AEs and storage commitment (issues 17, 18).
+    "RemoteAETitles": ("String", "", ADVANCED),
+    "RemoteAECIDR": ("String", "", ADVANCED),
+    "CommitmentTimeout": ("Number", 14400, ADVANCED),
+    "CommitmentDeliveryWindow": ("Number", 86400, ADVANCED),
     "LogRetentionDays": ("Number", "365", OPERATIONS),
     # Object retention (INTERFACES.md item 5), today's values as defaults.
     "IncomingRetentionDays": ("Number", 30, OPERATIONS),
@@ -403,6 +408,41 @@ def test_tls_caps_the_network_timeout_at_the_tls_idle_timeout(template):
     assert failed(template, TLSCertificateARN=cert, NetworkTimeout="351") == [
         "NetworkTimeoutWithinTlsIdleTimeout"
     ]
+
+
+def test_remote_aes_need_the_network_the_tasks_may_reach_them_in(template):
+    aes = "CT01=10.20.0.15:104:store+commitment"
+    assert failed(template) == []
+    assert failed(template, RemoteAETitles=aes) == ["RemoteAEsNeedTheirNetwork"]
+    assert failed(template, RemoteAETitles=aes, RemoteAECIDR="10.20.0.0/16") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "CT01=10.20.0.15:104:store+commitment",
+        "CT 1=ct.example.org:11112:commitment:tls,WS=10.0.0.9:104:query+retrieve",
+        "CT01=10.20.0.15:104",
+        "CT01",
+        "CT01=10.20.0.15:104:store:ssl",
+        "TOO_LONG_AE_TITLE_X=h:104:store",
+    ],
+)
+def test_the_remote_aes_pattern_admits_what_the_scp_accepts(template, value):
+    """The parameter's pattern is a first filter: whatever it admits in this list, the SCP's own
+    parser accepts too (the SCP checks permissions and ranges with a clear message)."""
+    import re
+
+    from scp.settings import SettingsError, load_settings
+
+    pattern = template["Parameters"]["RemoteAETitles"]["AllowedPattern"]
+    try:
+        load_settings([], {"REMOTE_AES": value})
+        scp_accepts = True
+    except SettingsError:
+        scp_accepts = False
+    assert bool(re.fullmatch(pattern, value)) == scp_accepts, value
 
 
 def test_rule_messages_say_what_to_change(template):

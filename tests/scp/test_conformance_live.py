@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from pydicom._uid_dict import UID_dictionary
 from pynetdicom import AE, _config, build_context
-from pynetdicom.sop_class import CTImageStorage, Verification
+from pynetdicom.sop_class import CTImageStorage, StorageCommitmentPushModel, Verification
 
 from generator.documents.conformance import SCP_TLS_MINIMUM, facts
 from tests.scp.test_refusals import _file as instance_file
@@ -71,11 +71,13 @@ def accepted(port: int, contexts: list) -> list:
 def test_accepts_exactly_the_storage_classes_listed(scp: ScpProcess) -> None:
     storage = listed("Storage SOP classes (")
     assert len(storage) > 100, "statement lists too few storage classes: parser broken?"
-    candidates = sorted(known("SOP Class") | set(storage) | {Verification})
+    others = listed("#### 2.2.1")  # Verification, Storage Commitment Push Model
+    assert {Verification, StorageCommitmentPushModel} == set(others)
+    candidates = sorted(known("SOP Class") | set(storage) | set(others))
     contexts = [build_context(uid, EXPLICIT_LE) for uid in candidates]
     got = {str(cx.abstract_syntax) for cx in accepted(scp.port, contexts)}
-    assert got - {Verification} == set(storage)
-    assert Verification in got
+    assert got - set(others) == set(storage)
+    assert set(others) <= got
 
 
 def test_accepts_exactly_the_transfer_syntaxes_listed(scp: ScpProcess) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import socket
 import struct
@@ -30,8 +31,13 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.fsm import DT_1
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.presentation import negotiate_as_acceptor, negotiate_unrestricted
-from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.presentation import (
+    negotiate_as_acceptor,
+    negotiate_as_requestor,
+    negotiate_unrestricted,
+)
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.service_class_n import StorageCommitmentServiceClass
 from pynetdicom.sop_class import CTImageStorage
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
@@ -43,12 +49,16 @@ from scp.association import (
     encode_store_rsp,
     pynetdicom_supported,
 )
+from scp.commitment.reporter import Reporter
+from scp.commitment.service import CommitmentService
 from scp.server import ScpServer, build_ae, start_dicom_server
 from scp.service import StoreService
-from scp.settings import Settings
+from scp.services import build_services
+from scp.settings import Settings, load_settings
 from scp.storage import open_store
 from scp.telemetry import Metrics
 from tests.support import wire
+from tests.support.commitment import Modality, references
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.net import free_port
 
@@ -92,6 +102,16 @@ PINNED = {
     DIMSEServiceProvider.send_msg: "a839cf2fb46976d9",
     DT_1: "82e5c5d4114534fa",
     DULServiceProvider._send: "a850a7919e68484e",
+    # Storage commitment (scp/commitment/): the N-ACTION handler's (status, reply) is sent by
+    # _n_action_scp; the reporter sends N-EVENT-REPORT from its own thread on our acceptor
+    # association (send_n_event_report pauses the reactor at its checkpoint, finds the context
+    # with no role check, waits for the response on the DIMSE queue), or on an association it
+    # opens proposing the SCP role (negotiate_as_requestor applies the role selection reply).
+    ServiceClass._n_action_scp: "d398e1bcfe4d9db5",
+    StorageCommitmentServiceClass.SCP: "be6e758c67d99a09",
+    Association.send_n_event_report: "e3d427e77369680c",
+    Association._get_valid_context: "117a52c2ae6720e0",
+    negotiate_as_requestor: "4a0668500d9c3a2d",
 }
 
 
@@ -357,3 +377,67 @@ def test_anything_but_a_plain_store_request_is_left_to_pynetdicom() -> None:
     raw = _store_rq_command()
     assert association.store_rq_fields(raw[:-1]) is None  # truncated
     assert association.store_rq_fields(raw + b"\x00\x00\x00\x09\x02\x00\x00\x00\x00\x00") is None
+
+
+def _commitment_server(tmp_path: Path, modality: Modality) -> tuple[ScpServer, Reporter]:
+    """Our server with every service (storage commitment included); its reporter is not
+    started: the tests run its passes."""
+    remote = f"{modality.ae_title}=127.0.0.1:{modality.port}:store+commitment"
+    settings = Settings(storage=str(tmp_path / "store"), port=free_port(), bind="127.0.0.1",
+                        min_free_disk=0, remote_aes=load_settings(["--remote-aes", remote],
+                        {}).remote_aes)  # fmt: skip
+    store = open_store(settings.storage)
+    store.prepare()
+    service = StoreService(settings, store, Metrics("Test")).start()
+    services = build_services(settings, service.on_store, Metrics("Test"))
+    ae = build_ae(settings)
+    server = start_dicom_server(ae, settings, service, store.temp_dir, False, services)
+    (commitment,) = [s for s in services.services if isinstance(s, CommitmentService)]
+    return server, commitment.reporter
+
+
+def _recorded(tmp_path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (tmp_path / "store/commitment").glob("*.json")]
+
+
+def test_reports_on_our_open_association_pause_its_reactor_and_leave_it_usable(tmp_path):
+    modality = Modality()
+    server, reporter = _commitment_server(tmp_path, modality)
+    files = [_instance(tmp_path, f"cm{i}") for i in range(3)]
+    try:
+        assoc = modality.associate(server.server_address[1])
+        assert assoc.send_c_store(str(files[0])).Status == 0
+        assert [type(a) for a in server.active_associations] == [ScpAssociation]
+        for round_ in range(5):  # N-ACTION, then the report sent from another thread
+            status, transaction = modality.request(assoc, references(files[:1]), uid("tx", round_))
+            assert status == 0x0000
+            reporter.poll()  # returns once the modality confirmed the report
+            report = modality.next_report(timeout=5)
+            assert report.same_association and str(report.info.TransactionUID) == transaction
+        # The reactor runs again: the association still stores.
+        assert assoc.send_c_store(str(files[1])).Status == 0
+        assoc.release()
+    finally:
+        server.shutdown()
+        reporter.stop(5)
+    assert sorted((r["state"], r["attempts"]) for r in _recorded(tmp_path)) == [("REPORTED", 1)] * 5
+
+
+def test_reports_on_a_new_association_propose_the_scp_role(tmp_path):
+    modality = Modality().listen()
+    server, reporter = _commitment_server(tmp_path, modality)
+    path = _instance(tmp_path, "role")
+    try:
+        assoc = modality.associate(server.server_address[1])
+        assert assoc.send_c_store(str(path)).Status == 0
+        assert modality.request(assoc, references([path]))[0] == 0x0000
+        assoc.release()
+        reporter.poll()
+        report = modality.next_report(timeout=5)
+    finally:
+        server.shutdown()
+        reporter.stop(5)
+        modality.stop()
+    assert not report.same_association and report.calling_ae == "STORESCP"
+    # The modality accepted our proposal: we are SCP, it is SCU of Storage Commitment.
+    assert report.modality_is_scu
