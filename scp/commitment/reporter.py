@@ -173,16 +173,8 @@ class Reporter:
                 error = f"{tx.calling_ae} is not in REMOTE_AES: no address to report to"
             else:
                 error = deliver.on_new_association(self.settings, remote, report)
-        fields: dict[str, Any] = {
-            **replace(tx, attempts=tx.attempts + 1).summary(),
-            "eventType": report.event_type,
-            "committed": len(report.committed),
-            "failed": len(report.failed),
-            "delivery": how,
-        }
         if not error:
             self._forget(tx)
-            fields["state"] = REPORTED
             self.transactions.save(
                 replace(
                     tx,
@@ -196,8 +188,7 @@ class Reporter:
             )
             self.metrics.add("InstancesCommitted", len(report.committed))
             self.metrics.add("CommitmentFailures", len(report.failed))
-            LOG.info("commitment reported", extra={"fields": {"event": "commitment-reported",
-                                                              **fields}})  # fmt: skip
+            _log_delivery(logging.INFO, "commitment-reported", tx, report, how, REPORTED, "")
             return
         attempts = tx.attempts + 1
         state = UNDELIVERABLE if now >= tx.give_up_at else PENDING
@@ -210,12 +201,42 @@ class Reporter:
                 last_error=error,
             )
         )
-        fields.update(state=state, lastError=error)
         if state == UNDELIVERABLE:
             self._forget(tx)
             self.metrics.add("CommitmentsUndeliverable", 1)
-            fields["event"] = "commitment-undeliverable"
-            LOG.error("commitment report undeliverable", extra={"fields": fields})
+            _log_delivery(logging.ERROR, "commitment-undeliverable", tx, report, how, state, error)
         else:
-            fields["event"] = "commitment-retry"
-            LOG.warning("commitment report not delivered; will retry", extra={"fields": fields})
+            _log_delivery(logging.WARNING, "commitment-retry", tx, report, how, state, error)
+
+
+DELIVERY_MESSAGES = {
+    "commitment-reported": "commitment reported",
+    "commitment-undeliverable": "commitment report undeliverable",
+    "commitment-retry": "commitment report not delivered; will retry",
+}
+
+
+def _log_delivery(
+    level: int, event: str, tx: Transaction, report: Report, how: str, state: str, error: str
+) -> None:
+    """One line per delivery attempt: the transaction, the report and how it went."""
+    LOG.log(
+        level,
+        DELIVERY_MESSAGES[event],
+        extra={
+            "fields": {
+                "event": event,
+                "transactionUID": tx.transaction_uid,
+                "callingAETitle": tx.calling_ae,
+                "state": state,
+                "instances": len(tx.references),
+                "attempts": tx.attempts + 1,
+                "eventType": report.event_type,
+                "committed": len(report.committed),
+                "failed": len(report.failed),
+                "delivery": how,
+                "lastError": error or None,
+                "duplicate": tx.duplicate,
+            }
+        },
+    )

@@ -113,7 +113,9 @@ class CommitmentService(Service):
             return _status(PROCESSING_FAILURE, "request not recorded; send it again"), None
         self.reporter.asked_on(tx, assoc)
         LOG.info("commitment requested", extra={"fields": {
-            "event": "commitment-requested", **tx.summary()}})  # fmt: skip
+            "event": "commitment-requested", "transactionUID": tx.transaction_uid,
+            "callingAETitle": tx.calling_ae, "state": tx.state,
+            "instances": len(tx.references), "duplicate": tx.duplicate}})  # fmt: skip
         return _status(0x0000), None
 
     def _again(self, tx: Transaction) -> Transaction:

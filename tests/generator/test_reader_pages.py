@@ -135,6 +135,7 @@ def test_every_operator_command_printed_parses(rendered, monkeypatch) -> None:
     )
     monkeypatch.setattr(operators, "lookup", lambda *a: calls.append("lookup") or [])
     monkeypatch.setattr(operators, "in_progress", lambda *a: [])
+    monkeypatch.setattr(operators, "transactions", lambda *a: calls.append("lookup") or [])
     monkeypatch.setattr(
         operators,
         "stack_outputs",

@@ -391,7 +391,7 @@ def _commitment_server(tmp_path: Path, modality: Modality) -> tuple[ScpServer, R
     service = StoreService(settings, store, Metrics("Test")).start()
     services = build_services(settings, service.on_store, Metrics("Test"))
     ae = build_ae(settings)
-    server = start_dicom_server(ae, settings, service, store.temp_dir, False, services)
+    server = start_dicom_server(ae, settings, service, store.temp_dir, services=services)
     (commitment,) = [s for s in services.services if isinstance(s, CommitmentService)]
     return server, commitment.reporter
 

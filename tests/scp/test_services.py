@@ -39,10 +39,10 @@ def test_the_ae_accepts_exactly_what_the_services_declare(tmp_path) -> None:
 def test_storage_commitment_is_offered_with_s3_only_with_the_job_table(tmp_path) -> None:
     names = {
         str(cx.abstract_syntax)
-        for cx in build_ae(settings_for(tmp_path, storage="s3://b/")).supported_contexts
+        for cx in build_ae(settings_for(tmp_path, storage="s3://bucket/")).supported_contexts
     }
     assert StorageCommitmentPushModel not in names
-    with_table = settings_for(tmp_path, storage="s3://b/", job_table="jobs")
+    with_table = settings_for(tmp_path, storage="s3://bucket/", job_table="jobs")
     assert StorageCommitmentPushModel in {
         str(cx.abstract_syntax) for cx in build_ae(with_table).supported_contexts
     }
@@ -73,7 +73,7 @@ def test_the_registry_decides_who_may_store(tmp_path, calling: str, status: int)
     service = StoreService(settings, store, Metrics("Test")).start()
     services = build_services(settings, service.on_store, Metrics("Test"))
     server = start_dicom_server(
-        build_ae(settings), settings, service, store.temp_dir, False, services
+        build_ae(settings), settings, service, store.temp_dir, services=services
     )
     ds = make_dataset(study=uid("gate"), series=uid("gate", 1), sop=uid("gate", calling))
     path = write_part10(ds, tmp_path / "gate.dcm")
