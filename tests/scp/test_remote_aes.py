@@ -64,4 +64,6 @@ def test_the_scp_refuses_to_start_with_one_line_naming_the_setting() -> None:
     )
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
-    assert run.stderr.startswith("storescp-healthimaging: error: --remote-aes='CT1=h:104:print' is invalid")
+    assert run.stderr.startswith(
+        "storescp-healthimaging: error: --remote-aes='CT1=h:104:print' is invalid"
+    )
