@@ -99,3 +99,34 @@ def test_cfn_lint_accepts_the_definition_and_would_reject_a_broken_one():
 
     assert lint_errors(definition()) == []
     assert lint_errors(broken)
+
+
+# Lambda's own transient failures, as Step Functions names them ("Handle Lambda service
+# exceptions", Step Functions developer guide, bp-lambda-serviceexception.html): the four 500s
+# its example retries, and TooManyRequestsException when Lambda hits its invocation limit.
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def test_every_lambda_task_retries_lambdas_service_errors():
+    """A throttled or briefly failing Lambda must not turn an imported batch into a failure."""
+    tasks = {
+        name: state
+        for name, state in definition()["States"].items()
+        if state["Type"] == "Task" and re.fullmatch(r"\$\{\w+FunctionArn\}", state["Resource"])
+    }
+    assert set(tasks) == {"RecordResults", "RecordFailure"}
+    for name, state in tasks.items():
+        for error in LAMBDA_SERVICE_ERRORS:
+            retried = [
+                r
+                for r in state["Retry"]
+                if {error, "States.ALL"} & set(r["ErrorEquals"]) and r["MaxAttempts"] >= 3
+            ]
+            assert retried, f"{name} does not retry {error}"
+            assert all(r["BackoffRate"] > 1 for r in retried), (name, error)
