@@ -10,6 +10,10 @@ import pytest
 from tests.support.aws import FAKE_AWS_ENV, MotoServer, moto_server
 
 os.environ.update(FAKE_AWS_ENV)
+# The host must not choose what is tested: an SCP a test starts without `workers` runs two worker
+# processes (SharedSlots, the supervisor) on any machine, rather than one per CPU of whatever runs
+# the suite. Tests of the single-process path (LocalSlots) pass workers=1.
+os.environ["WORKERS"] = "2"
 
 
 @pytest.fixture(scope="session")

@@ -116,16 +116,33 @@ def _state(store: MemoryStore) -> AssociationState:
 
 
 def test_a_storage_failure_answers_out_of_resources_and_records_nothing(tmp_path):
+    """The failed and the stored instance have their own SOP Instance UIDs, so an entry recorded
+    for the failed one cannot hide behind the stored one's; the manifest names only objects
+    that exist, or its import job would fail."""
     store = MemoryStore(tmp_path)
     storer, state = InstanceStorer(store, Metrics("Test")), _state(store)
-    sop = uid("svc", "fail")
-    path = write_part10(make_dataset(study=STUDY, series=uid("svc", 1), sop=sop), tmp_path / "a")
+    series = uid("svc", 1)
+    failed, stored = uid("svc", "fail"), uid("svc", "ok")
+    paths = {
+        sop: write_part10(make_dataset(study=STUDY, series=series, sop=sop), tmp_path / sop)
+        for sop in (failed, stored)
+    }
     store.fail("put_file")
-    assert storer.store_instance(state, _event(path, sop)) == 0xA700
-    assert storer.store_instance(state, _event(path, sop)) == 0x0000
+    assert storer.store_instance(state, _event(paths[failed], failed)) == 0xA700
+    assert storer.store_instance(state, _event(paths[stored], stored)) == 0x0000
     (open_batch,) = state.batches.open.values()
-    assert list(open_batch.instances) == [open_batch.key_for(uid("svc", 1), sop)]
+    assert list(open_batch.instances) == [open_batch.key_for(series, stored)]
     assert (state.instances, state.failures) == (1, 1)
+
+    (closed,) = state.batches.close_all("released")
+    manifest = store.document(f"batches/{closed}.json")
+    named = [i["key"] for i in manifest["instances"]]
+    assert named == [open_batch.key_for(series, stored)]
+    assert all(key in store.objects for key in named), "the manifest names an unstored object"
+    assert (manifest["instanceCount"], manifest["totalBytes"]) == (
+        1,
+        len(store.objects[named[0]]),
+    )
 
 
 def test_the_active_count_never_waits_on_a_batch_being_closed(tmp_path):
