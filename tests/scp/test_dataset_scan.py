@@ -88,6 +88,21 @@ def test_pixel_data_shorter_than_rows_times_columns_is_refused(tmp_path: Path) -
         scan_part10(str(_file(tmp_path, ds)))
 
 
+@pytest.mark.parametrize(
+    ("frames", "sent", "accepted"), [(3, 3, True), (3, 2, False), (2, 1, False)]
+)
+def test_multi_frame_pixel_data_must_hold_every_frame(tmp_path, frames, sent, accepted) -> None:
+    """Number of Frames multiplies what Rows x Columns x Bits Allocated needs."""
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=16, columns=16)
+    ds.NumberOfFrames = frames
+    ds.PixelData = bytes(16 * 16 * 2 * sent)
+    if accepted:
+        assert scan_part10(str(_file(tmp_path, ds))).number_of_frames == str(frames)
+    else:
+        with pytest.raises(DatasetError, match=f"needs {16 * 16 * 2 * frames}$"):
+            scan_part10(str(_file(tmp_path, ds)))
+
+
 @pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
 def test_dataset_without_identifiers_parses_for_the_scp_to_refuse(tmp_path, missing) -> None:
     """The walker reports what is there; the SCP refuses it with NOT_IMPORTABLE (0xC213)."""
