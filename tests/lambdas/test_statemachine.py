@@ -130,3 +130,28 @@ def test_every_lambda_task_retries_lambdas_service_errors():
             ]
             assert retried, f"{name} does not retry {error}"
             assert all(r["BackoffRate"] > 1 for r in retried), (name, error)
+
+
+# The retry policy as a table: each Task -> the errors it retries before its Catch records a
+# failure. HealthImaging's: its API reference's throttling, quota and 500 errors. The functions':
+# Lambda's service errors, and the throttling and 500 error codes of DynamoDB and S3 (boto3 has
+# retried those itself first; a Python function's error name is its exception's class name).
+RETRIED = {
+    "StartImport": {THROTTLED, QUOTA, "MedicalImaging.InternalServerException"},
+    "CheckStatus": {THROTTLED, "MedicalImaging.InternalServerException"},
+    "RecordResults": LAMBDA_SERVICE_ERRORS
+    | {"ProvisionedThroughputExceededException", "ThrottlingException", "SlowDown"}
+    | {"InternalServerError"},
+    "RecordFailure": {"States.ALL"},
+}
+
+
+def test_the_retry_policy_is_the_table_and_every_retrier_backs_off_with_jitter():
+    states = definition()["States"]
+    retriers = {name: state["Retry"] for name, state in states.items() if state["Type"] == "Task"}
+    assert {name: {e for r in rs for e in r["ErrorEquals"]} for name, rs in retriers.items()} == (
+        RETRIED
+    )
+    for name, retry in ((n, r) for n, rs in retriers.items() for r in rs):
+        assert retry["JitterStrategy"] == "FULL", name  # batches throttled together spread out
+        assert retry["BackoffRate"] >= 2 and retry["MaxAttempts"] >= 6, name
