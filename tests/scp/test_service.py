@@ -4,6 +4,8 @@ registry that health reads, and the folder store's cross-device copy."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import threading
@@ -12,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pydicom.uid import CTImageStorage
+from pydicom.uid import CTImageStorage, MRImageStorage
 
 from scp.admission import Admission
 from scp.batches import MARKER_REFRESH_SECONDS, AssociationBatches, Limits, StoredInstance
@@ -104,10 +106,12 @@ def test_an_open_batch_refreshes_its_marker_so_the_sweeper_leaves_it_alone(tmp_p
     assert store.calls.count(marker) == 2
 
 
-def _event(path: Path, sop: str) -> SimpleNamespace:
-    request = SimpleNamespace(AffectedSOPInstanceUID=sop, AffectedSOPClassUID=CTImageStorage)
+def _event(
+    path: Path, sop: str, sop_class: str = CTImageStorage, context: str = CTImageStorage
+) -> SimpleNamespace:
+    request = SimpleNamespace(AffectedSOPInstanceUID=sop, AffectedSOPClassUID=sop_class)
     return SimpleNamespace(
-        request=request, context=SimpleNamespace(abstract_syntax=CTImageStorage), dataset_path=path
+        request=request, context=SimpleNamespace(abstract_syntax=context), dataset_path=path
     )
 
 
@@ -143,6 +147,104 @@ def test_a_storage_failure_answers_out_of_resources_and_records_nothing(tmp_path
         1,
         len(store.objects[named[0]]),
     )
+
+
+# Each way an instance is refused -> (what differs from a good C-STORE, the status it answers).
+REFUSALS = {
+    "invalid SOP Instance UID": ({"sop": "1.2.abc"}, 0xC212),
+    "invalid SOP Class UID": ({"sop_class": "1.2.x"}, 0xC212),
+    "SOP Class not the context's": ({"sop_class": MRImageStorage}, 0xA900),
+    "no disk space to receive it": ({"discarded": True}, 0xA701),
+    "truncated dataset": ({"truncate": True}, 0xC210),
+    "dataset's SOP Instance UID differs": ({"sop": uid("svc", "other")}, 0xA900),
+    "dataset's SOP Class differs": (
+        {"sop_class": MRImageStorage, "context": MRImageStorage},
+        0xA900,
+    ),
+    "no Study Instance UID": ({"drop": "StudyInstanceUID"}, 0xC213),
+    "no Series Instance UID": ({"drop": "SeriesInstanceUID"}, 0xC213),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_each_refusal_answers_its_own_status_and_stores_nothing(tmp_path, case):
+    changes, status = REFUSALS[case]
+    sop = uid("svc", "refused")
+    ds = make_dataset(study=STUDY, series=uid("svc", 1), sop=sop)
+    if "drop" in changes:
+        delattr(ds, changes["drop"])
+    path = write_part10(ds, tmp_path / "in")
+    if changes.get("truncate"):
+        path.write_bytes(path.read_bytes()[:-100])
+    event = _event(
+        path,
+        changes.get("sop", sop),
+        changes.get("sop_class", CTImageStorage),
+        changes.get("context", CTImageStorage),
+    )
+    event.request._scp_discarded = changes.get("discarded", False)
+    store = MemoryStore(tmp_path)
+    storer, state = InstanceStorer(store, Metrics("Test")), _state(store)
+
+    assert storer.store_instance(state, event) == status
+    assert (store.objects, state.batches.open) == ({}, {})
+    assert (state.instances, state.failures) == (0, 1)
+
+
+class FailingStore(MemoryStore):
+    """A store with a bug: put_file raises something that is not a StorageError."""
+
+    def put_file(self, key: str, path: str, size: int) -> None:
+        raise RuntimeError("a bug in the store")
+
+
+def _refusal_logged(caplog) -> dict:
+    (record,) = [r for r in caplog.records if r.getMessage() == "instance refused"]
+    return record.fields
+
+
+def test_an_unexpected_error_is_answered_not_raised_and_logged_without_phi(tmp_path, caplog):
+    store = FailingStore(tmp_path)
+    storer, state = InstanceStorer(store, Metrics("Test")), _state(store)
+    sop = uid("svc", "bug")
+    path = write_part10(make_dataset(study=STUDY, series=uid("svc", 1), sop=sop), tmp_path / "a")
+    with caplog.at_level(logging.ERROR, logger="scp"):
+        assert storer.store_instance(state, _event(path, sop)) == 0xC211
+    assert _refusal_logged(caplog) == {
+        "event": "store-failed",
+        "status": "0xC211",
+        "reason": "RuntimeError: a bug in the store",
+        "sopInstanceUID": sop,
+        "callingAETitle": "MODALITY",
+    }
+    assert state.failures == 1
+
+
+def test_a_store_outside_an_accepted_association_is_refused(tmp_path, caplog):
+    storer = InstanceStorer(MemoryStore(tmp_path), Metrics("Test"))
+    with caplog.at_level(logging.ERROR, logger="scp"):
+        assert storer.store_instance(None, _event(tmp_path / "none", "1.2.bad")) == 0xC211
+    logged = _refusal_logged(caplog)
+    assert (logged["sopInstanceUID"], logged["callingAETitle"]) == ("(invalid)", "")
+
+
+def test_a_stored_instance_is_counted_with_its_bytes_and_latency(tmp_path, monkeypatch):
+    ticks = iter([100.0, 100.25])  # received at 100 s, stored and recorded at 100.25 s
+    monkeypatch.setattr("scp.storing.time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    stream = io.StringIO()
+    store = MemoryStore(tmp_path)
+    storer, state = InstanceStorer(store, Metrics("Test", stream)), _state(store)
+    sop = uid("svc", "timed")
+    path = write_part10(make_dataset(study=STUDY, series=uid("svc", 1), sop=sop), tmp_path / "a")
+
+    assert storer.store_instance(state, _event(path, sop)) == 0x0000
+    storer.metrics.flush(None)
+
+    emitted = json.loads(stream.getvalue())
+    size = path.stat().st_size
+    assert (emitted["InstancesStored"], emitted["BytesStored"]) == (1, size)
+    assert (emitted["StoreLatency"], emitted["StoreFailures"]) == ([250.0], 0)
+    assert (state.instances, state.bytes) == (1, size)
 
 
 def test_the_active_count_never_waits_on_a_batch_being_closed(tmp_path):
