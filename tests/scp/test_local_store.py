@@ -1,14 +1,17 @@
-"""The folder store's durability order, observed: a file is fsynced before it is renamed into
-place, and its folder after, so what a C-STORE success acknowledged survives a power cut."""
+"""The folder store: its durability order observed (a file is fsynced before it is renamed into
+place, and its folder after, so what a C-STORE success acknowledged survives a power cut), its
+own folders, its errors, and the copy when TEMP_DIR is on another file system."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scp.storage import StorageError
+from scp.storage import OWNED_SUBDIR, StorageError
 from scp.storage.local import LocalStore
 
 
@@ -86,3 +89,57 @@ def test_a_store_that_cannot_fsync_reports_a_storage_error_and_renames_nothing(s
         store.put_file("incoming/b/x.dcm", str(received), 14)
     assert not [e for e in journal.events if e[0] == "rename"]
     assert not (Path(store.root) / "incoming" / "b" / "x.dcm").exists()
+
+
+def test_staging_and_the_temporary_folder_are_folders_the_store_owns(tmp_path):
+    root, temp = tmp_path / "store", tmp_path / "temp"
+    alone = LocalStore(str(root))
+    assert (alone.prefix, str(alone), alone.temp_dir) == ("", str(root), str(root / OWNED_SUBDIR))
+    with_temp = LocalStore(str(root), temp_dir=str(temp), port=104)
+    assert with_temp.temp_dir == str(temp / f"{OWNED_SUBDIR}-104")
+
+
+def test_a_manifest_that_cannot_be_written_is_a_storage_error(store):
+    Path(store.root, "batches").write_bytes(b"a file where the folder goes")
+    with pytest.raises(StorageError, match=r"cannot store batches/b\.json"):
+        store.put_json("batches/b.json", {"batchId": "b"})
+    assert os.listdir(store.temp_dir) == [".lock"]
+
+
+def test_deleting_a_missing_object_is_not_an_error_but_a_failed_delete_is(store):
+    store.delete("open/never-written.json")
+    Path(store.root, "open", "folder.json").mkdir(parents=True)
+    with pytest.raises(StorageError, match=r"cannot delete open/folder\.json"):
+        store.delete("open/folder.json")
+
+
+@pytest.fixture
+def other_file_system(tmp_path: Path) -> Iterator[Path]:
+    """A TEMP_DIR on another file system than the store (tmpfs at /dev/shm)."""
+    temp = Path("/dev/shm") / f"scp-test-{os.getpid()}"
+    temp.mkdir(exist_ok=True)
+    try:
+        if os.stat(temp).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("/dev/shm is on the same file system as the test folder")
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_the_folder_store_copies_across_file_systems(tmp_path, other_file_system):
+    """The instance is copied through staging, fsynced and renamed into place; staging keeps
+    nothing, and a file that is gone, or cannot be read, is a StorageError."""
+    store = LocalStore(str(tmp_path / "store"), temp_dir=str(other_file_system))
+    store.prepare()
+    received = Path(store.temp_dir) / "x.part"
+    received.write_bytes(b"instance bytes")
+    store.put_file("incoming/b/s/r/x.dcm", str(received), 14)
+    assert (tmp_path / "store/incoming/b/s/r/x.dcm").read_bytes() == b"instance bytes"
+    with pytest.raises(StorageError):
+        store.put_file("incoming/b/s/r/y.dcm", str(Path(store.temp_dir) / "gone"), 1)
+    unreadable = Path(store.temp_dir) / "z.part"
+    unreadable.mkdir()  # renamed across devices it must be copied, and reading it fails
+    with pytest.raises(StorageError, match=r"cannot store incoming/b/s/r/z\.dcm"):
+        store.put_file("incoming/b/s/r/z.dcm", str(unreadable), 1)
+    assert os.listdir(tmp_path / "store" / OWNED_SUBDIR) == [".lock"], "a partial copy stayed"
+    assert not (tmp_path / "store/incoming/b/s/r/z.dcm").exists()

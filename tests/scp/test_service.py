@@ -1,13 +1,12 @@
 """The SCP's responsibilities in-process, over a store that fails on demand: storing one
-instance, closing batches (byte limit, manifest retry, marker heartbeat), admission, the
-registry that health reads, and the folder store's cross-device copy."""
+instance, closing batches (byte limit, manifest retry, marker heartbeat), admission, and the
+registry that health reads."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -21,8 +20,6 @@ from scp.batches import MARKER_REFRESH_SECONDS, AssociationBatches, Limits, Stor
 from scp.closing import BatchCloser
 from scp.registry import AssociationRegistry, AssociationState
 from scp.settings import Settings
-from scp.storage import OWNED_SUBDIR, StorageError
-from scp.storage.local import LocalStore
 from scp.storing import InstanceStorer
 from scp.telemetry import Metrics
 from tests.support.dicom_files import make_dataset, uid, write_part10
@@ -281,26 +278,3 @@ def test_admission_rejects_by_title_and_while_draining() -> None:
     assert admission.check("MR9", "SCP").reason == "calling AE title not allowed"
     admission.drain()
     assert admission.check("CT1", "SCP").reason == "draining"
-
-
-def test_the_folder_store_copies_across_file_systems(tmp_path):
-    """TEMP_DIR on another file system (tmpfs here): the instance is copied through staging,
-    fsynced and renamed into place; staging keeps nothing, and a missing file is a StorageError."""
-    temp = Path("/dev/shm") / f"scp-test-{os.getpid()}"
-    temp.mkdir(exist_ok=True)
-    if os.stat(temp).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("/dev/shm is on the same file system as the test folder")
-    try:
-        store = LocalStore(str(tmp_path / "store"), temp_dir=str(temp))
-        store.prepare()
-        received = Path(store.temp_dir) / "x.part"
-        received.write_bytes(b"instance bytes")
-        store.put_file("incoming/b/s/r/x.dcm", str(received), 14)
-        assert (tmp_path / "store/incoming/b/s/r/x.dcm").read_bytes() == b"instance bytes"
-        with pytest.raises(StorageError):
-            store.put_file("incoming/b/s/r/y.dcm", str(Path(store.temp_dir) / "gone"), 1)
-        assert [p.name for p in (tmp_path / "store" / OWNED_SUBDIR).iterdir()] == [".lock"]
-    finally:
-        import shutil
-
-        shutil.rmtree(temp, ignore_errors=True)
