@@ -119,6 +119,10 @@ def test_outcomes_per_instance_state():
         {"exception": {"exceptionType": "ValidationException", "message": "bad"}}, sets, missing
     )
     assert failed == {"importStatus": "FAILED", "reason": "ValidationException: bad"}
+    # A line with an exception fails even if it names an image set; one naming none fails too.
+    both = {"exception": {"exceptionType": "X", "message": "y"}, "imageSetId": "p" * 32}
+    assert outcome(both, sets, missing) == {"importStatus": "FAILED", "reason": "X: y"}
+    assert outcome({"isPrimary": True}, sets, missing)["importStatus"] == "FAILED"
 
 
 def state_for(bucket: str, manifest: dict, output_uri: str, status: str = "COMPLETED") -> dict:
@@ -204,6 +208,10 @@ def test_results_recorded_per_instance_as_the_guide_shapes_them(aws):
     assert documented <= set(job)
     assert job["studyDate"] == "20260102" and job["batchId"] == manifest["batchId"]
     assert job["outputS3Uri"] == folder
+    # Only what was imported as primary is tagged: the bucket's lifecycle expires only that.
+    s3 = clients.client("s3")
+    tags = [s3.get_object_tagging(Bucket=aws, Key=key)["TagSet"] for key in keys]
+    assert tags == [[{"Key": "storescp-import", "Value": "primary"}], [], [], []]
 
 
 def test_missing_manifest_is_an_error_not_an_empty_result(aws):
