@@ -106,6 +106,19 @@ def test_the_guides_examples_read_from_the_folder_get_dicom_import_job_returns(a
     assert len(found) == 5
 
 
+def test_an_input_file_named_by_its_s3_uri_is_found_by_its_key(aws):
+    """The guide's lines name the input by key; a line naming it s3://bucket/key is the same."""
+    folder = f"s3://{aws}/job/"
+    summary = {"successOutputS3Uri": folder + "SUCCESS/", "imageSetsSummary": []}
+    put(aws, "job/job-output-manifest.json", json.dumps({"jobSummary": summary}))
+    line = {"inputFile": f"s3://{aws}/incoming/b/1.dcm", "importResponse": {"imageSetId": "a"}}
+    put(aws, "job/SUCCESS/success.ndjson", json.dumps(line) + "\n")
+
+    assert read_outcomes(clients.client("s3"), folder)[1] == {
+        "incoming/b/1.dcm": {"imageSetId": "a"}
+    }
+
+
 def test_outcomes_per_instance_state():
     sets = {"p" * 32: {"imageSetId": "p" * 32, "isPrimary": True, "imageSetVersion": 3}}
     missing = "not listed"
