@@ -7,21 +7,30 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 from pydicom.uid import CTImageStorage, MRImageStorage
 
 from scp.admission import Admission
-from scp.batches import MARKER_REFRESH_SECONDS, AssociationBatches, Limits, StoredInstance
+from scp.batches import (
+    MARKER_REFRESH_SECONDS,
+    AssociationBatches,
+    Limits,
+    StoredInstance,
+    new_batch_id,
+)
 from scp.closing import BatchCloser
 from scp.registry import AssociationRegistry, AssociationState
 from scp.settings import Settings
 from scp.storing import InstanceStorer
 from scp.telemetry import Metrics
+from tests.scp.conftest import MANIFEST_SCHEMA
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.memory_store import MemoryStore
 
@@ -101,6 +110,84 @@ def test_an_open_batch_refreshes_its_marker_so_the_sweeper_leaves_it_alone(tmp_p
     clock.now += MARKER_REFRESH_SECONDS
     assert b.batch_for(STUDY, "", 10) is batch
     assert store.calls.count(marker) == 2
+
+
+def test_a_batch_fills_to_exactly_its_byte_limit_and_a_resent_instance_counts_once(tmp_path):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock, max_bytes=200)
+    first = b.batch_for(STUDY, "", 100)
+    b.record(first, instance(first.key_for("1.2", "1.3"), 100))
+    b.record(first, instance(first.key_for("1.2", "1.3"), 100))  # the same instance again
+    assert first.total_bytes == 100
+    assert b.batch_for(STUDY, "", 100) is first  # 200 bytes: full, not over
+    b.record(first, instance(first.key_for("1.2", "1.4"), 100))
+    assert b.batch_for(STUDY, "", 1) is not first
+    doc = store.document(f"batches/{first.batch_id}.json")
+    assert (doc["closeReason"], doc["instanceCount"], doc["totalBytes"]) == ("byte-limit", 2, 200)
+
+
+def test_a_batch_closes_when_it_holds_max_files_and_writes_its_manifest_once(tmp_path):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock, max_files=2)
+    batch = b.batch_for(STUDY, "", 10)
+    b.record(batch, instance(batch.key_for("1.2", "1.3"), 10))
+    assert batch.batch_id not in b.closed
+    b.record(batch, instance(batch.key_for("1.2", "1.4"), 10))
+    assert b.closed == [batch.batch_id]
+    assert store.document(f"batches/{batch.batch_id}.json")["closeReason"] == "file-limit"
+    assert store.calls.count(("put_json", f"batches/{batch.batch_id}.json")) == 1
+
+
+def test_the_open_marker_is_rewritten_once_a_minute(tmp_path):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock)
+    batch = b.batch_for(STUDY, "", 10)
+    marker = ("put_json", f"open/{batch.batch_id}.json")
+    clock.now += 60.0
+    b.batch_for(STUDY, "", 10)
+    assert store.calls.count(marker) == 1, "rewritten before a minute passed"
+    clock.now += 0.01
+    b.batch_for(STUDY, "", 10)
+    assert store.calls.count(marker) == 2, "not rewritten after a minute"
+
+
+@pytest.mark.parametrize("study_date", ["20260102", ""])
+def test_marker_and_manifest_follow_the_schema_with_the_study_date_when_known(tmp_path, study_date):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock)
+    batch = b.batch_for(STUDY, study_date, 10)
+    marker = store.document(f"open/{batch.batch_id}.json")
+    explicit_le = "1.2.840.10008.1.2.1"
+    b.record(
+        batch,
+        StoredInstance(batch.key_for("1.2", "1.3"), "1.3", "1.2", CTImageStorage, explicit_le, 10),
+    )
+    b.close_all("released")
+    manifest = store.document(f"batches/{batch.batch_id}.json")
+    jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    for doc in (marker, manifest):
+        assert doc.get("studyDate") == (study_date or None)
+        assert doc["schemaVersion"] == 1
+
+
+def test_a_marker_that_cannot_be_removed_is_left_for_the_sweeper(tmp_path, caplog):
+    store, clock = MemoryStore(tmp_path), Clock()
+    b = batches(store, clock)
+    batch = b.batch_for(STUDY, "", 10)
+    b.record(batch, instance(batch.key_for("1.2", "1.3"), 10))
+    store.fail("delete", "open/")
+    with caplog.at_level(logging.WARNING):
+        assert b.close_all("released") == [batch.batch_id]
+    assert f"batches/{batch.batch_id}.json" in store.objects
+    assert f"open/{batch.batch_id}.json" in store.objects
+    assert "open marker not removed; the sweeper removes it" in caplog.text
+
+
+def test_a_batch_id_is_a_utc_time_and_48_random_bits():
+    ids = {new_batch_id() for _ in range(100)}
+    assert len(ids) == 100
+    for batch_id in ids:
+        assert re.fullmatch(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{12}", batch_id), batch_id
 
 
 def _event(
