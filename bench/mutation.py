@@ -80,16 +80,34 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
         "the manifest's indentation: the same JSON document",
     ),
     (
+        "scp/batches.py",
+        "NumberReplacer|ReplaceBinaryOperator_Mul_Div",
+        r"max_(files|bytes): int = ",
+        "Limits' defaults: the SCP always passes BATCH_MAX_FILES and BATCH_MAX_BYTES (service.py)",
+    ),
+    (
+        "scp/batches.py",
+        "NumberReplacer",
+        r"marker_written: float = 0\.0",
+        "never read: a batch writes its marker, which sets marker_written, as it opens",
+    ),
+    (
+        "scp/batches.py",
+        "NumberReplacer",
+        r"for attempt in range\(1, CLOSE_ATTEMPTS \+ 1\):",
+        "an attempt past the last is never reached: the last returns, an earlier success breaks",
+    ),
+    (
+        "scp/batches.py|generator/template/kms.py",
+        "ReplaceTrueWithFalse",
+        r"@dataclass\(frozen=True\)",
+        "never assigned to nor hashed: frozen forbids only what no code does",
+    ),
+    (
         "lambdas/results.py",
         "NumberReplacer",
         r"ThreadPoolExecutor\(16\)",
         "the tagging pool's size: the same objects are tagged, more or fewer at once",
-    ),
-    (
-        "generator/template/kms.py",
-        "ReplaceTrueWithFalse",
-        r"@dataclass\(frozen=True\)",
-        "Key is never assigned to nor hashed: frozen forbids only what no code does",
     ),
 )
 ANNOTATION = "a type annotation, never evaluated (from __future__ import annotations)"
@@ -117,7 +135,11 @@ def equivalence(module: str, operator: str, line: str, position: tuple[int, int]
     if any(start <= position < end for start, end in spans):
         return ANNOTATION
     for where, operators, text, reason in EQUIVALENT:
-        if where == module and re.fullmatch(operators, operator) and re.search(text, line):
+        if (
+            re.fullmatch(where, module)
+            and re.fullmatch(operators, operator)
+            and re.search(text, line)
+        ):
             return reason
     return ""
 
