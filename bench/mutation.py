@@ -38,7 +38,17 @@ ASL = "lambdas/statemachine/import_workflow.asl.json"
 TARGETS: dict[str, tuple[str, ...]] = {
     "scp/storing.py": ("tests/scp/test_service.py",),
     "scp/storage/local.py": ("tests/scp/test_local_store.py", "tests/scp/test_service.py"),
-    "scp/storage/s3.py": ("tests/scp/test_s3_store.py",),
+    # In-process only: its other tests run SCP processes (about 40 s a run).
+    "scp/storage/s3.py": tuple(
+        f"tests/scp/test_s3_store.py::test_{name}"
+        for name in (
+            "the_store_writes_instances_and_documents_under_its_prefix",
+            "an_instance_at_the_threshold_goes_in_parts_of_part_size",
+            "parts_grow_so_that_an_instance_fits_in_s3s_part_count",
+            "failed_multipart_upload_is_aborted",
+            "storage_errors_name_the_object_and_a_failed_abort_is_logged",
+        )
+    ),
     "scp/slots.py": ("tests/scp/test_slots.py",),
     "scp/batches.py": ("tests/scp/test_service.py",),
     "scp/dataset_scan.py": ("tests/scp/test_dataset_scan.py",),
@@ -102,6 +112,18 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
         "ReplaceTrueWithFalse",
         r"@dataclass\(frozen=True\)",
         "never assigned to nor hashed: frozen forbids only what no code does",
+    ),
+    (
+        "scp/storage/s3.py",
+        "NumberReplacer",
+        r"max_attempts|connect_timeout|read_timeout|max_pool_connections",
+        "tuning of the boto3 client (retries, timeouts, pool): no answer or stored byte changes",
+    ),
+    (
+        "scp/storage/s3.py",
+        "NumberReplacer|ReplaceBinaryOperator_Mul_Div|ReplaceBinaryOperator_Pow_Mul",
+        r"multipart_threshold: int = 64 \* 2\*\*20",
+        "S3Store's default: the SCP always passes S3_MULTIPART_THRESHOLD (app.py, make_store)",
     ),
     (
         "lambdas/results.py",
