@@ -9,6 +9,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from scp.dataset_scan import DatasetError, scan_part10
 from tests.scp.conftest import SERIES, STUDY
@@ -101,6 +102,81 @@ def test_multi_frame_pixel_data_must_hold_every_frame(tmp_path, frames, sent, ac
     else:
         with pytest.raises(DatasetError, match=f"needs {16 * 16 * 2 * frames}$"):
             scan_part10(str(_file(tmp_path, ds)))
+
+
+def test_one_bit_pixel_data_rounds_up_to_whole_bytes(tmp_path) -> None:
+    """1 x 17 pixels of 1 bit need 3 bytes; 2 are short, 4 (3 padded to even) are enough."""
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=1, columns=17, bits=1)
+    ds.PixelData = bytes(2)
+    with pytest.raises(DatasetError, match=r"needs 3$"):
+        scan_part10(str(_file(tmp_path, ds)))
+    ds.PixelData = bytes(4)
+    assert scan_part10(str(_file(tmp_path, ds))).pixel_data_length == 4
+
+
+def _inserted_before_sop_uid(path: Path, raw: bytes) -> Path:
+    data = path.read_bytes()
+    meta_end = 144 + struct.unpack("<I", data[140:144])[0]
+    at = data.index(b"\x08\x00\x18\x00", meta_end)  # the dataset's SOP Instance UID
+    path.write_bytes(data[:at] + raw + data[at:])
+    return path
+
+
+def test_an_item_delimiter_in_the_dataset_itself_is_refused(tmp_path) -> None:
+    path = _inserted_before_sop_uid(_file(tmp_path), b"\xfe\xff\x0d\xe0\x00\x00\x00\x00")
+    with pytest.raises(DatasetError, match="unexpected item delimiter"):
+        scan_part10(str(path))
+
+
+def test_a_vr_of_two_capitals_the_standard_lacks_parses_with_a_short_length(tmp_path) -> None:
+    unknown = b"\x09\x00\x10\x10ZZ\x02\x00ab" + b"\x09\x00\x11\x10AA\x02\x00cd"
+    path = _inserted_before_sop_uid(_file(tmp_path), unknown)
+    assert scan_part10(str(path)).sop_instance_uid == uid("c")
+
+
+# (0040,A730) of 10 bytes holding (0008,0050) "ab" instead of an item.
+CONTENT_SEQUENCE = b"\x40\x00\x30\xa7"
+ELEMENT_EXPLICIT, ELEMENT_IMPLICIT = (
+    b"\x08\x00\x50\x00SH\x02\x00ab",
+    b"\x08\x00\x50\x00\x02\x00\x00\x00ab",
+)
+
+
+@pytest.mark.parametrize(
+    ("ts", "sequence"),
+    [
+        (
+            "1.2.840.10008.1.2.1",
+            CONTENT_SEQUENCE + b"SQ\x00\x00\x0a\x00\x00\x00" + ELEMENT_EXPLICIT,
+        ),
+        ("1.2.840.10008.1.2", CONTENT_SEQUENCE + b"\x0a\x00\x00\x00" + ELEMENT_IMPLICIT),
+    ],
+    ids=["explicit", "implicit"],
+)
+def test_a_defined_length_sequence_holding_no_items_is_refused(tmp_path, ts, sequence) -> None:
+    """Content Sequence (SQ by the dictionary in implicit VR) of 10 bytes holding an element,
+    not an item: a sequence is walked, not skipped, whatever its length."""
+    path = _inserted_before_sop_uid(_file(tmp_path, None, ts), sequence)
+    with pytest.raises(DatasetError, match="other than items"):
+        scan_part10(str(path))
+
+
+def test_a_file_meta_group_without_a_dataset_parses_to_no_identifiers(tmp_path) -> None:
+    """The SCP then refuses it: its SOP Instance UID is not the request's."""
+    path = _file(tmp_path)
+    data = path.read_bytes()
+    end = 144 + struct.unpack("<I", data[140:144])[0]
+    path.write_bytes(data[:end])
+    info = scan_part10(str(path))
+    assert (info.sop_instance_uid, info.pixel_data_length) == ("", None)
+
+
+def test_a_deflated_dataset_longer_than_one_read_inflates_to_its_end(tmp_path) -> None:
+    """Random pixels do not compress: the deflated stream spans several 1 MiB reads."""
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=1024, columns=1024)
+    path = _file(tmp_path, ds, DeflatedExplicitVRLittleEndian)
+    assert path.stat().st_size > 2 * 2**20 * 0.9
+    assert scan_part10(str(path)).pixel_data_length == 2 * 2**20
 
 
 @pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
