@@ -179,6 +179,42 @@ def test_a_deflated_dataset_longer_than_one_read_inflates_to_its_end(tmp_path) -
     assert scan_part10(str(path)).pixel_data_length == 2 * 2**20
 
 
+@pytest.mark.parametrize(("sent", "accepted"), [(3, True), (1, False), (0, False)])
+def test_colour_pixel_data_must_hold_every_sample(tmp_path, sent, accepted) -> None:
+    """Samples per Pixel multiplies the length too; empty pixel data holds nothing."""
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=8, columns=8, bits=8)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.PixelData = bytes(8 * 8 * sent)
+    if accepted:
+        assert scan_part10(str(_file(tmp_path, ds))).samples_per_pixel == 3
+    else:
+        with pytest.raises(DatasetError, match=r"needs 192$"):
+            scan_part10(str(_file(tmp_path, ds)))
+
+
+def test_an_implicit_vr_element_the_dictionary_lacks_parses(tmp_path) -> None:
+    private = b"\x09\x00\x10\x10\x02\x00\x00\x00ab"  # (0009,1010), 2 bytes, implicit VR
+    path = _inserted_before_sop_uid(_file(tmp_path, None, "1.2.840.10008.1.2"), private)
+    assert scan_part10(str(path)).sop_instance_uid == uid("c")
+
+
+def test_a_broken_file_meta_group_is_refused_for_what_it_is(tmp_path) -> None:
+    good = _file(tmp_path).read_bytes()
+    meta_end = 144 + struct.unpack("<I", good[140:144])[0]
+    cases = {
+        "has no group length": (132, b"\x02\x00\x01\x00"),  # another element comes first
+        "has an invalid element": (good.index(b"\x02\x00\x02\x00UI") + 6, b"\xd0\x07"),
+    }
+    for message, (at, raw) in cases.items():
+        path = tmp_path / "x.dcm"
+        path.write_bytes(good[:at] + raw + good[at + len(raw) :])
+        with pytest.raises(DatasetError, match=f"file meta information {message}"):
+            scan_part10(str(path))
+    (tmp_path / "x.dcm").write_bytes(good[: meta_end - 1])
+    with pytest.raises(DatasetError, match="file meta information is truncated"):
+        scan_part10(str(tmp_path / "x.dcm"))
+
+
 @pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
 def test_dataset_without_identifiers_parses_for_the_scp_to_refuse(tmp_path, missing) -> None:
     """The walker reports what is there; the SCP refuses it with NOT_IMPORTABLE (0xC213)."""
