@@ -73,9 +73,9 @@ EXCLUDED_OPERATORS = (
     "core/VariableReplacer",
 )
 
-# Mutants no test can kill because the program means the same: (module, operator and mutated
-# line as regular expressions, why). The score leaves them out and the report lists them apart.
-# Mutants inside a type annotation are equivalent too (`annotation_spans`).
+# Mutants no test can kill because the program means the same: (module, operator, and
+# "line => mutated line" as regular expressions; why). The score leaves them out and the report
+# lists them apart. Mutants inside a type annotation are equivalent too (`annotation_spans`).
 EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
     (
         "scp/storage/local.py",
@@ -104,7 +104,7 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
     (
         "scp/batches.py",
         "NumberReplacer",
-        r"for attempt in range\(1, CLOSE_ATTEMPTS \+ 1\):",
+        r"range\(1, CLOSE_ATTEMPTS \+ 1\): => .*CLOSE_ATTEMPTS \+ 2\)",
         "an attempt past the last is never reached: the last returns, an earlier success breaks",
     ),
     (
@@ -124,6 +124,48 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
         "NumberReplacer|ReplaceBinaryOperator_Mul_Div|ReplaceBinaryOperator_Pow_Mul",
         r"multipart_threshold: int = 64 \* 2\*\*20",
         "S3Store's default: the SCP always passes S3_MULTIPART_THRESHOLD (app.py, make_store)",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "NumberReplacer",
+        r"struct\.unpack\(.*\)\[0\]",
+        "one value unpacked: [0] and [-1] are the same",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "NumberReplacer",
+        r"CHUNK = 1 << 20 =>|buffering=65536\) as fp: =>",
+        "a read's buffer size: the same bytes are read",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "NumberReplacer",
+        r"^self\.pos = 0 =>",
+        "a constant offset: a deflated reader's positions are only compared with its own",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "NumberReplacer",
+        r"self\._fill\(1\) => .*_fill\( ?2\)",
+        "asks for one byte more: the buffer is empty after filling either way, or not",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "ReplaceComparisonOperator_Gt_GtE",
+        r"^if pos > end:",
+        "pos == end has returned on the line above: > and >= agree",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "NumberReplacer",
+        r"^(rows|columns|bits_allocated): int = 0 => .*= -1$",
+        "a geometry value the dataset lacks: 0 and -1 both make the expected length 0 or less",
+    ),
+    (
+        "scp/dataset_scan.py",
+        "NumberReplacer",
+        r"if self\.implicit and group != 0xFFFE:",
+        "an item or delimiter's VR is never read: its tag decides what the walker does",
     ),
     (
         "lambdas/results.py",
@@ -152,15 +194,15 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
     return spans
 
 
-def equivalence(module: str, operator: str, line: str, position: tuple[int, int], spans) -> str:
-    """Why this mutant is equivalent, or ''."""
+def equivalence(module: str, operator: str, change: str, position: tuple[int, int], spans) -> str:
+    """Why this mutant ("line => mutated line" at position) is equivalent, or ''."""
     if any(start <= position < end for start, end in spans):
         return ANNOTATION
     for where, operators, text, reason in EQUIVALENT:
         if (
             re.fullmatch(where, module)
             and re.fullmatch(operators, operator)
-            and re.search(text, line)
+            and re.search(text, change)
         ):
             return reason
     return ""
@@ -289,13 +331,17 @@ def cosmic_ray_mutants(module: str, pairs: list[dict], source: str) -> Iterator[
         line, column = spec["start_pos"]
         operator = spec["operator_name"].removeprefix("core/")
         text = lines[line - 1].strip()
+        diff = result.get("diff") or ""
+        added = [d[1:].strip() for d in diff.splitlines() if re.match(r"\+[^+]", d)]
         survived = result.get("test_outcome") == "survived"
         yield Mutant(
             f"{module}:{line}",
             operator,
             text,
-            (result.get("diff") or "survived") if survived else "",
-            equivalence(module, operator, text, (line, column), spans),
+            (diff or "survived") if survived else "",
+            equivalence(
+                module, operator, f"{text} => {added[0] if added else ''}", (line, column), spans
+            ),
         )
 
 
