@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,63 @@ def test_a_broken_file_meta_group_is_refused_for_what_it_is(tmp_path) -> None:
     (tmp_path / "x.dcm").write_bytes(good[: meta_end - 1])
     with pytest.raises(DatasetError, match="file meta information is truncated"):
         scan_part10(str(tmp_path / "x.dcm"))
+
+
+def test_a_missing_geometry_value_leaves_the_pixel_data_unchecked_but_samples_default_to_1(
+    tmp_path,
+) -> None:
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=8, columns=8, bits=8)
+    del ds.BitsAllocated
+    ds[0x7FE00010] = raw_element(0x7FE00010, "OB", bytes(2))  # short, but against what?
+    assert scan_part10(str(_file(tmp_path, ds))).pixel_data_length == 2
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=8, columns=8, bits=8)
+    del ds.SamplesPerPixel
+    assert scan_part10(str(_file(tmp_path, ds))).samples_per_pixel == 1
+    ds.PixelData = bytes(32)
+    with pytest.raises(DatasetError, match=r"needs 64$"):
+        scan_part10(str(_file(tmp_path, ds)))
+
+
+@pytest.mark.parametrize(("length", "accepted"), [(1024, True), (1025, False)])
+def test_a_wanted_value_may_be_1024_bytes_long_and_no_longer(tmp_path, length, accepted) -> None:
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"))
+    del ds.StudyDate
+    date = b"\x08\x00\x20\x00DA" + struct.pack("<H", length) + b"2" * length  # odd: as sent
+    path = _inserted_before_sop_uid(_file(tmp_path, ds), date)
+    if accepted:
+        assert scan_part10(str(path)).study_date == "2" * length
+    else:
+        with pytest.raises(DatasetError, match=f"study_date is {length} bytes long"):
+            scan_part10(str(path))
+
+
+def test_an_odd_one_byte_element_is_skipped_in_a_deflated_dataset(tmp_path) -> None:
+    """Odd lengths break the standard but real devices send them (the SCP stores as received)."""
+    odd = b"\x09\x00\x10\x10LO\x01\x00X"  # (0009,1010) LO of 1 byte
+    plain = _inserted_before_sop_uid(_file(tmp_path), odd).read_bytes()
+    dataset = plain[144 + struct.unpack("<I", plain[140:144])[0] :]
+    deflated = _file(tmp_path, None, DeflatedExplicitVRLittleEndian).read_bytes()
+    meta_end = 144 + struct.unpack("<I", deflated[140:144])[0]
+    deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    path = tmp_path / "x.dcm"
+    path.write_bytes(deflated[:meta_end] + deflate.compress(dataset) + deflate.flush())
+    assert scan_part10(str(path)).sop_instance_uid == uid("c")
+
+
+def test_a_file_without_the_dicm_prefix_is_refused_as_not_part10(tmp_path) -> None:
+    path = tmp_path / "x.dcm"
+    path.write_bytes(bytes(128) + b"DICX" + bytes(200))
+    with pytest.raises(DatasetError, match="not a Part 10 file"):
+        scan_part10(str(path))
+
+
+def test_encapsulated_pixel_data_holding_an_element_is_refused(instances, tmp_path) -> None:
+    data = instances["j2k"].read_bytes()
+    at = data.index(b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff") + 12
+    path = tmp_path / "x.dcm"
+    path.write_bytes(data[:at] + b"\x08\x00\x50\x00SH\x02\x00ab" + data[at:])
+    with pytest.raises(DatasetError, match="other than fragments"):
+        scan_part10(str(path))
 
 
 @pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
