@@ -151,6 +151,12 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
     ),
     (
         "scp/dataset_scan.py",
+        "ReplaceComparisonOperator_Lt_LtE",
+        r"while len\(self\.buf\) < n and not self\.eof:",
+        "inflates at most one chunk ahead: the same bytes come out",
+    ),
+    (
+        "scp/dataset_scan.py",
         "ReplaceComparisonOperator_Gt_GtE",
         r"^if pos > end:",
         "pos == end has returned on the line above: > and >= agree",
