@@ -273,6 +273,59 @@ def test_encapsulated_pixel_data_holding_an_element_is_refused(instances, tmp_pa
         scan_part10(str(path))
 
 
+@pytest.mark.parametrize("vr", [b"@A", b"A@", b"[A", b"A["])
+def test_a_vr_that_is_not_two_capitals_is_refused(tmp_path, vr) -> None:
+    path = _inserted_before_sop_uid(_file(tmp_path), b"\x09\x00\x10\x10" + vr + b"\x02\x00ab")
+    with pytest.raises(DatasetError, match="invalid VR"):
+        scan_part10(str(path))
+
+
+def test_undefined_length_items_end_at_their_delimiter(tmp_path) -> None:
+    items = (
+        CONTENT_SEQUENCE
+        + b"SQ\x00\x00\xff\xff\xff\xff"  # undefined length
+        + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"  # an item of undefined length
+        + ELEMENT_EXPLICIT
+        + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"  # its delimiter
+        + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # the sequence's
+    )
+    path = _inserted_before_sop_uid(_file(tmp_path), items)
+    assert scan_part10(str(path)).sop_instance_uid == uid("c")
+
+
+def test_what_follows_the_pixel_data_is_walked_too(tmp_path) -> None:
+    path = _file(tmp_path)
+    padding = b"\xfc\xff\xfc\xffOB\x00\x00" + struct.pack("<I", 100) + bytes(10)
+    path.write_bytes(path.read_bytes() + padding)  # Data Set Trailing Padding that lies
+    with pytest.raises(DatasetError, match="runs past the end"):
+        scan_part10(str(path))
+
+
+def test_encapsulated_pixel_data_is_reported_as_length_minus_one(instances) -> None:
+    assert scan_part10(str(instances["j2k"])).pixel_data_length == -1
+
+
+def test_zero_frames_count_as_one_and_a_missing_column_count_leaves_it_unchecked(tmp_path):
+    ds = make_dataset(study=uid("a"), series=uid("b"), sop=uid("c"), rows=8, columns=8, bits=8)
+    ds.NumberOfFrames = 0
+    ds.PixelData = b""
+    with pytest.raises(DatasetError, match=r"needs 64$"):
+        scan_part10(str(_file(tmp_path, ds)))
+    del ds.NumberOfFrames, ds.Columns
+    assert scan_part10(str(_file(tmp_path, ds))).pixel_data_length == 0
+
+
+def test_a_file_meta_element_of_1024_bytes_is_accepted(tmp_path) -> None:
+    good = _file(tmp_path).read_bytes()
+    length = struct.unpack("<I", good[140:144])[0]
+    extra = b"\x02\x00\x00\x01UI\x00\x04" + b"1" * 1024  # (0002,0100) of 1024 bytes
+    meta_end = 144 + length
+    data = good[:140] + struct.pack("<I", length + len(extra)) + good[144:meta_end]
+    path = tmp_path / "x.dcm"
+    path.write_bytes(data + extra + good[meta_end:])
+    assert scan_part10(str(path)).sop_instance_uid == uid("c")
+
+
 @pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID"])
 def test_dataset_without_identifiers_parses_for_the_scp_to_refuse(tmp_path, missing) -> None:
     """The walker reports what is there; the SCP refuses it with NOT_IMPORTABLE (0xC213)."""
