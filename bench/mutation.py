@@ -169,8 +169,8 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
     ),
     (
         "scp/dataset_scan.py",
-        "NumberReplacer",
-        r"if self\.implicit and group != 0xFFFE:",
+        "NumberReplacer|ReplaceAndWithOr",
+        r"if self\.implicit and group != 0xFFFE: => .*(65535|65533|self\.implicit or group)",
         "an item or delimiter's VR is never read: its tag decides what the walker does",
     ),
     (
