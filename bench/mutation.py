@@ -84,12 +84,6 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
         "the copy's buffer size: every length copies the same bytes (0 is shutil's default)",
     ),
     (
-        "scp/storage/local.py",
-        "NumberReplacer",
-        r"json\.dumps\(document, indent=1\)",
-        "the manifest's indentation: the same JSON document",
-    ),
-    (
         "scp/batches.py",
         "NumberReplacer|ReplaceBinaryOperator_Mul_Div",
         r"max_(files|bytes): int = ",
@@ -172,6 +166,24 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
         "NumberReplacer|ReplaceAndWithOr",
         r"if self\.implicit and group != 0xFFFE: => .*(65535|65533|self\.implicit or group)",
         "an item or delimiter's VR is never read: its tag decides what the walker does",
+    ),
+    (
+        "scp/storage/s3.py",
+        "ReplaceBinaryOperator_Mul_Div",
+        r"^\*, => /,$",
+        "every caller passes bucket and prefix by position and the rest by name: * and / agree",
+    ),
+    (
+        "scp/storage/s3.py",
+        "NumberReplacer",
+        r"^port: int = 0,",
+        "S3Store's default: the SCP always passes its port (app.py, make_store)",
+    ),
+    (
+        "scp/storage/(s3|local)\\.py",
+        "NumberReplacer",
+        r"json\.dumps\(document, indent=1\)",
+        "the manifest's indentation: the same JSON document",
     ),
     (
         "lambdas/results.py",

@@ -114,13 +114,14 @@ def test_the_store_writes_instances_and_documents_under_its_prefix(moto, tmp_pat
     assert objects(s3, "layout") == {"site/incoming/x/a.dcm": 8}
 
 
-def uploaded_parts(store: S3Store) -> list[int]:
-    """The size of each UploadPart the store's client sends, in order."""
-    sizes: list[int] = []
+def uploaded_parts(store: S3Store) -> list[tuple[int, int]]:
+    """(part number, size) of each UploadPart the store's client sends, in order."""
+    sent: list[tuple[int, int]] = []
     store.client.meta.events.register(
-        "provide-client-params.s3.UploadPart", lambda params, **_: sizes.append(len(params["Body"]))
+        "provide-client-params.s3.UploadPart",
+        lambda params, **_: sent.append((params["PartNumber"], len(params["Body"]))),
     )
-    return sizes
+    return sent
 
 
 def test_an_instance_at_the_threshold_goes_in_parts_of_part_size(moto, tmp_path):
@@ -132,7 +133,7 @@ def test_an_instance_at_the_threshold_goes_in_parts_of_part_size(moto, tmp_path)
 
     store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
 
-    assert sizes == [8 * 2**20, 2**20]
+    assert sizes == [(1, 8 * 2**20), (2, 2**20)]  # S3 numbers parts from 1
     assert s3.get_object(Bucket="parts", Key="incoming/x/a.dcm")["Body"].read() == (
         src.read_bytes()
     )
@@ -151,7 +152,7 @@ def test_parts_grow_so_that_an_instance_fits_in_s3s_part_count(moto, tmp_path, m
 
     store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
 
-    assert sizes == [10 * 2**20 + 1, 10 * 2**20]
+    assert sizes == [(1, 10 * 2**20 + 1), (2, 10 * 2**20)]
 
 
 def test_storage_errors_name_the_object_and_a_failed_abort_is_logged(moto, tmp_path, caplog):
