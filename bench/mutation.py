@@ -303,8 +303,38 @@ def tool(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def cosmic_ray(module: str, tests: tuple[str, ...], work: Path, timeout: float) -> list[dict]:
-    """Run cosmic-ray over one module; its session's (work item, result) pairs."""
+PREVIOUSLY_KILLED = "killed in the run given to --survivors-of; not run again"
+
+
+def previous_survivors(path: Path, module: str) -> set[tuple[int, str]]:
+    """(line, operator) of every mutant of `module` a previous run's results did not kill."""
+    result = json.loads(path.read_text()).get(module, {})
+    unkilled = result.get("survivors", []) + result.get("equivalent", [])
+    return {(int(m["where"].rsplit(":", 1)[1]), m["operator"]) for m in unkilled}
+
+
+def keep_only(session: Path, rerun: set[tuple[int, str]]) -> None:
+    """Mark every pending mutant whose (line, operator) is not in `rerun` as killed before."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (spec,) = item.mutations
+            if (spec.start_pos[0], spec.operator_name.removeprefix("core/")) not in rerun:
+                skipped = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=PREVIOUSLY_KILLED)
+                db.set_result(item.job_id, skipped)
+
+
+def cosmic_ray(
+    module: str,
+    tests: tuple[str, ...],
+    work: Path,
+    timeout: float,
+    rerun: set[tuple[int, str]] | None = None,
+) -> list[dict]:
+    """Run cosmic-ray over one module (only the mutants in `rerun`, when given); its session's
+    (work item, result) pairs."""
     import shlex
 
     config = work / ".mutation.toml"
@@ -325,9 +355,12 @@ def cosmic_ray(module: str, tests: tuple[str, ...], work: Path, timeout: float) 
     for argv in (
         [tool("cosmic-ray"), "init", str(config), str(session), "--force"],
         [tool("cr-filter-operators"), str(session), str(config)],
-        [tool("cosmic-ray"), "exec", str(config), str(session)],
     ):
         subprocess.run(argv, cwd=work, env=env, check=True, capture_output=True)
+    if rerun is not None:
+        keep_only(session, rerun)
+    exec_argv = [tool("cosmic-ray"), "exec", str(config), str(session)]
+    subprocess.run(exec_argv, cwd=work, env=env, check=True, capture_output=True)
     dump = subprocess.run(
         [tool("cosmic-ray"), "dump", str(session)],
         cwd=work,
@@ -344,6 +377,11 @@ def cosmic_ray_mutants(module: str, pairs: list[dict], source: str) -> Iterator[
     lines, spans = source.splitlines(), annotation_spans(source)
     for item, result in pairs:
         if result is None or result.get("worker_outcome") == "skipped":
+            if result and result.get("output") == PREVIOUSLY_KILLED:
+                (spec,) = item["mutations"]
+                line = spec["start_pos"][0]
+                operator = spec["operator_name"].removeprefix("core/")
+                yield Mutant(f"{module}:{line}", operator, lines[line - 1].strip())
             continue
         (spec,) = item["mutations"]
         line, column = spec["start_pos"]
@@ -400,9 +438,14 @@ def run_asl(tests: tuple[str, ...], work: Path, timeout: float) -> Iterator[Muta
 
 
 def mutate(
-    module: str, tree: Path, keep: bool = False, tests: tuple[str, ...] = ()
+    module: str,
+    tree: Path,
+    keep: bool = False,
+    tests: tuple[str, ...] = (),
+    survivors_of: Path | None = None,
 ) -> ModuleResult:
-    """Mutate one module of `tree` in a scratch copy, against `tests` or TARGETS[module]."""
+    """Mutate one module of `tree` in a scratch copy, against `tests` or TARGETS[module]; with
+    `survivors_of`, run only what that earlier results file did not see killed."""
     tests = tests or TARGETS[module]
     result = ModuleResult(module, tests)
     started = time.monotonic()
@@ -422,7 +465,8 @@ def mutate(
         if module == ASL:
             mutants = list(run_asl(tests, work, timeout))
         else:
-            pairs = cosmic_ray(module, tests, work, timeout)
+            rerun = previous_survivors(survivors_of, module) if survivors_of else None
+            pairs = cosmic_ray(module, tests, work, timeout, rerun)
             mutants = list(cosmic_ray_mutants(module, pairs, (work / module).read_text()))
         for mutant in (m for m in mutants if m.diff):  # the killed ones need no reason
             (result.equivalent if mutant.equivalent else result.survivors).append(mutant)
@@ -470,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, default=REPO, help="checkout to mutate a copy of")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy")
     parser.add_argument("--tests", nargs="+", default=(), help="other tests than TARGETS'")
+    parser.add_argument(
+        "--survivors-of",
+        type=Path,
+        help="a results file of an earlier run (its tests since only grew): run again only the "
+        "mutants it did not see killed, and count the others killed",
+    )
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TARGETS]
     if unknown:
@@ -477,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for module in args.modules or TARGETS:
         print(f"mutating {module} ...", flush=True)
-        results.append(mutate(module, args.tree.resolve(), args.keep, tuple(args.tests)))
+        results.append(
+            mutate(module, args.tree.resolve(), args.keep, tuple(args.tests), args.survivors_of)
+        )
         print(report(results[-1]), flush=True)
     save(results)
     survivors = sum(len(r.survivors) for r in results)
