@@ -122,7 +122,7 @@ EQUIVALENT: tuple[tuple[str, str, str, str], ...] = (
     (
         "scp/dataset_scan.py",
         "NumberReplacer",
-        r"struct\.unpack\(.*\)\[0\]",
+        r"struct\.unpack\(.*\)\[0\].* => .*\)\[ ?-1\]",
         "one value unpacked: [0] and [-1] are the same",
     ),
     (
