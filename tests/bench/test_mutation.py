@@ -1,23 +1,20 @@
-"""`make mutate`'s own parts (bench/mutation.py), without running a mutation: its mapping names
-files that exist, its equivalent mutants name lines that exist, and its two mutators."""
+"""`make mutate`'s own parts (bench/mutation.py and mutation_targets.py), without running a
+mutation: its mapping names files that exist, its equivalent mutants name lines that exist, and
+its two mutators."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from bench.mutation import (
+from bench.mutation import REPO, ModuleResult, Mutant, asl_mutants, report
+from bench.mutation_targets import (
     ANNOTATION,
     ASL,
     EQUIVALENT,
-    REPO,
     TARGETS,
-    ModuleResult,
-    Mutant,
     annotation_spans,
-    asl_mutants,
     equivalence,
-    report,
 )
 
 
