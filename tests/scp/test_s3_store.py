@@ -94,24 +94,26 @@ def test_failed_multipart_upload_is_aborted(moto, tmp_path):
 
 
 def test_the_store_writes_instances_and_documents_under_its_prefix(moto, tmp_path):
-    s3 = make_bucket(moto, "layout")
-    store = S3Store("layout", "/site/", endpoint_url=moto.endpoint, temp_dir=str(tmp_path), port=7)
-    assert (store.prefix, str(store)) == ("site/", "s3://layout/site/")
+    s3 = make_bucket(moto, "prefixed")
+    store = S3Store(
+        "prefixed", "/site/", endpoint_url=moto.endpoint, temp_dir=str(tmp_path), port=7
+    )
+    assert (store.prefix, str(store)) == ("site/", "s3://prefixed/site/")
     assert store.temp_dir == str(tmp_path / ".storescp-tmp-7")
-    assert S3Store("layout", "//").prefix == S3Store("layout").prefix == ""
+    assert S3Store("prefixed", "//").prefix == S3Store("prefixed").prefix == ""
     src = tmp_path / "a"
     src.write_bytes(b"instance")
 
     store.put_file("incoming/x/a.dcm", str(src), 8)
     store.put_json("batches/b.json", {"batchId": "b"})
 
-    dicom = s3.get_object(Bucket="layout", Key="site/incoming/x/a.dcm")
+    dicom = s3.get_object(Bucket="prefixed", Key="site/incoming/x/a.dcm")
     assert (dicom["Body"].read(), dicom["ContentType"]) == (b"instance", "application/dicom")
-    manifest = s3.get_object(Bucket="layout", Key="site/batches/b.json")
+    manifest = s3.get_object(Bucket="prefixed", Key="site/batches/b.json")
     assert json.loads(manifest["Body"].read()) == {"batchId": "b"}
     assert manifest["ContentType"] == "application/json"
     store.delete("batches/b.json")
-    assert objects(s3, "layout") == {"site/incoming/x/a.dcm": 8}
+    assert objects(s3, "prefixed") == {"site/incoming/x/a.dcm": 8}
 
 
 def uploaded_parts(store: S3Store) -> list[tuple[int, int]]:
