@@ -80,8 +80,8 @@ def test_s3_server_stopped_mid_run_and_restarted(start_scp, tmp_path: Path):
         deadline = time.monotonic() + 30  # a loaded machine answers slower: see two at least
         while len(sender.statuses) < outage_started + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
+        during_outage = dict(list(sender.statuses.items())[outage_started:])  # S3 still down
         with moto_server(moto.port) as again:
-            during_outage = dict(list(sender.statuses.items())[outage_started:])
             sender.wait_for_acks(len(sender.acked) + 5)
             sender.finish()
             stored = s3_objects(again.client("s3"), BUCKET)
