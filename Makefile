@@ -16,7 +16,7 @@ APT_PACKAGES := dcmtk orthanc orthanc-dicomweb graphviz buildah podman runc skop
 # builds it on a registry image instead of the Debian base made from packages.
 IMAGE ?= 1
 
-.PHONY: help deps system-deps test lint release publish lock snapshot docs run demo bench fargate-sizing reliability
+.PHONY: help deps system-deps test lint release publish lock snapshot docs run demo bench fargate-sizing reliability mutate
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ system-deps: ## Install the Debian packages the tests, the release and the image
 		$(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
 			$(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
+
+MUTATION_STAMP := $(VENV)/.mutation-installed
+$(MUTATION_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[mutation]'
+	touch $@
 
 CHECKOV := $(VENV)/checkov/bin/checkov
 $(CHECKOV): $(STAMP)  # checkov pins conflict with moto/boto3: it gets its own virtualenv
@@ -82,3 +87,6 @@ fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-
 
 reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, faults
 	RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -q -o timeout=1200
+
+mutate: deps $(MUTATION_STAMP) ## Mutation testing of the modules that keep our promises, one by one (MODULES="scp/slots.py ..." for some); prints the survivors
+	$(PY) -m bench.mutation $(MODULES)

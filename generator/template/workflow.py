@@ -168,7 +168,8 @@ def _function_statements(
         "record_failure": [read_manifests, s3_read_key, write_table, table_key],
         "sweeper": [
             allow(["s3:ListBucket"], [GetAtt(dicom, "Arn")]),
-            allow(["s3:GetObject"], [arn(dicom, "/*")]),
+            # It reads open markers only (lambdas/sweep.py); instances are listed, never read.
+            allow(["s3:GetObject"], [arn(dicom, "/open/*")]),
             allow(["s3:PutObject"], [arn(dicom, f"/{BATCHES_PREFIX}*")]),
             allow(["s3:DeleteObject"], [arn(dicom, f"/{OPEN_PREFIX}*")]),
             key.via("s3", ["kms:Decrypt", "kms:GenerateDataKey"]),

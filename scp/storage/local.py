@@ -83,7 +83,7 @@ class LocalStore:
             raise StorageError(f"cannot store {key}: {exc.strerror}") from None
 
     def put_json(self, key: str, document: dict[str, Any]) -> None:
-        dest = self._path(key)
+        dest, tmp = self._path(key), ""
         try:
             self._makedirs(os.path.dirname(dest))
             fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".json")
@@ -94,6 +94,9 @@ class LocalStore:
             os.replace(tmp, dest)
             _fsync_path(os.path.dirname(dest))
         except OSError as exc:
+            if tmp:  # a failed write leaves nothing in staging (each retry would add a file)
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
             raise StorageError(f"cannot store {key}: {exc.strerror}") from None
 
     def delete(self, key: str) -> None:

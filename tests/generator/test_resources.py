@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from generator.template.inline import HANDLER, ZIP_FILE_LIMIT, inline_source, zipped_size
+from generator.template.service import ecr_repository_arn
 from generator.template.workflow import logical_name
 from tests.generator.contract import CONTRACTS, FUNCTIONS, scp_environment
 
@@ -359,6 +360,203 @@ def test_wildcard_resources_only_where_aws_allows_nothing_else(resources):
             if "*" in s["Resource"]:
                 assert set(s["Action"]) <= WILDCARD_ONLY, (name, s["Action"])
             assert all(not a.endswith(":*") for a in s["Action"]), (name, s["Action"])
+
+
+# Least privilege, grant by grant: role -> "action resource [if condition]". X is X's ARN, X/path
+# is "${X.Arn}/path", A | B is Fn::If's two branches. A grant added, widened (open/* -> /*) or
+# left without its condition fails here; change the table only with the reason in review.
+STACK_KEY_VIA = "EncryptionKey | KmsKeyArn if kms:ViaService="
+XRAY = {"xray:PutTelemetryRecords *", "xray:PutTraceSegments *"}
+DATASTORE = (
+    "Datastore.DatastoreArn{0} | "
+    "arn:${{AWS::Partition}}:medical-imaging:${{AWS::Region}}:${{AWS::AccountId}}:datastore/${{Id}}{0}"
+)
+
+
+def function_role(log_group: str, *grants: str) -> set[str]:
+    """A function role: its own log group, X-Ray, and `grants`."""
+    return {f"logs:CreateLogStream {log_group}", f"logs:PutLogEvents {log_group}", *grants}
+
+
+def via(service: str, *actions: str) -> set[str]:
+    """The stack's key, used through one service only."""
+    condition = f"{STACK_KEY_VIA}{service}.${{AWS::Region}}.amazonaws.com"
+    return {f"{action} {condition}" for action in actions}
+
+
+LEAST_PRIVILEGE: dict[str, set[str]] = {
+    "TriggerFunctionRole": function_role(
+        "TriggerLogGroup",
+        *XRAY,
+        "s3:GetObject DicomBucket/batches/*",
+        "sqs:ChangeMessageVisibility ImportQueue",
+        "sqs:DeleteMessage ImportQueue",
+        "sqs:GetQueueAttributes ImportQueue",
+        "sqs:ReceiveMessage ImportQueue",
+        "states:StartExecution ImportStateMachine",
+        *via("s3", "kms:Decrypt"),
+        *via("sqs", "kms:Decrypt"),
+    ),
+    "RecordResultsFunctionRole": function_role(
+        "RecordResultsLogGroup",
+        *XRAY,
+        "s3:GetObject DicomBucket/batches/*",
+        "s3:GetObject ResultsBucket/*",
+        # Imported objects are copied onto themselves, so retention counts from the import.
+        "s3:GetObject DicomBucket/incoming/*",
+        "s3:PutObject DicomBucket/incoming/*",
+        "s3:PutObjectTagging DicomBucket/incoming/*",
+        "dynamodb:BatchWriteItem DicomImportJobTable",
+        "dynamodb:PutItem DicomImportJobTable",
+        *via("s3", "kms:Decrypt", "kms:GenerateDataKey"),
+        *via("dynamodb", "kms:Decrypt", "kms:GenerateDataKey"),
+    ),
+    "RecordFailureFunctionRole": function_role(
+        "RecordFailureLogGroup",
+        *XRAY,
+        "s3:GetObject DicomBucket/batches/*",
+        "dynamodb:BatchWriteItem DicomImportJobTable",
+        "dynamodb:PutItem DicomImportJobTable",
+        *via("s3", "kms:Decrypt"),
+        *via("dynamodb", "kms:Decrypt", "kms:GenerateDataKey"),
+    ),
+    "SweeperFunctionRole": function_role(
+        "SweeperLogGroup",
+        *XRAY,
+        "s3:ListBucket DicomBucket",
+        "s3:GetObject DicomBucket/open/*",
+        "s3:PutObject DicomBucket/batches/*",
+        "s3:DeleteObject DicomBucket/open/*",
+        *via("s3", "kms:Decrypt", "kms:GenerateDataKey"),
+    ),
+    "RouteTablesFunctionRole": function_role(
+        "RouteTablesLogGroup",
+        "ec2:DescribePrefixLists *",
+        "ec2:DescribeRouteTables *",
+        "ec2:DescribeSubnets *",
+        "ec2:DescribeVpcEndpoints *",
+    ),
+    "StateMachineRole": {
+        "lambda:InvokeFunction RecordFailureFunction",
+        "lambda:InvokeFunction RecordResultsFunction",
+        *(
+            f"medical-imaging:{action} {DATASTORE.format(suffix)}"
+            for action in ("GetDICOMImportJob", "StartDICOMImportJob")
+            for suffix in ("", "/*")
+        ),
+        "iam:PassRole DataAccessRole if iam:PassedToService=medical-imaging.amazonaws.com",
+        *via("medical-imaging", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"),
+        # RecordSubmitted: the job item written as the import starts.
+        "dynamodb:PutItem DicomImportJobTable",
+        *via("dynamodb", "kms:Decrypt", "kms:GenerateDataKey"),
+        *(f"{action} *" for action in WILDCARD_ONLY if action.startswith(("logs:", "xray:"))),
+    },
+    "DataAccessRole": {
+        "s3:ListBucket DicomBucket",
+        "s3:ListBucket ResultsBucket",
+        "s3:GetObject DicomBucket/incoming/*",
+        "s3:PutObject ResultsBucket/*",
+        *via("s3", "kms:Decrypt", "kms:GenerateDataKey"),
+    },
+    "TaskRole": {
+        "s3:PutObject DicomBucket/*",
+        "s3:AbortMultipartUpload DicomBucket/*",
+        "s3:DeleteObject DicomBucket/open/*",
+        "aws-marketplace:RegisterUsage *",
+        *via("s3", "kms:Decrypt", "kms:GenerateDataKey"),
+        # Direct stores (StoreDICOM, the primary check) and their job-table items.
+        *(
+            f"medical-imaging:{action} {DATASTORE.format(suffix)}"
+            for action in ("StoreDICOM", "SearchDICOMInstances")
+            for suffix in ("", "/*")
+        ),
+        *via("medical-imaging", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"),
+        "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=DIRECT#*",
+        # Storage commitment: instance states by SOP Instance UID, its own transactions.
+        "dynamodb:Query DicomImportJobTable/index/sopInstanceUID-index",
+        "dynamodb:Query DicomImportJobTable/index/pendingCommitment-index",
+        *(
+            f"dynamodb:{action} DicomImportJobTable if dynamodb:LeadingKeys=COMMITMENT#*"
+            for action in ("GetItem", "PutItem", "UpdateItem")
+        ),
+        *via("dynamodb", "kms:Decrypt", "kms:GenerateDataKey"),
+    },
+    "TaskExecutionRole": {
+        "ecr:GetAuthorizationToken *",
+        "ecr:BatchCheckLayerAvailability MarketplaceRepository",
+        "ecr:BatchGetImage MarketplaceRepository",
+        "ecr:GetDownloadUrlForLayer MarketplaceRepository",
+        "logs:CreateLogStream PacsServerTaskDefPacsContainerLogGroup",
+        "logs:PutLogEvents PacsServerTaskDefPacsContainerLogGroup",
+    },
+}
+
+
+def short(value: Any, names: dict[str, str]) -> str:
+    """A policy value as LEAST_PRIVILEGE writes it; `names` shortens literal ARNs."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list):
+        return " | ".join(short(v, names) for v in value)
+    ((function, argument),) = value.items()
+    if function == "Fn::GetAtt":
+        return argument[0] if argument[1] == "Arn" else ".".join(argument)
+    if function == "Ref":
+        return argument
+    if function == "Fn::If":
+        return " | ".join(short(branch, names) for branch in argument[1:])
+    assert function == "Fn::Sub", value
+    text = argument if isinstance(argument, str) else argument[0]
+    match = re.fullmatch(r"\$\{(\w+)\.(\w+)\}(.*)", text)  # ${X.Attribute}/path
+    if not match:
+        return short(text, names)
+    return (match[1] if match[2] == "Arn" else f"{match[1]}.{match[2]}") + match[3]
+
+
+def grants(statements: list[dict[str, Any]], names: dict[str, str]) -> set[str]:
+    """Each (action, resource) an Allow statement grants, with its condition."""
+    granted = set()
+    for s in statements:
+        assert s["Effect"] == "Allow", s
+        condition = ", ".join(
+            f"{key}={short(value, names)}"
+            for test in s.get("Condition", {}).values()
+            for key, value in test.items()
+        )
+        for action in s["Action"]:
+            for resource in s["Resource"]:
+                granted.add(
+                    f"{action} {short(resource, names)}" + (f" if {condition}" * bool(condition))
+                )
+    return granted
+
+
+# Roles that exist only under a template Condition.
+ROLE_CONDITIONS = {"RouteTablesFunctionRole": "CreateS3Endpoint"}
+
+
+def test_every_role_grants_exactly_its_least_privilege_table(resources, spec):
+    names = {ecr_repository_arn(spec).to_dict()["Fn::Sub"]: "MarketplaceRepository"}
+    roles = of_type(resources, "AWS::IAM::Role")
+    assert set(roles) == set(LEAST_PRIVILEGE), "a role without a table row, or a row without a role"
+    for name in roles:
+        assert resources[name].get("Condition") == ROLE_CONDITIONS.get(name), name
+        assert "ManagedPolicyArns" not in resources[name]["Properties"], name
+        granted = grants(statements(resources, name), names)
+        assert granted - LEAST_PRIVILEGE[name] == set(), f"{name} grants more than its table"
+        assert LEAST_PRIVILEGE[name] - granted == set(), f"{name} lost a grant it needs"
+
+
+def test_the_import_queue_accepts_only_tls(resources):
+    (deny,) = [
+        s
+        for s in resources["ImportQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny"
+    ]
+    assert deny["Principal"] == "*" and deny["Action"] in ("sqs:*", ["sqs:*"])
+    assert deny["Resource"] == [{"Fn::GetAtt": ["ImportQueue", "Arn"]}]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert resources["ImportQueuePolicy"]["Properties"]["Queues"] == [{"Ref": "ImportQueue"}]
 
 
 # --- monitoring and outputs --------------------------------------------------------------------

@@ -106,6 +106,19 @@ def test_the_guides_examples_read_from_the_folder_get_dicom_import_job_returns(a
     assert len(found) == 5
 
 
+def test_an_input_file_named_by_its_s3_uri_is_found_by_its_key(aws):
+    """The guide's lines name the input by key; a line naming it s3://bucket/key is the same."""
+    folder = f"s3://{aws}/job/"
+    summary = {"successOutputS3Uri": folder + "SUCCESS/", "imageSetsSummary": []}
+    put(aws, "job/job-output-manifest.json", json.dumps({"jobSummary": summary}))
+    line = {"inputFile": f"s3://{aws}/incoming/b/1.dcm", "importResponse": {"imageSetId": "a"}}
+    put(aws, "job/SUCCESS/success.ndjson", json.dumps(line) + "\n")
+
+    assert read_outcomes(clients.client("s3"), folder)[1] == {
+        "incoming/b/1.dcm": {"imageSetId": "a"}
+    }
+
+
 def test_outcomes_per_instance_state():
     sets = {"p" * 32: {"imageSetId": "p" * 32, "isPrimary": True, "imageSetVersion": 3}}
     missing = "not listed"
@@ -119,6 +132,10 @@ def test_outcomes_per_instance_state():
         {"exception": {"exceptionType": "ValidationException", "message": "bad"}}, sets, missing
     )
     assert failed == {"importStatus": "FAILED", "reason": "ValidationException: bad"}
+    # A line with an exception fails even if it names an image set; one naming none fails too.
+    both = {"exception": {"exceptionType": "X", "message": "y"}, "imageSetId": "p" * 32}
+    assert outcome(both, sets, missing) == {"importStatus": "FAILED", "reason": "X: y"}
+    assert outcome({"isPrimary": True}, sets, missing)["importStatus"] == "FAILED"
 
 
 def state_for(bucket: str, manifest: dict, output_uri: str, status: str = "COMPLETED") -> dict:
@@ -204,6 +221,10 @@ def test_results_recorded_per_instance_as_the_guide_shapes_them(aws):
     assert documented <= set(job)
     assert job["studyDate"] == "20260102" and job["batchId"] == manifest["batchId"]
     assert job["outputS3Uri"] == folder
+    # Only what was imported as primary is tagged: the bucket's lifecycle expires only that.
+    s3 = clients.client("s3")
+    tags = [s3.get_object_tagging(Bucket=aws, Key=key)["TagSet"] for key in keys]
+    assert tags == [[{"Key": "storescp-import", "Value": "primary"}], [], [], []]
 
 
 def test_missing_manifest_is_an_error_not_an_empty_result(aws):

@@ -103,3 +103,66 @@ def test_cfn_lint_accepts_the_definition_and_would_reject_a_broken_one():
 
     assert lint_errors(definition()) == []
     assert lint_errors(broken)
+
+
+# Lambda's own transient failures, as Step Functions names them ("Handle Lambda service
+# exceptions", Step Functions developer guide, bp-lambda-serviceexception.html): the four 500s
+# its example retries, and TooManyRequestsException when Lambda hits its invocation limit.
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def test_every_lambda_task_retries_lambdas_service_errors():
+    """A throttled or briefly failing Lambda must not turn an imported batch into a failure."""
+    tasks = {
+        name: state
+        for name, state in definition()["States"].items()
+        if state["Type"] == "Task" and re.fullmatch(r"\$\{\w+FunctionArn\}", state["Resource"])
+    }
+    assert set(tasks) == {"RecordResults", "RecordFailure"}
+    for name, state in tasks.items():
+        for error in LAMBDA_SERVICE_ERRORS:
+            retried = [
+                r
+                for r in state["Retry"]
+                if {error, "States.ALL"} & set(r["ErrorEquals"]) and r["MaxAttempts"] >= 3
+            ]
+            assert retried, f"{name} does not retry {error}"
+            assert all(r["BackoffRate"] > 1 for r in retried), (name, error)
+
+
+# The retry policy as a table: each Task -> the errors it retries before its Catch records a
+# failure. HealthImaging's: its API reference's throttling, quota and 500 errors. The functions':
+# Lambda's service errors, and the throttling and 500 error codes of DynamoDB and S3 (boto3 has
+# retried those itself first; a Python function's error name is its exception's class name).
+RETRIED = {
+    "StartImport": {THROTTLED, QUOTA, "MedicalImaging.InternalServerException"},
+    "CheckStatus": {THROTTLED, "MedicalImaging.InternalServerException"},
+    "RecordResults": LAMBDA_SERVICE_ERRORS
+    | {"ProvisionedThroughputExceededException", "ThrottlingException", "SlowDown"}
+    | {"InternalServerError"},
+    "RecordFailure": {"States.ALL"},
+    # Best effort: the job item that shows a running import; its failure continues the import
+    # (Catch -> StartPolling), so a few tries are enough.
+    "RecordSubmitted": {"States.ALL"},
+}
+# Fewer tries where something else retries: RecordSubmitted is best effort (above), and a
+# CheckStatus that runs out of tries counts as one of the poll loop's checks, which goes on.
+FEW_TRIES = {"RecordSubmitted", "CheckStatus"}
+
+
+def test_the_retry_policy_is_the_table_and_every_retrier_backs_off_with_jitter():
+    states = definition()["States"]
+    retriers = {name: state["Retry"] for name, state in states.items() if state["Type"] == "Task"}
+    assert {name: {e for r in rs for e in r["ErrorEquals"]} for name, rs in retriers.items()} == (
+        RETRIED
+    )
+    for name, retry in ((n, r) for n, rs in retriers.items() for r in rs):
+        assert retry["JitterStrategy"] == "FULL", name  # batches throttled together spread out
+        assert retry["BackoffRate"] >= 2, name
+        assert retry["MaxAttempts"] >= (2 if name in FEW_TRIES else 6), name

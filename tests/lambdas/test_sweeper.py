@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -72,6 +73,27 @@ def test_batch_still_receiving_is_left_alone(bucket):
 
     assert sweep(s3, bucket, "site/", THRESHOLD, datetime.now(UTC)) == []
     assert keys(bucket, "site/open/") == [f"site/open/{bid}.json"]
+    assert sweep(s3, bucket, "site/", THRESHOLD, LATER) == [bid]
+
+
+def test_stale_marker_beside_a_fresh_instance_is_left_alone(bucket):
+    """The marker alone is not the batch's age: an instance stored after it means the SCP is
+    still receiving (its heartbeat may lag), so the batch stays open until both are stale."""
+    s3 = clients.client("s3")
+    bid = batch_id()
+    write_open_marker(s3, bucket, bid, "1.2.3", prefix="site/")
+    (marker,) = s3.list_objects_v2(Bucket=bucket, Prefix="site/open/")["Contents"]
+    while datetime.now(UTC) < marker["LastModified"] + timedelta(seconds=1.5):
+        time.sleep(0.1)  # S3 times have whole seconds: the instance must be a second newer
+    store_instances(s3, bucket, bid, 1, prefix="site/")
+    (instance,) = s3.list_objects_v2(Bucket=bucket, Prefix="site/incoming/")["Contents"]
+    age = (instance["LastModified"] - marker["LastModified"]) / 2
+    assert age > timedelta(0)
+
+    # Cut-off half-way between the two: the marker is stale, the instance is not.
+    assert sweep(s3, bucket, "site/", age, instance["LastModified"]) == []
+    assert keys(bucket, "site/open/") == [f"site/open/{bid}.json"]
+    assert keys(bucket, "site/batches/") == []
     assert sweep(s3, bucket, "site/", THRESHOLD, LATER) == [bid]
 
 

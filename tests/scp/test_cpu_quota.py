@@ -89,3 +89,18 @@ def test_ecs_task_limit(task_metadata):
 def test_one_worker_per_whole_cpu_rounded_up(monkeypatch, cpus, workers):
     monkeypatch.setattr(cpu_quota, "available_cpus", lambda: cpus)
     assert cpu_quota.worker_count() == workers
+
+
+@pytest.mark.parametrize(
+    ("affinity", "quota", "task", "cpus"),
+    [(8, None, None, 8.0), (8, 1.5, None, 1.5), (8, 1.5, 0.25, 0.25), (1, 2.0, 4.0, 1.0)],
+)
+def test_available_cpus_is_the_least_of_affinity_quota_and_task_limit(
+    monkeypatch, affinity, quota, task, cpus
+):
+    """Every input pinned, so the host running the suite does not choose the branch."""
+    monkeypatch.setattr(cpu_quota.os, "sched_getaffinity", lambda _pid: set(range(affinity)))
+    monkeypatch.setattr(cpu_quota, "_read", lambda _path: "")
+    monkeypatch.setattr(cpu_quota, "cgroup_cpus", lambda _cgroup, _mountinfo: quota)
+    monkeypatch.setattr(cpu_quota, "ecs_task_cpus", lambda: task)
+    assert cpu_quota.available_cpus() == cpus

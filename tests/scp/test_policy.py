@@ -89,8 +89,12 @@ def test_unsupported_sop_class_is_refused(start_scp, instances) -> None:
     )
 
 
-def test_one_association_over_the_limit_is_rejected_transient_local_limit(start_scp) -> None:
-    scp = start_scp(maximum_associations=2)
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+def test_one_association_over_the_limit_is_rejected_transient_local_limit(
+    start_scp, workers
+) -> None:
+    """One worker (LocalSlots: every task of 1 vCPU or less) and several (SharedSlots)."""
+    scp = start_scp(maximum_associations=2, workers=workers)
     held = [associate(scp.port) for _ in range(2)]
     assert all(a.is_established for a in held)
     assert rejection(associate(scp.port)) == (0x02, 0x03, 0x02)

@@ -16,6 +16,7 @@ from scp.app import run
 from scp.listener import StartupError
 from scp.settings import load_settings
 from scp.storage import StorageError
+from scp.storage import s3 as s3_store
 from scp.storage.s3 import S3Store
 from tests.scp.conftest import MANIFEST_SCHEMA
 from tests.scp.test_transfer import storescu
@@ -94,6 +95,97 @@ def test_failed_multipart_upload_is_aborted(moto, tmp_path):
         store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
     assert s3.list_multipart_uploads(Bucket="abort").get("Uploads", []) == []
     assert objects(s3, "abort") == {}
+
+
+def test_the_store_writes_instances_and_documents_under_its_prefix(moto, tmp_path):
+    s3 = make_bucket(moto, "prefixed")
+    store = S3Store(
+        "prefixed", "/site/", endpoint_url=moto.endpoint, temp_dir=str(tmp_path), port=7
+    )
+    assert (store.prefix, str(store)) == ("site/", "s3://prefixed/site/")
+    assert store.temp_dir == str(tmp_path / ".storescp-tmp-7")
+    assert S3Store("prefixed", "//").prefix == S3Store("prefixed").prefix == ""
+    src = tmp_path / "a"
+    src.write_bytes(b"instance")
+
+    store.put_file("incoming/x/a.dcm", str(src), 8)
+    store.put_json("batches/b.json", {"batchId": "b"})
+
+    dicom = s3.get_object(Bucket="prefixed", Key="site/incoming/x/a.dcm")
+    assert (dicom["Body"].read(), dicom["ContentType"]) == (b"instance", "application/dicom")
+    manifest = s3.get_object(Bucket="prefixed", Key="site/batches/b.json")
+    assert json.loads(manifest["Body"].read()) == {"batchId": "b"}
+    assert manifest["ContentType"] == "application/json"
+    store.delete("batches/b.json")
+    assert objects(s3, "prefixed") == {"site/incoming/x/a.dcm": 8}
+
+
+def uploaded_parts(store: S3Store) -> list[tuple[int, int]]:
+    """(part number, size) of each UploadPart the store's client sends, in order."""
+    sent: list[tuple[int, int]] = []
+    store.client.meta.events.register(
+        "provide-client-params.s3.UploadPart",
+        lambda params, **_: sent.append((params["PartNumber"], len(params["Body"]))),
+    )
+    return sent
+
+
+def test_an_instance_at_the_threshold_goes_in_parts_of_part_size(moto, tmp_path):
+    s3 = make_bucket(moto, "parts")
+    store = S3Store("parts", endpoint_url=moto.endpoint, multipart_threshold=9 * 2**20)
+    sizes = uploaded_parts(store)
+    src = tmp_path / "blob"
+    src.write_bytes(bytes(range(256)) * (9 * 2**12))  # 9 MiB: the threshold itself
+
+    store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
+
+    assert sizes == [(1, 8 * 2**20), (2, 2**20)]  # S3 numbers parts from 1
+    assert s3.get_object(Bucket="parts", Key="incoming/x/a.dcm")["Body"].read() == (
+        src.read_bytes()
+    )
+
+
+def test_parts_grow_so_that_an_instance_fits_in_s3s_part_count(moto, tmp_path, monkeypatch):
+    """S3 takes at most 10,000 parts of 5 MiB to 5 GiB each ("Amazon S3 multipart upload
+    limits", S3 user guide): past 80 GB the parts grow; here the count is made 2 to see it."""
+    assert (s3_store.MAX_PARTS, s3_store.PART_SIZE) == (10_000, 8 * 2**20)
+    monkeypatch.setattr(s3_store, "MAX_PARTS", 2)
+    make_bucket(moto, "grow")
+    store = S3Store("grow", endpoint_url=moto.endpoint, multipart_threshold=5 * 2**20)
+    sizes = uploaded_parts(store)
+    src = tmp_path / "blob"
+    src.write_bytes(bytes(20 * 2**20 + 1))
+
+    store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
+
+    assert sizes == [(1, 10 * 2**20 + 1), (2, 10 * 2**20)]
+
+
+def test_storage_errors_name_the_object_and_a_failed_abort_is_logged(moto, tmp_path, caplog):
+    store = S3Store("no-such-bucket", endpoint_url=moto.endpoint, multipart_threshold=5 * 2**20)
+    with pytest.raises(StorageError, match=r"cannot store s3://no-such-bucket/batches/b\.json"):
+        store.put_json("batches/b.json", {})
+    with pytest.raises(StorageError, match=r"cannot delete s3://no-such-bucket/open/b\.json"):
+        store.delete("open/b.json")
+    with pytest.raises(StorageError, match=r"cannot store s3://no-such-bucket/incoming/gone"):
+        store.put_file("incoming/gone", str(tmp_path / "gone"), 1)
+
+    make_bucket(moto, "abort-fails")
+    store = S3Store("abort-fails", endpoint_url=moto.endpoint, multipart_threshold=5 * 2**20)
+
+    def fail(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "S3")
+
+    store.client.meta.events.register("before-call.s3.UploadPart", fail)
+    store.client.meta.events.register("before-call.s3.AbortMultipartUpload", fail)
+    src = tmp_path / "blob"
+    src.write_bytes(bytes(6 * 2**20))
+    with (
+        caplog.at_level("WARNING", logger="scp.storage"),
+        pytest.raises(StorageError, match="injected"),
+    ):
+        store.put_file("incoming/x/a.dcm", str(src), src.stat().st_size)
+    assert "abort of a failed multipart upload failed" in caplog.text
 
 
 def test_s3_outage_gives_failure_status_and_every_acknowledged_instance_is_stored(
