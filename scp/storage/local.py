@@ -65,11 +65,16 @@ class LocalStore:
         try:
             self._makedirs(os.path.dirname(dest))
             fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".json")
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(json.dumps(document, indent=1).encode())
-                fp.flush()
-                os.fsync(fp.fileno())
-            os.replace(tmp, dest)
+            try:
+                with os.fdopen(fd, "wb") as fp:
+                    fp.write(json.dumps(document, indent=1).encode())
+                    fp.flush()
+                    os.fsync(fp.fileno())
+                os.replace(tmp, dest)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)  # a full disk leaves no half-written document behind
+                raise
             _fsync_path(os.path.dirname(dest))
         except OSError as exc:
             raise StorageError(f"cannot store {key}: {exc.strerror}") from None

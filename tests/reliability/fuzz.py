@@ -18,6 +18,7 @@ from tests.reliability.instances import Instance
 from tests.support import wire
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
 ROWS_TAG = b"\x28\x00\x10\x00"
 
 
@@ -74,12 +75,24 @@ def out_of_order(rng: random.Random, instance: Instance) -> Case:
     command = _command(instance)
     rq = wire.c_store_rq(1, instance.sop_class, instance.sop_uid)
     unfinished = wire.p_data(wire.pdv(1, rq, True, False))  # command without its last fragment
+    stock_rq = wire.c_store_rq(1, instance.sop_class, instance.sop_uid, b"FUZZ")
+    stock = wire.p_data(wire.pdv(1, stock_rq, True, True))  # for pynetdicom's stock decoder
+    echo_rq = wire.command_announcing_a_dataset(0x0030, VERIFICATION)
+    echo = wire.p_data(wire.pdv(1, echo_rq, True, True))
+    find_rq = wire.command_announcing_a_dataset(0x0020, instance.sop_class)
+    find = wire.p_data(wire.pdv(1, find_rq, True, True))
     orders = [
         [last, command, first],  # dataset before its command, fragments reversed
         [first, last, command],  # dataset before its command
         [command, last, first],  # last fragment first
         [unfinished, last],  # dataset while the command is unfinished
         [command, wire.p_data(wire.pdv(3, instance.dataset, False, True))],  # unknown context
+        [command, command, first],  # a second command while the first's dataset is unfinished
+        [command, command, first, last],
+        [stock, first],  # the stock decoder's C-STORE-RQ, dataset unfinished
+        [echo, command, first],  # a C-ECHO announcing a dataset, then a C-STORE-RQ
+        [echo, stock, first, last],
+        [find, command, last],  # a C-FIND announcing a dataset, then a C-STORE-RQ
     ]
     return Case("fragments out of order", _associate(instance) + b"".join(rng.choice(orders)))
 
