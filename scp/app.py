@@ -32,6 +32,15 @@ def run(settings: Settings) -> int:
     except StorageError as exc:
         LOG.error("storage unusable", extra={"fields": {"error": str(exc)}})
         return 1
+    forwarder = None
+    if settings.edge_forward_to:
+        from scp.edge.setup import edge_forwarder
+
+        try:
+            forwarder = edge_forwarder(settings, store)
+        except StorageError as exc:
+            LOG.error("edge mode unusable", extra={"fields": {"error": str(exc)}})
+            return 1
     if code := product_code(settings.marketplace_product_code):
         try:
             register_usage(metering_client(), code)
@@ -56,10 +65,10 @@ def run(settings: Settings) -> int:
     if workers == 1:
         from scp.server import serve
 
-        return serve(settings, store, LocalSlots(), with_health=True)
+        return serve(settings, store, LocalSlots(), with_health=True, background=forwarder)
     from scp.workers import supervise
 
-    return supervise(settings, store, workers)
+    return supervise(settings, store, workers, background=forwarder)
 
 
 def effective_workers(settings: Settings) -> int:

@@ -18,7 +18,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
-from scp.health import start_health
+from scp.health import Background, start_health
 from scp.service import StoreService
 from scp.settings import Settings
 from scp.slots import LocalSlots
@@ -175,8 +175,10 @@ def serve(
     with_health: bool,
     reuse_port: bool = False,
     on_listening: Callable[[], None] | None = None,
+    background: Background | None = None,
 ) -> int:
-    """One serving process: DICOM server, optional health endpoint, metrics, drain."""
+    """One serving process: DICOM server, optional health endpoint, metrics, drain, and a
+    background part (the edge forwarder) started before it listens and stopped after it."""
     tempfile.tempdir = store.temp_dir  # stock pynetdicom's files too (unsupported versions)
     ae = build_ae(settings)
     store.connect()
@@ -187,7 +189,9 @@ def serve(
     except OSError as exc:
         LOG.error("cannot listen", extra={"fields": {"port": settings.port, "error": str(exc)}})
         return 1
-    health = start_health(settings, service) if with_health else None
+    if background:
+        background.start()
+    health = start_health(settings, service, background) if with_health else None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -205,6 +209,8 @@ def serve(
             next_flush += METRICS_INTERVAL
     _drain(settings, service, server)
     metrics.flush(service.active_count() if with_health else None)
+    if background:
+        background.stop()
     if health:
         health.shutdown()
     LOG.info("SCP stopped", extra={"fields": {"event": "stopped"}})

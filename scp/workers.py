@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from scp.health import start_health
+from scp.health import Background, start_health
 from scp.settings import Settings
 from scp.slots import SharedSlots
 from scp.storage import Store
@@ -42,7 +42,9 @@ class _Supervisor:
             return sum(self.counts)
 
 
-def supervise(settings: Settings, store: Store, workers: int) -> int:
+def supervise(
+    settings: Settings, store: Store, workers: int, background: Background | None = None
+) -> int:
     counts = multiprocessing.Array("i", workers)
     listening = multiprocessing.Array("b", workers)
     supervisor = os.getpid()
@@ -71,7 +73,9 @@ def supervise(settings: Settings, store: Store, workers: int) -> int:
         children[pid] = index
 
     state = _Supervisor(counts)
-    health = start_health(settings, state)
+    if background:  # a thread: only once every worker is forked
+        background.start()
+    health = start_health(settings, state, background)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -114,6 +118,8 @@ def supervise(settings: Settings, store: Store, workers: int) -> int:
         _signal(pid, signal.SIGKILL)
         exit_code = 1
     metrics.flush(0)
+    if background:
+        background.stop()
     if health:
         health.shutdown()
     return exit_code

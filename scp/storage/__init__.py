@@ -47,14 +47,10 @@ class OwnedFolder:
             fd = self._open_lock()
             if fd is None:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise StorageError(
-                    f"{self.path!r} is in use by another SCP; give each SCP its own "
-                    "TEMP_DIR/STORAGE"
-                ) from None
+            lock_exclusively(
+                fd,
+                f"{self.path!r} is in use by another SCP; give each SCP its own TEMP_DIR/STORAGE",
+            )
             if _still_linked(fd, self._lock_path):
                 break
             os.close(fd)
@@ -77,6 +73,16 @@ class OwnedFolder:
             return None
         except OSError as exc:
             raise StorageError(f"cannot use folder {self.path!r}: {exc.strerror}") from None
+
+
+def lock_exclusively(fd: int, busy: str) -> None:
+    """Take an exclusive lock on fd, held until the process ends; StorageError(busy), with fd
+    closed, when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(busy) from None
 
 
 def _still_linked(fd: int, path: str) -> bool:

@@ -48,7 +48,7 @@ class LocalStore:
     def put_file(self, key: str, path: str, size: int) -> None:
         dest = self._path(key)
         try:
-            _fsync_path(path)
+            fsync_path(path)
             self._makedirs(os.path.dirname(dest))
             try:
                 os.replace(path, dest)
@@ -56,7 +56,7 @@ class LocalStore:
                 if exc.errno != errno.EXDEV:
                     raise
                 self._copy_into_place(path, dest)
-            _fsync_path(os.path.dirname(dest))
+            fsync_path(os.path.dirname(dest))
         except OSError as exc:
             raise StorageError(f"cannot store {key}: {exc.strerror}") from None
 
@@ -75,7 +75,7 @@ class LocalStore:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)  # a full disk leaves no half-written document behind
                 raise
-            _fsync_path(os.path.dirname(dest))
+            fsync_path(os.path.dirname(dest))
         except OSError as exc:
             raise StorageError(f"cannot store {key}: {exc.strerror}") from None
 
@@ -99,7 +99,7 @@ class LocalStore:
         for created in reversed(missing):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(created)
-            _fsync_path(os.path.dirname(created))
+            fsync_path(os.path.dirname(created))
 
     def _copy_into_place(self, path: str, dest: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".part")
@@ -115,7 +115,7 @@ class LocalStore:
             raise
 
 
-def _fsync_path(path: str) -> None:
+def fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
