@@ -18,7 +18,7 @@ from scp.storage.local import LocalStore
 from scp.storage.s3 import S3Store
 from tests.reliability.instances import make_instances
 from tests.scp.conftest import MANIFEST_SCHEMA
-from tests.support.aws import MotoServer, moto_server
+from tests.support.aws import MotoServer
 from tests.support.edge import (
     bucket_objects,
     edge_settings,
@@ -32,11 +32,10 @@ BUCKET = "edge-site"
 PREFIX = "site-a/"
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with moto_server() as server:
-        server.client("s3").create_bucket(Bucket=BUCKET)
-        yield server
+@pytest.fixture(autouse=True, scope="module")
+def bucket(moto: MotoServer) -> str:
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    return BUCKET
 
 
 @pytest.fixture
