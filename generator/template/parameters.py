@@ -53,6 +53,7 @@ class Parameters:
     AccessLogRetentionDays: Parameter
     AlarmEmail: Parameter
     DatastoreId: Parameter
+    EdgeTrustAnchorArn: Parameter
 
     def by_name(self, name: str) -> Parameter:
         return getattr(self, name)
@@ -80,6 +81,7 @@ class Conditions:
     create_s3_endpoint: Condition
     has_alarm_email: Condition
     create_datastore: Condition
+    has_edge_sites: Condition
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def _is_set(parameter: Parameter) -> Not:
 
 def add_parameters(t: Template, spec: Spec) -> Inputs:
     """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
-    the stack's own key, internal load balancer, S3 endpoint, alarm e-mail, own data store."""
+    the stack's own key, internal load balancer, S3 endpoint, alarm e-mail, own data store,
+    edge sites."""
     p = _parameters(t, spec)
     conditions = Conditions(
         has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
@@ -141,6 +144,7 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
         ),
         has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
         create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
+        has_edge_sites=_condition(t, "HasEdgeSites", _is_set(p.EdgeTrustAnchorArn)),
     )
     return Inputs(p, conditions)
 

@@ -1,5 +1,6 @@
 """Each Condition's two branches: TLS or TCP listener, optional peer ranges, the stack's own key,
-internal or internet-facing load balancer, the alarm e-mail, and an existing data store."""
+internal or internet-facing load balancer, the alarm e-mail, an existing data store, and the edge
+sites' role."""
 
 from __future__ import annotations
 
@@ -98,6 +99,19 @@ def test_existing_data_store_is_used_instead_of_a_new_one(template):
     assert "'Datastore'" not in str(given.resources())
 
 
+def test_edge_site_role_and_profile_only_with_a_trust_anchor(template):
+    anchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/" + "0" * 36
+    without = Evaluator(template, {})
+    assert {"EdgeSiteRole", "EdgeSiteProfile"}.isdisjoint(without.resources())
+    assert without.value(template["Outputs"]["EdgeRoleArn"]["Value"]).startswith("none")
+    given = Evaluator(template, {"EdgeTrustAnchorArn": anchor})
+    trust = given.resources()["EdgeSiteRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == anchor
+    assert given.value(template["Outputs"]["EdgeProfileArn"]["Value"]) == {
+        "Fn::GetAtt": ["EdgeSiteProfile", "ProfileArn"]
+    }
+
+
 def test_peer_rules_hold_for_tcp_and_tls(template):
     """The rules sit on the load balancer's security group, which both listeners share."""
     for params in ({}, {"TLSCertificateARN": CERT}):
@@ -141,6 +155,7 @@ def test_every_condition_is_exercised(template):
         "CreateS3Endpoint",
         "HasAlarmEmail",
         "CreateDatastore",
+        "HasEdgeSites",
     }
 
 

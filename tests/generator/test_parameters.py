@@ -9,13 +9,14 @@ import pytest
 
 from tests.generator.cfn_eval import Evaluator
 
-NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS = (
+NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS, EDGE = (
     "Network Configuration",
     "DICOM Configuration",
     "Performance Configuration",
     "Security Configuration",
     "Advanced DICOM Configuration",
     "Operations Configuration",
+    "Edge Sites Configuration",
 )
 REQUIRED = None
 # name: (type, default, console group), as the deployment guide documents them, then the ones
@@ -53,6 +54,8 @@ DOCUMENTED = {
     "AccessLogRetentionDays": ("Number", 365, OPERATIONS),
     "AlarmEmail": ("String", "", OPERATIONS),
     "DatastoreId": ("String", "", OPERATIONS),
+    # Edge sites (issue 19): the IAM Roles Anywhere trust anchor of the hospitals' edge SCPs.
+    "EdgeTrustAnchorArn": ("String", "", EDGE),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
@@ -93,6 +96,7 @@ def test_groups_in_the_guides_order(template):
         SECURITY,
         ADVANCED,
         OPERATIONS,
+        EDGE,  # the product's own addition, last
     ]
     order = [p for g in groups for p in g["Parameters"]]
     assert order == list(DOCUMENTED)

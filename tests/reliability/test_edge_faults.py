@@ -20,7 +20,7 @@ from tests.fakes.pipeline import Pipeline, local_pipeline
 from tests.reliability.conftest import FULL, report
 from tests.reliability.instances import iter_instances
 from tests.reliability.sender import SteadySender
-from tests.support.edge import bucket_objects, wait_for
+from tests.support.edge import bucket_objects, forwarding, wait_for
 from tests.support.relay import Relay
 
 pytestmark = [
@@ -95,14 +95,14 @@ def test_s3_unreachable_while_a_study_arrives(start_scp, pipeline, relay, tmp_pa
     sender.finish()
     assert set(sender.statuses.values()) == {0x0000}, "an instance was refused during the outage"
     health = wait_for(
-        lambda: (f := scp.health()[1]["forwarding"]).get("failedAttempts") and f,
+        lambda: (f := forwarding(scp)).get("failedAttempts") and f,
         15,
         "a failed forwarding attempt",
     )
     assert health["backlogFiles"] == len(sender.acked)
     relay.refuse(False)
     started = time.monotonic()
-    wait_for(lambda: scp.health()[1]["forwarding"]["backlogFiles"] == 0, 120, "drained")
+    wait_for(lambda: forwarding(scp).get("backlogFiles") == 0, 120, "drained")
     drained = time.monotonic() - started
     batches = check_imported_once(pipeline, sender.acked)
     resumed = [x for x in scp.log_lines() if x.get("event") == "edge-forward-resumed"]
@@ -143,7 +143,7 @@ def test_sigkill_during_forwarding_and_restart(start_scp, pipeline, relay, tmp_p
         pending = list((storage / "batches").glob("*.json"))
         kills_mid_batch += bool(pending)
         scp.start()
-    wait_for(lambda: scp.health()[1]["forwarding"]["backlogFiles"] == 0, 120, "drained")
+    wait_for(lambda: forwarding(scp).get("backlogFiles") == 0, 120, "drained")
     batches = check_imported_once(pipeline, acked)
     assert batches == 4
     report(

@@ -21,6 +21,11 @@ def edge_settings(storage: Path, endpoint: str, bucket: str, prefix: str) -> dic
     }
 
 
+def forwarding(scp) -> dict[str, Any]:
+    """The 'forwarding' section of an edge SCP's /health ({} while it does not answer)."""
+    return scp.health(timeout=10)[1].get("forwarding", {})
+
+
 def bucket_objects(s3, bucket: str, prefix: str = "") -> dict[str, bytes]:
     """Every object under prefix: key -> body."""
     out = {}
