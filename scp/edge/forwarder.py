@@ -198,8 +198,10 @@ class Forwarder:
         S3 did not take (the others wait: order is kept)."""
         done = []
         for name in sorted(names_in(os.path.join(self.root, BATCHES_PREFIX))):
-            if self._stop.is_set() or not name.endswith(".json"):
+            if self._stop.is_set():
                 break
+            if not name.endswith(".json"):
+                continue
             batch_id = name.removesuffix(".json")
             try:
                 done.append(self.forward(batch_id))

@@ -13,7 +13,7 @@ import shutil
 from scp.batches import Batch, StoredInstance
 from scp.contracts import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PREFIX
 from scp.dataset_scan import DatasetError, scan_part10
-from scp.edge import names_in
+from scp.edge import FORWARDED_PREFIX, UNFORWARDABLE_PREFIX, names_in
 from scp.storage.local import LocalStore
 
 LOG = logging.getLogger("scp.edge")
@@ -27,6 +27,9 @@ def close_left_open(store: LocalStore) -> list[str]:
     closed = []
     for name in sorted(names_in(os.path.join(store.root, OPEN_PREFIX))):
         marker_key = OPEN_PREFIX + name
+        if _manifest_written(store.root, name):  # died between the manifest and the marker
+            store.delete(marker_key)
+            continue
         try:
             with open(os.path.join(store.root, OPEN_PREFIX, name), "rb") as fp:
                 marker = json.load(fp)
@@ -96,6 +99,14 @@ def _batch(store: LocalStore, marker: dict) -> Batch:
             )
         )
     return batch
+
+
+def _manifest_written(root: str, name: str) -> bool:
+    """True when batch `name` ({batchId}.json) was closed already (forwarded or not)."""
+    return any(
+        os.path.exists(os.path.join(root, folder, name))
+        for folder in (BATCHES_PREFIX, FORWARDED_PREFIX, UNFORWARDABLE_PREFIX)
+    )
 
 
 def _files(folder: str) -> list[str]:

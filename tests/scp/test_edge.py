@@ -259,3 +259,24 @@ def test_backoff_is_capped_exponential_with_full_jitter():
 def test_edge_settings_errors_name_the_setting(argv, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(argv, environ={})
+
+
+def test_recovery_keeps_a_written_manifest_and_strays_do_not_block(moto, tmp_path):
+    """GIVEN a batch whose manifest was written but whose open marker survived (the host died
+    between the two) and a stray file in batches/, WHEN the edge SCP starts, THEN the marker
+    goes, the manifest is not rewritten, and the batch is forwarded."""
+    from scp.edge.recovery import close_left_open
+
+    root = tmp_path / "edge"
+    batch_id = _closed_batch(root, 2)
+    manifest = (root / "batches" / f"{batch_id}.json").read_bytes()
+    marker = json.loads(manifest)
+    for name in ("instanceCount", "totalBytes", "seriesInstanceUIDs", "instances"):
+        marker.pop(name)
+    (root / "open" / f"{batch_id}.json").write_text(json.dumps(marker))
+    (root / "batches" / "notes.txt").write_text("left by an operator")
+    assert close_left_open(LocalStore(str(root))) == []
+    assert not (root / "open" / f"{batch_id}.json").exists()
+    assert (root / "batches" / f"{batch_id}.json").read_bytes() == manifest
+    (done,) = _forwarder(root, moto, _prefix(tmp_path)).forward_pending()
+    assert done.batch_id == batch_id
