@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from scp.contracts import INSTANCE_RECORD_PREFIX
 from tests.fakes.pipeline import Pipeline, local_pipeline
 from tests.reliability.conftest import FULL, report
 from tests.reliability.instances import iter_instances
@@ -55,28 +56,47 @@ def start_edge(start_scp, storage: Path, pipeline: Pipeline, relay: Relay, *flag
     )
 
 
-def imported_once(pipeline: Pipeline, acked: set[str], timeout: float = 120) -> dict[str, list]:
+def instance_records(pipeline: Pipeline) -> dict[str, list[dict]]:
+    """Every instance record of the job table by SOP Instance UID (one scan, not a query per
+    instance: thousands of them would take longer than the import)."""
+    pages = (
+        pipeline.moto.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=pipeline.table_name,
+            FilterExpression="begins_with(recordId, :instance)",
+            ExpressionAttributeValues={":instance": {"S": INSTANCE_RECORD_PREFIX}},
+        )
+    )
+    records: dict[str, list[dict]] = {}
+    for page in pages:
+        for item in page["Items"]:
+            records.setdefault(item["sopInstanceUID"]["S"], []).append(item)
+    return records
+
+
+def imported_once(pipeline: Pipeline, acked: set[str], timeout: float = 900) -> dict[str, list]:
     """Feed S3 events to the trigger until every acknowledged instance has a record; then the
     records of each (every one must be a single IMPORTED record)."""
-    records: dict[str, list] = {}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(records) < len(acked):
-        pipeline.deliver(wait_seconds=1)
-        for sop in acked - set(records):
-            if items := pipeline.records_for_sop(sop):
-                records[sop] = items
-    missing = acked - set(records)
+    while True:
+        while pipeline.deliver(wait_seconds=1):
+            pass
+        records = instance_records(pipeline)
+        missing = acked - set(records)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert not missing, f"{len(missing)} acknowledged instances never imported"
-    pipeline.deliver(wait_seconds=1)  # a repeated manifest's event, if any, is handled too
-    return {sop: pipeline.records_for_sop(sop) for sop in acked}
+    return {sop: records[sop] for sop in acked}
 
 
 def check_imported_once(pipeline: Pipeline, acked: set[str]) -> int:
     """Each acknowledged instance imported once, each batch by one job; returns the batches."""
     records = imported_once(pipeline, acked)
     for sop, items in records.items():
-        assert [i["importStatus"] for i in items] == ["IMPORTED"], f"{sop}: {items}"
-    batches = {items[0]["batchId"] for items in records.values()}
+        assert [i["importStatus"]["S"] for i in items] == ["IMPORTED"], f"{sop}: {items}"
+    batches = {items[0]["batchId"]["S"] for items in records.values()}
     executions = pipeline.wait_for_executions(len(batches))
     assert len(executions) == len(batches), "a batch started a second execution"
     assert len(pipeline.fake.jobs) == len(batches), "a batch was imported twice"
