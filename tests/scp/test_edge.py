@@ -163,14 +163,14 @@ def test_at_the_disk_floor_instances_are_refused_and_the_backlog_is_untouched(
     assert scp.health()[1]["forwarding"]["backlogFiles"] == 3
 
 
-def _closed_batch(root: Path, count: int) -> str:
+def _closed_batch(root: Path, count: int, series: int = 46) -> str:
     """A batch closed in a folder store, as an edge SCP leaves it: instances, then manifest."""
     from scp.batches import AssociationBatches, Limits, StoredInstance
 
-    store = LocalStore(str(root))
+    store = LocalStore(str(root), port=1000 + series)  # each call its own staging folder
     store.prepare()
     batches = AssociationBatches(store, "MODALITY", "STORESCP", Limits())
-    instances = make_instances(series=46, count=count, side=32)
+    instances = make_instances(series=series, count=count, side=32)
     for i in instances:
         part = root / f"{i.sop_uid}.part"
         part.write_bytes(i.part10)
@@ -280,3 +280,24 @@ def test_recovery_keeps_a_written_manifest_and_strays_do_not_block(moto, tmp_pat
     assert (root / "batches" / f"{batch_id}.json").read_bytes() == manifest
     (done,) = _forwarder(root, moto, _prefix(tmp_path)).forward_pending()
     assert done.batch_id == batch_id
+
+
+def test_forwarder_metrics_are_one_emf_line_with_the_backlog(moto, tmp_path, capsys):
+    """GIVEN a backlog of 2 instances and one forwarded batch, THEN the EMF line carries the
+    counters since the last flush and the backlog gauges, each with its unit."""
+    root = tmp_path / "edge"
+    _closed_batch(root, 3)
+    forwarder = _forwarder(root, moto, _prefix(tmp_path))
+    forwarder.forward_pending()
+    _closed_batch(root, 2, series=47)
+    forwarder.rescan()
+    capsys.readouterr()
+    forwarder.flush_metrics()
+    (line,) = capsys.readouterr().out.splitlines()
+    doc = json.loads(line)
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert units["BacklogAgeSeconds"] == "Seconds" and units["BytesForwarded"] == "Bytes"
+    assert (doc["InstancesForwarded"], doc["ForwardFailures"], doc["BacklogFiles"]) == (3, 0, 2)
+    forwarder.flush_metrics()
+    assert json.loads(capsys.readouterr().out)["InstancesForwarded"] == 0

@@ -4,7 +4,8 @@ before each response (an S3 PUT's service time), or refuses every connection (an
 This machine has no netem, and slowing the loopback interface would slow every test on it: the
 relay delays only what passes through it. Each direction keeps its order and its bandwidth;
 every chunk is written `one_way` seconds after it was read (plus `response_wait` for the first
-chunk of each answer, upstream to client, after the client sent something).
+chunk of each answer, upstream to client, after the client sent something; an HTTP "100
+Continue" is not an answer, so a PUT waits once, as its latency says).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from tests.support.net import free_port
 
 CHUNK = 1 << 16
+INTERIM = b"HTTP/1.1 100"  # "100 Continue" before a PUT's body is not its answer: no wait
 
 
 class Relay:
@@ -109,9 +111,11 @@ class Relay:
         try:
             while data := await reader.read(CHUNK):
                 due = time.monotonic() + self.one_way
-                if answer and turn.asked:
+                if answer and turn.asked and not data.startswith(INTERIM):
                     due += self.response_wait
-                turn.asked = not answer
+                    turn.asked = False
+                elif not answer:
+                    turn.asked = True
                 last_due = max(due, last_due)
                 queue.put_nowait((last_due, data))
         except OSError:
