@@ -87,7 +87,7 @@ def test_s3_outage_every_instance_acknowledged_then_the_backlog_drains(
     prefix, storage = _prefix(tmp_path), tmp_path / "edge"
     relay.refuse()
     settings = edge_settings(storage, f"http://127.0.0.1:{relay.port}", BUCKET, prefix)
-    scp = start_scp(**settings, edge_backlog_max_age=1)
+    scp = start_scp(**settings, edge_backlog_max_age=1, workers=1)  # forwarder beside the AE
     instances = make_instances(series=42, count=5, side=64)
     assert store_all(scp.port, instances) == [0] * 5
 
