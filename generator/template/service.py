@@ -65,14 +65,18 @@ def add_service(
 ) -> Service:
     p = inputs.parameters
     res = spec.resources
+    scp = inputs.conditions.cloud_scp.name  # everything here is the cloud SCP's
     cluster = t.add_resource(
         ecs.Cluster(
             "Cluster",
+            Condition=scp,
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
         )
     )
     log_group = t.add_resource(
-        logs.LogGroup(LOG_GROUP, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn)
+        logs.LogGroup(
+            LOG_GROUP, Condition=scp, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn
+        )
     )
     execution_role = role(
         t,
@@ -91,6 +95,7 @@ def add_service(
             ),
             log_writer(log_group),
         ],
+        condition=scp,
     )
     bucket = storage.dicom_bucket
     task_statements = [
@@ -107,12 +112,13 @@ def add_service(
         # code; the action has no resource-level permissions, "*" is the only choice.
         allow(["aws-marketplace:RegisterUsage"], ["*"]),
     ]
-    task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
+    task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements, condition=scp)
 
     health_port = res.health_port
     task_definition = t.add_resource(
         ecs.TaskDefinition(
             "PacsServerTaskDef",
+            Condition=scp,
             RequiresCompatibilities=["FARGATE"],
             NetworkMode="awsvpc",
             Cpu=Ref(p.TaskCPU),
@@ -158,6 +164,7 @@ def add_service(
     service = t.add_resource(
         ecs.Service(
             "Service",
+            Condition=scp,
             DependsOn=[network.listener_ready],
             Cluster=Ref(cluster),
             LaunchType="FARGATE",
@@ -190,6 +197,7 @@ def add_service(
     target = t.add_resource(
         applicationautoscaling.ScalableTarget(
             "ScalableTarget",
+            Condition=scp,
             MinCapacity=Ref(p.TaskDesiredCount),
             MaxCapacity=Ref(p.AutoscaleMaxCapacity),
             ResourceId=Sub(f"service/{var(cluster)}/{var(service, 'Name')}"),
@@ -200,6 +208,7 @@ def add_service(
     t.add_resource(
         applicationautoscaling.ScalingPolicy(
             "CpuTargetTracking",
+            Condition=scp,
             PolicyName=f"cpu-{CPU_TARGET_PERCENT:g}",
             PolicyType="TargetTrackingScaling",
             ScalingTargetId=Ref(target),

@@ -4,6 +4,7 @@ sites' role."""
 
 from __future__ import annotations
 
+from generator.release.marketplace import _references  # Ref, GetAtt and Sub's ${X}
 from tests.generator.cfn_eval import Evaluator
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d"
@@ -112,6 +113,50 @@ def test_edge_site_role_and_profile_only_with_a_trust_anchor(template):
     }
 
 
+CLOUD_SCP_RESOURCES = {
+    "LoadBalancerSecurityGroup",
+    "TaskSecurityGroup",
+    "NetworkLoadBalancer",
+    "TargetGroup",
+    "TcpListener",
+    "ListenerReady",
+    "Cluster",
+    "PacsServerTaskDef",
+    "PacsServerTaskDefPacsContainerLogGroup",
+    "TaskExecutionRole",
+    "TaskRole",
+    "Service",
+    "ScalableTarget",
+    "CpuTargetTracking",
+    "ServiceCPUUtilizationAlarm",
+    "ServiceMemoryUtilizationAlarm",
+}
+
+
+def test_without_the_cloud_scp_only_the_stacks_side_of_edge_sites_is_left(template):
+    """DeployCloudSCP=false: no load balancer, no Fargate service (nor their roles, alarms,
+    listener, peer rules or outputs), and nothing left refers to them; the buckets, workflow,
+    job table, data store and dashboard (its workflow widgets) stay."""
+    params = {"PeerCIDR2": "198.51.100.0/24", "TLSCertificateARN": CERT}
+    full = Evaluator(template, params).resources()
+    assert CLOUD_SCP_RESOURCES - {"TcpListener"} <= set(full)
+    edge_only = Evaluator(template, {**params, "DeployCloudSCP": "false"})
+    left = edge_only.resources()
+    gone = set(full) - set(left)
+    assert gone == (CLOUD_SCP_RESOURCES - {"TcpListener"}) | {
+        "TlsListener",
+        "LoadBalancerIngressPeer2",
+    }
+    assert _references(full) & gone, "the reference walker finds nothing"
+    assert not _references(left) & gone
+    assert {"DicomBucket", "ImportStateMachine", "DicomImportJobTable", "Dashboard"} <= set(left)
+    body = edge_only.value(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    assert "AWS/ECS" not in str(body) and "AWS/States" in str(body)
+    conditional = {n for n, o in template["Outputs"].items() if "Condition" in o}
+    assert conditional == {"NetworkLoadBalancerDNS", "SCPLogGroupName"}
+    assert {template["Outputs"][n]["Condition"] for n in conditional} == {"DeployCloudSCP"}
+
+
 def test_peer_rules_hold_for_tcp_and_tls(template):
     """The rules sit on the load balancer's security group, which both listeners share."""
     for params in ({}, {"TLSCertificateARN": CERT}):
@@ -156,6 +201,7 @@ def test_every_condition_is_exercised(template):
         "HasAlarmEmail",
         "CreateDatastore",
         "HasEdgeSites",
+        "DeployCloudSCP",
     }
 
 

@@ -56,6 +56,7 @@ DOCUMENTED = {
     "DatastoreId": ("String", "", OPERATIONS),
     # Edge sites (issue 19): the IAM Roles Anywhere trust anchor of the hospitals' edge SCPs.
     "EdgeTrustAnchorArn": ("String", "", EDGE),
+    "DeployCloudSCP": ("String", "true", EDGE),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), from the ECS developer guide.
