@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from scp import ScpError
 from scp.contracts import BATCHES_PREFIX, INCOMING_PREFIX
 from scp.edge import FORWARDED_PREFIX, UNFORWARDABLE_PREFIX, names_in
 from scp.edge.backlog import Backlog, scan_backlog
@@ -38,7 +39,8 @@ LOCK_NAME = ".storescp-forwarder.lock"
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 IDLE_POLL = 1.0  # seconds between looks for newly closed batches
-BACKLOG_SCAN = 1.0  # seconds between walks of incoming/ for the backlog figures
+BACKLOG_SCAN = 1.0  # seconds between walks of incoming/ for the backlog figures, at least
+SCAN_SHARE = 0.1  # and at most this share of the time walking (a days-long backlog is large)
 METRIC_UNITS = {
     "InstancesForwarded": "Count",
     "BytesForwarded": "Bytes",
@@ -49,11 +51,11 @@ METRIC_UNITS = {
 }
 
 
-class ForwardError(Exception):
+class ForwardError(ScpError):
     """A batch was not forwarded this time (S3 or the network); it is retried."""
 
 
-class Unforwardable(Exception):
+class Unforwardable(ScpError):
     """A batch can never be forwarded as it is (its manifest or an instance file is broken)."""
 
 
@@ -118,8 +120,12 @@ class Forwarder:
         self.rescan()
 
     def rescan(self) -> None:
-        """Walk the folder for the backlog figures."""
+        """Walk the folder for the backlog figures; the next periodic walk comes after
+        BACKLOG_SCAN, or later when walking takes more than SCAN_SHARE of the time."""
+        started = time.monotonic()
         self.backlog = scan_backlog(self.root)
+        took = time.monotonic() - started
+        self._next_scan = started + max(BACKLOG_SCAN, took / SCAN_SHARE)
 
     def start(self) -> Forwarder:
         self._thread = threading.Thread(target=self._run, name="Forwarder", daemon=True)
@@ -187,7 +193,6 @@ class Forwarder:
             now = time.monotonic()
             if now >= self._next_scan:
                 self.rescan()
-                self._next_scan = now + BACKLOG_SCAN
             if now >= self._next_flush:
                 self.flush_metrics()
                 self._next_flush = now + METRICS_INTERVAL
