@@ -34,7 +34,7 @@ def run(settings: Settings) -> int:
         return 1
     forwarder = None
     if settings.edge_forward_to:
-        from scp.edge.setup import edge_forwarder
+        from scp.edge.startup import edge_forwarder
 
         try:
             forwarder = edge_forwarder(settings, store)
