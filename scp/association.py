@@ -17,9 +17,11 @@ stock pynetdicom. The changes:
 4. Owned temporary files and hand-encoded bytes (`ScpMessage`, `ScpDIMSE.send_msg`): a received
    dataset streams to `{receive_dir}/{random}.part` (never `.dcm`), is refused before anything is
    written when free disk space is below the minimum, and is removed as soon as its association
-   no longer needs it (handled, refused, aborted, cut off mid-transfer, or orphaned by a second
-   command set). Every message class is ours, so pynetdicom's stock decoder never writes its
-   own tmp*.dcm, whatever order a peer sends commands and datasets in. File meta and
+   no longer needs it (handled, refused, aborted, cut off mid-transfer). Every message class is
+   ours, so pynetdicom's stock decoder never writes its own tmp*.dcm, whatever order a peer
+   sends commands and datasets in; a second command set before a message's dataset ended, or
+   a dataset fragment on another presentation context than its command's, is a protocol error
+   the association is aborted on (pynetdicom's invalid-message path). File meta and
    C-STORE-RSP are hand-encoded (byte-identical to pynetdicom's), a fifth of the CPU per instance,
    and the response goes to the socket from the association's thread (`ScpDUL.send_command`),
    sparing the DUL thread a wake-up per instance. EVT_DIMSE_SENT and EVT_PDU_SENT still fire:
@@ -215,12 +217,22 @@ class ScpMessage(stock_messages.DIMSEMessage):
         self._data_set_file: Any = None
         self._scp_fields: dict[int, bytes] | None = None  # a hand-read C-STORE-RQ's elements
         self._scp_discard = False  # refused for disk space: the dataset is dropped unread
+        self._scp_commands = 0  # complete command sets seen
+        self._scp_invalid = ""  # why the message breaks PS3.8 (the association is aborted)
 
     def decode_msg(self, primitive: P_DATA, assoc: Association | None = None) -> bool:
         if primitive.__class__ != P_DATA:
             return False
         for context_id, data in primitive.presentation_data_value_list:
             header = data[0]
+            # A message that breaks PS3.8 annex E ends here as invalid: message_to_primitive
+            # raises and pynetdicom aborts the association (its invalid-message path).
+            if header & 1 and self._scp_commands:
+                self._scp_invalid = "a second command set before the message's dataset ended"
+                return True
+            if not header & 1 and self._scp_commands and context_id != self.context_id:
+                self._scp_invalid = "a dataset fragment on another presentation context"
+                return True
             if header & 1:  # command set fragment
                 self.encoded_command_set.write(data[1:])
                 if header & 2 and self._command_done(context_id, cast(Association, assoc)):
@@ -243,6 +255,7 @@ class ScpMessage(stock_messages.DIMSEMessage):
         to a primitive cost about 0.3 ms per instance); anything else, or any C-STORE-RQ while
         an EVT_DIMSE_RECV handler wants the decoded command set, takes the stock path."""
         self.context_id = context_id
+        self._scp_commands = 1
         fields = store_rq_fields(self.encoded_command_set.getvalue())
         if fields is not None and not assoc.get_handlers(evt.EVT_DIMSE_RECV):
             self._scp_fields = fields
@@ -260,9 +273,6 @@ class ScpMessage(stock_messages.DIMSEMessage):
             sop_instance = str(self.command_set.get("AffectedSOPInstanceUID", ""))
         if isinstance(self, C_STORE_RQ) and _config.STORE_RECV_CHUNKED_DATASET:
             dimse = cast(ScpDIMSE, assoc.dimse)
-            if isinstance(self._data_set_file, PartFile):  # a second command set: the first
-                dimse.forget(self._data_set_file)  # one's dataset never comes
-                self._data_set_file = None
             if not dimse.disk.space_for_one():
                 self._scp_discard = True  # answered NO_DISK_SPACE; nothing written
                 return False
@@ -275,6 +285,8 @@ class ScpMessage(stock_messages.DIMSEMessage):
         return False
 
     def message_to_primitive(self) -> Any:
+        if self._scp_invalid:
+            raise ValueError(self._scp_invalid)
         fields = self._scp_fields
         primitive = super().message_to_primitive() if fields is None else self._store_rq(fields)
         if self._scp_discard:

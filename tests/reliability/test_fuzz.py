@@ -47,7 +47,12 @@ def send_case(port: int, case: Case) -> str | None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         try:
             sock.sendall(case.payload)
-        except OSError:
+            if case.after_accept:
+                kind, _ = wire.read_pdu(sock)
+                if kind != wire.A_ASSOCIATE_AC:
+                    return f"{case.kind}: association not accepted (PDU type {kind:#04x})"
+                sock.sendall(case.after_accept)
+        except (OSError, wire.WireError):
             return None  # the server hung up first: acceptable for any malformed input
         if case.expects_refusal:
             return refusal_problem(sock, case)
