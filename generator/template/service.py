@@ -103,14 +103,18 @@ def add_service(
 ) -> Service:
     p = inputs.parameters
     res = spec.resources
+    scp = inputs.conditions.cloud_scp.name  # everything here is the cloud SCP's
     cluster = t.add_resource(
         ecs.Cluster(
             "Cluster",
+            Condition=scp,
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
         )
     )
     log_group = t.add_resource(
-        logs.LogGroup(LOG_GROUP, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn)
+        logs.LogGroup(
+            LOG_GROUP, Condition=scp, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn
+        )
     )
     execution_role = role(
         t,
@@ -129,6 +133,7 @@ def add_service(
             ),
             log_writer(log_group),
         ],
+        condition=scp,
     )
     bucket = storage.dicom_bucket
     task_statements = [
@@ -160,12 +165,13 @@ def add_service(
         ),
         *_commitment_statements(storage, key),
     ]
-    task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
+    task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements, condition=scp)
 
     health_port = res.health_port
     task_definition = t.add_resource(
         ecs.TaskDefinition(
             "PacsServerTaskDef",
+            Condition=scp,
             RequiresCompatibilities=["FARGATE"],
             NetworkMode="awsvpc",
             Cpu=Ref(p.TaskCPU),
@@ -213,6 +219,7 @@ def add_service(
     service = t.add_resource(
         ecs.Service(
             "Service",
+            Condition=scp,
             DependsOn=[network.listener_ready],
             Cluster=Ref(cluster),
             LaunchType="FARGATE",
@@ -245,6 +252,7 @@ def add_service(
     target = t.add_resource(
         applicationautoscaling.ScalableTarget(
             "ScalableTarget",
+            Condition=scp,
             MinCapacity=Ref(p.TaskDesiredCount),
             MaxCapacity=Ref(p.AutoscaleMaxCapacity),
             ResourceId=Sub(f"service/{var(cluster)}/{var(service, 'Name')}"),
@@ -255,6 +263,7 @@ def add_service(
     t.add_resource(
         applicationautoscaling.ScalingPolicy(
             "CpuTargetTracking",
+            Condition=scp,
             PolicyName=f"cpu-{CPU_TARGET_PERCENT:g}",
             PolicyType="TargetTrackingScaling",
             ScalingTargetId=Ref(target),
