@@ -112,8 +112,11 @@ class StorageService(Service):
 
     @classmethod
     def contexts(cls, settings: Settings) -> list[Context]:
+        """With Query/Retrieve offered (a data store named), a C-GET requestor may also be SCP
+        of the storage classes on our associations (role selection, PS3.7 D.3.3.4)."""
         syntaxes = tuple(TRANSFER_SYNTAXES)
-        return [Context(uid, syntaxes) for uid in cls.sop_classes(settings)]
+        get = bool(settings.healthimaging_datastore_id)
+        return [Context(uid, syntaxes, scp_role=get) for uid in cls.sop_classes(settings)]
 
     def handlers(self) -> list[Handler]:
         return [(evt.EVT_C_STORE, self.on_store)]
@@ -185,8 +188,9 @@ class Services:
 def service_classes() -> list[type[Service]]:
     """Every service the SCP offers, in the conformance statement's order."""
     from scp.commitment.service import CommitmentService
+    from scp.qr.service import QueryService, RetrieveService
 
-    return [VerificationService, StorageService, CommitmentService]
+    return [VerificationService, StorageService, CommitmentService, QueryService, RetrieveService]
 
 
 def add_contexts(ae: AE, settings: Settings) -> None:
@@ -207,8 +211,12 @@ def build_services(
 ) -> Services:
     """The services of one serving process, with their handlers and background parts."""
     from scp.commitment.service import CommitmentService
+    from scp.qr.service import QueryService, RetrieveService, open_client
 
     services: list[Service] = [VerificationService(), StorageService(on_store)]
     if CommitmentService.contexts(settings):
         services.append(CommitmentService(settings, metrics))
+    if QueryService.contexts(settings):
+        client = open_client(settings)
+        services += [QueryService(settings, client), RetrieveService(settings, client)]
     return Services(services, settings)

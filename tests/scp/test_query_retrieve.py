@@ -1,0 +1,192 @@
+"""Query/Retrieve against our SCP as a real process whose HealthImaging is Orthanc's DICOMweb
+behind the SigV4-checking proxy, driven by dcmtk: `findscu` at every level of both models
+(wildcard, date range, UID list, pages of 2 records), `movescu` to a dcmtk `storescp` registered
+in REMOTE_AES and to an unknown destination, `getscu` back on its own association."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import MRImageStorage
+
+from tests.fakes.dicomweb_proxy import DATASTORE_ID, DicomWebProxy
+from tests.support.aws import REGION
+from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.dicomweb import needs_orthanc
+from tests.support.net import free_port
+from tests.support.orthanc import Orthanc
+from tests.support.scp import ScpProcess
+
+pytestmark = needs_orthanc
+US = "QRSCU"
+# patient, name, study, date, [(series, class, instances)]
+STUDIES = [
+    ("P1", "DOE^JANE", "a", "20260105", [("ct", None, 3), ("mr", MRImageStorage, 2)]),
+    ("P1", "DOE^JANE", "b", "20250610", [("ct", None, 1)]),
+    ("P2", "ROE^RICHARD", "c", "20260120", [("ct", None, 2)]),
+]
+
+
+def study_uid(tag: str) -> str:
+    return uid("qr", tag)
+
+
+@pytest.fixture(scope="module")
+def loaded(orthanc_server: Orthanc, tmp_path_factory: pytest.TempPathFactory) -> Orthanc:
+    folder = tmp_path_factory.mktemp("qr-files")
+    for patient, name, tag, date, series in STUDIES:
+        for series_tag, sop_class, count in series:
+            for i in range(count):
+                kw = {"sop_class": sop_class} if sop_class else {}
+                ds = make_dataset(
+                    study=study_uid(tag),
+                    series=uid("qr", tag, series_tag),
+                    sop=uid("qr", tag, series_tag, i),
+                    rows=8,
+                    columns=8,
+                    patient_name=name,
+                    seed=i,
+                    **kw,
+                )
+                ds.PatientID, ds.StudyDate, ds.StudyID = patient, date, tag.upper()
+                ds.StudyDescription = f"STUDY {tag.upper()}"
+                path = write_part10(ds, folder / f"{tag}-{series_tag}-{i}.dcm")
+                orthanc_server.store(path.read_bytes())
+    return orthanc_server
+
+
+@pytest.fixture(scope="module")
+def destination(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """dcmtk storescp as the Move Destination DEST."""
+    port, folder = free_port(), tmp_path_factory.mktemp("dest")
+    proc = subprocess.Popen(
+        ["storescp", "-aet", "DEST", "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield port, folder
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def scp(
+    loaded: Orthanc,
+    running_proxy: DicomWebProxy,
+    destination: tuple[int, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ScpProcess]:
+    tmp = tmp_path_factory.mktemp("qr-scp")
+    with ScpProcess(
+        log_dir=tmp,
+        storage=str(tmp / "store"),
+        workers=1,
+        healthimaging_datastore_id=DATASTORE_ID,
+        healthimaging_region=REGION,
+        dicomweb_endpoint_url=running_proxy.endpoint,
+        qido_page_size=2,
+        remote_aes=f"{US}=127.0.0.1:1:query+retrieve,DEST=127.0.0.1:{destination[0]}:store",
+    ) as server:
+        yield server
+
+
+def dcmtk(tool: str, scp: ScpProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [tool, "-v", "-aet", US, "-aec", scp.ae_title, *args, "127.0.0.1", str(scp.port)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def find(scp: ScpProcess, tmp: Path, model: str, level: str, *keys: str) -> list[pydicom.Dataset]:
+    out = tmp / f"find-{model}-{level}-{len(list(tmp.iterdir()))}"
+    out.mkdir()
+    args = [model, "-X", "-od", str(out), "-k", f"QueryRetrieveLevel={level}"]
+    for key in keys:
+        args += ["-k", key]
+    done = dcmtk("findscu", scp, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+
+
+def test_find_every_level_of_both_models(scp: ScpProcess, running_proxy, tmp_path) -> None:
+    running_proxy.reset()
+    patients = find(scp, tmp_path, "-P", "PATIENT", "PatientID", "PatientName")
+    assert sorted((p.PatientID, str(p.PatientName)) for p in patients) == [
+        ("P1", "DOE^JANE"),
+        ("P2", "ROE^RICHARD"),
+    ]
+    # Three studies, two a page: more than one QIDO-RS page was asked for.
+    studies = find(scp, tmp_path, "-S", "STUDY", "StudyInstanceUID", "StudyDate", "StudyID")
+    assert sorted(s.StudyInstanceUID for s in studies) == sorted(study_uid(s[2]) for s in STUDIES)
+    assert {s.StudyID for s in studies} == {"A", "B", "C"}
+    offsets = [r.path for r in running_proxy.requests("GET") if "offset=2" in r.path]
+    assert offsets, running_proxy.requests("GET")
+    in_patient = find(scp, tmp_path, "-P", "STUDY", "PatientID=P1", "StudyInstanceUID")
+    assert sorted(s.StudyInstanceUID for s in in_patient) == sorted(
+        [study_uid("a"), study_uid("b")]
+    )
+    series = find(
+        scp, tmp_path, "-S", "SERIES", f"StudyInstanceUID={study_uid('a')}", "Modality",
+        "SeriesInstanceUID",
+    )  # fmt: skip
+    assert sorted(s.Modality for s in series) == ["CT", "MR"]
+    images = find(
+        scp, tmp_path, "-P", "IMAGE", "PatientID=P1", f"StudyInstanceUID={study_uid('a')}",
+        f"SeriesInstanceUID={uid('qr', 'a', 'ct')}", "SOPInstanceUID", "InstanceNumber",
+    )  # fmt: skip
+    assert sorted(i.SOPInstanceUID for i in images) == sorted(
+        uid("qr", "a", "ct", i) for i in range(3)
+    )
+
+
+def test_find_wildcard_date_range_uid_list_and_unreturned_keys(scp, tmp_path) -> None:
+    jane = find(scp, tmp_path, "-S", "STUDY", "PatientName=DOE*", "StudyInstanceUID")
+    assert len(jane) == 2  # a wildcard HealthImaging filters
+    january = find(scp, tmp_path, "-S", "STUDY", "StudyDate=20260101-20260131", "PatientID")
+    assert sorted(s.PatientID for s in january) == ["P1", "P2"]
+    listed = find(
+        scp, tmp_path, "-S", "STUDY", f"StudyInstanceUID={study_uid('a')}\\{study_uid('c')}",
+        "PatientID",
+    )  # fmt: skip
+    assert sorted(s.PatientID for s in listed) == ["P1", "P2"]
+    # A key HealthImaging cannot filter is matched by us on what it returns.
+    none = find(scp, tmp_path, "-S", "STUDY", "StudyDescription=NOTHING*", "StudyInstanceUID")
+    assert none == []
+    some = find(scp, tmp_path, "-S", "STUDY", "StudyDescription=STUDY ?", "StudyID")
+    assert sorted(s.StudyID for s in some) == ["A", "B", "C"]
+
+
+def test_move_to_the_registered_destination_and_to_an_unknown_one(scp, destination) -> None:
+    _, folder = destination
+    done = dcmtk(
+        "movescu", scp, "-S", "-aem", "DEST", "-k", "QueryRetrieveLevel=STUDY",
+        "-k", f"StudyInstanceUID={study_uid('a')}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    received = sorted(pydicom.dcmread(p).SOPInstanceUID for p in folder.iterdir())
+    expected = [uid("qr", "a", "ct", i) for i in range(3)] + [
+        uid("qr", "a", "mr", i) for i in range(2)
+    ]
+    assert received == sorted(expected)
+    log = done.stdout + done.stderr
+    assert "Received Move Response 5 (Pending)" in log  # one pending response per instance
+    assert "Received Final Move Response (Success)" in log
+    unknown = dcmtk(
+        "movescu", scp, "-S", "-aem", "NOWHERE", "-k", "QueryRetrieveLevel=STUDY",
+        "-k", f"StudyInstanceUID={study_uid('a')}",
+    )  # fmt: skip
+    assert "Final Move Response (Refused: MoveDestinationUnknown)" in unknown.stderr  # 0xA801
+    assert len(list(folder.iterdir())) == 5
+
+
+def test_get_back_on_the_calling_association(scp, tmp_path) -> None:
+    done = dcmtk(
+        "getscu", scp, "-S", "-od", str(tmp_path), "-k", "QueryRetrieveLevel=SERIES",
+        "-k", f"StudyInstanceUID={study_uid('c')}",
+        "-k", f"SeriesInstanceUID={uid('qr', 'c', 'ct')}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("CT*"))
+    assert got == sorted(uid("qr", "c", "ct", i) for i in range(2))
