@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from scp import statuses
 from scp.healthimaging.client import DicomWebClient
 from scp.healthimaging.errors import DicomWebError, DicomWebUnavailable
 from scp.outgoing import client_tls
@@ -52,15 +53,29 @@ UNABLE_TO_PROCESS = 0xC000  # HealthImaging refused the search
 BAD_IDENTIFIER = 0xA900  # Identifier does not match SOP Class
 MOVE_DESTINATION_UNKNOWN = 0xA801
 UNABLE_TO_LIST = 0xC001  # C-MOVE/C-GET: the instances could not be listed
+NOT_AUTHORISED = statuses.NOT_AUTHORISED.code
+REFUSED_MOVE = 0xC514  # pynetdicom's status for a C-MOVE handler failing before its destination
 STATUSES = (
-    (0xFF00, "Pending", "one match"),
-    (0x0000, "Success", "every match was sent"),
-    (CAPPED, "Warning", "HealthImaging's 10,000-record cap was reached: results are incomplete"),
+    (0xFF00, "Pending", "one match (C-FIND); one sub-operation done (C-MOVE, C-GET)"),
+    (0x0000, "Success", "every match, or every instance, was sent"),
+    (0xB000, "Warning", "C-MOVE, C-GET: sub-operations failed (Failed SOP Instance UID List)"),
+    (CAPPED, "Warning", "C-FIND: HealthImaging's 10,000-record cap cut the results short"),
     (CANCEL, "Cancel", "C-CANCEL received: the search stopped"),
     (BAD_IDENTIFIER, "Identifier does not match SOP Class", "no or unknown level"),
     (OUT_OF_RESOURCES, "Out of resources", "HealthImaging throttled or unavailable"),
     (UNABLE_TO_PROCESS, "Unable to process", "HealthImaging refused the search"),
     (MOVE_DESTINATION_UNKNOWN, "Move destination unknown", "not in REMOTE_AES"),
+    (
+        NOT_AUTHORISED,
+        "Refused: not authorised",
+        "C-FIND, C-GET: the calling AE lacks `query` (C-FIND) or `retrieve` (C-GET) in REMOTE_AES",
+    ),
+    (
+        REFUSED_MOVE,
+        "Unable to process",
+        "C-MOVE: the calling AE lacks `retrieve` in REMOTE_AES (pynetdicom lets a C-MOVE "
+        "handler refuse only with this status or 0xA801)",
+    ),
     (UNABLE_TO_LIST, "Unable to process", "C-MOVE/C-GET: the instances could not be listed"),
 )
 

@@ -89,13 +89,16 @@ def scp(
         healthimaging_region=REGION,
         dicomweb_endpoint_url=running_proxy.endpoint,
         qido_page_size=2,
-        remote_aes=f"{US}=127.0.0.1:1:query+retrieve,DEST=127.0.0.1:{destination[0]}:store",
+        remote_aes=f"{US}=127.0.0.1:1:query+retrieve,DEST=127.0.0.1:{destination[0]}:store,"
+        "FINDONLY=127.0.0.1:1:query",
     ) as server:
         yield server
 
 
-def dcmtk(tool: str, scp: ScpProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [tool, "-v", "-aet", US, "-aec", scp.ae_title, *args, "127.0.0.1", str(scp.port)]
+def dcmtk(
+    tool: str, scp: ScpProcess, *args: str, aet: str = US
+) -> subprocess.CompletedProcess[str]:
+    argv = [tool, "-v", "-aet", aet, "-aec", scp.ae_title, *args, "127.0.0.1", str(scp.port)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -190,3 +193,19 @@ def test_get_back_on_the_calling_association(scp, tmp_path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("CT*"))
     assert got == sorted(uid("qr", "c", "ct", i) for i in range(2))
+
+
+def test_calling_aes_without_the_permission_are_refused(scp, destination) -> None:
+    study = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid('b')}"]
+    find = dcmtk("findscu", scp, "-S", *study, aet="STRANGER")
+    assert "Final Find Response (Unknown Status: 0x124)" in find.stderr, find.stderr
+    get = dcmtk("getscu", scp, "-S", *study, aet="FINDONLY")
+    assert "0x124" in get.stderr, get.stderr
+    move = dcmtk("movescu", scp, "-S", "-aem", "DEST", *study, aet="FINDONLY")
+    assert "Final Move Response (Failed: UnableToProcess)" in move.stderr, move.stderr
+    assert list(destination[1].glob(f"*{uid('qr', 'b', 'ct', 0)}*")) == []
+    refusals = [x for x in scp.log_lines() if x.get("event") == "not-authorised"]
+    assert {(x["callingAETitle"], x["needs"]) for x in refusals} == {
+        ("STRANGER", "query"),
+        ("FINDONLY", "retrieve"),
+    }
