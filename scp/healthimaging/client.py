@@ -196,7 +196,8 @@ class DicomWebClient:
 
 
 class SearchResults:
-    """One QIDO-RS search's records, fetched a page at a time while iterated."""
+    """One QIDO-RS search's records, fetched a page at a time while iterated. `capped` once the
+    cap's worth of records came back: whether more exist cannot be asked ([SEARCH])."""
 
     def __init__(
         self,

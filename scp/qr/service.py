@@ -59,7 +59,11 @@ STATUSES = (
     (0xFF00, "Pending", "one match (C-FIND); one sub-operation done (C-MOVE, C-GET)"),
     (0x0000, "Success", "every match, or every instance, was sent"),
     (0xB000, "Warning", "C-MOVE, C-GET: sub-operations failed (Failed SOP Instance UID List)"),
-    (CAPPED, "Warning", "C-FIND: HealthImaging's 10,000-record cap cut the results short"),
+    (
+        CAPPED,
+        "Warning",
+        "C-FIND: a search reached HealthImaging's 10,000-record cap: there may be more",
+    ),
     (CANCEL, "Cancel", "C-CANCEL received: the search stopped"),
     (BAD_IDENTIFIER, "Identifier does not match SOP Class", "no or unknown level"),
     (OUT_OF_RESOURCES, "Out of resources", "HealthImaging throttled or unavailable"),
@@ -90,9 +94,10 @@ def _status(code: int, comment: str) -> Dataset:
 def _failure(exc: Exception) -> Dataset:
     if isinstance(exc, IdentifierError):
         return _status(BAD_IDENTIFIER, str(exc))
+    reason = getattr(exc, "reason", str(exc))  # the full message, path included, is logged
     if isinstance(exc, DicomWebUnavailable):
-        return _status(OUT_OF_RESOURCES, f"HealthImaging unavailable: {exc}")
-    return _status(UNABLE_TO_PROCESS, f"HealthImaging search failed: {exc}")
+        return _status(OUT_OF_RESOURCES, f"HealthImaging unavailable: {reason}")
+    return _status(UNABLE_TO_PROCESS, f"HealthImaging refused: {reason}")
 
 
 def open_client(settings: Settings) -> DicomWebClient:
