@@ -351,7 +351,8 @@ def query_retrieve_section() -> list[str]:
         *table(("Status", "Code", "When"), [(n, f"`0x{c:04X}`", w) for c, n, w in QR_STATUSES]),
         "C-MOVE: the Move Destination must be in `REMOTE_AES` (any permission); the SCP opens "
         "one association per C-MOVE from its AE title to that AE's registered host and port "
-        "(TLS 1.2 or later when the entry ends in `:tls`), proposing each SOP class to be "
+        "(TLS 1.2 or later when the entry ends in `:tls`; in AWS from the tasks to "
+        "`RemoteAECIDR`, network-flows.md), proposing each SOP class to be "
         "sent with Explicit VR Little Endian and Implicit VR Little Endian, and fetches every "
         "instance from HealthImaging in Explicit VR Little Endian. C-GET sends the instances "
         "on the calling association, on the storage contexts it proposed with the SCP role "
