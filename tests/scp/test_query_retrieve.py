@@ -191,6 +191,7 @@ def test_get_back_on_the_calling_association(scp, tmp_path) -> None:
         "-k", f"SeriesInstanceUID={uid('qr', 'c', 'ct')}",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "Release Failed" not in done.stderr, done.stderr
     got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("CT*"))
     assert got == sorted(uid("qr", "c", "ct", i) for i in range(2))
 
@@ -209,3 +210,25 @@ def test_calling_aes_without_the_permission_are_refused(scp, destination) -> Non
         ("STRANGER", "query"),
         ("FINDONLY", "retrieve"),
     }
+
+
+def test_an_instance_healthimaging_cannot_return_is_a_failed_sub_operation(
+    scp, running_proxy, tmp_path
+) -> None:
+    gone = uid("qr", "a", "mr", 1)
+    running_proxy.reset()
+    running_proxy.faults.conflicts.add(gone)  # listed by the series search, 404 on retrieve
+    try:
+        done = dcmtk(
+            "getscu", scp, "-S", "-od", str(tmp_path), "-k", "QueryRetrieveLevel=SERIES",
+            "-k", f"StudyInstanceUID={study_uid('a')}",
+            "-k", f"SeriesInstanceUID={uid('qr', 'a', 'mr')}",
+        )  # fmt: skip
+    finally:
+        running_proxy.reset()
+    got = [pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("MR*")]
+    assert got == [uid("qr", "a", "mr", 0)]
+    assert "Received C-GET Response (Warning: SubOperationsCompleteOneOrMoreFailures)" in done.stderr
+    assert "Number of Failed Suboperations    : 1" in done.stderr
+    failed = [x for x in scp.log_lines() if x.get("event") == "retrieve-failed"]
+    assert [x["sopInstanceUID"] for x in failed] == [gone]
