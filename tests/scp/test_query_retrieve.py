@@ -228,7 +228,9 @@ def test_an_instance_healthimaging_cannot_return_is_a_failed_sub_operation(
         running_proxy.reset()
     got = [pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("MR*")]
     assert got == [uid("qr", "a", "mr", 0)]
-    assert "Received C-GET Response (Warning: SubOperationsCompleteOneOrMoreFailures)" in done.stderr
+    assert (
+        "Received C-GET Response (Warning: SubOperationsCompleteOneOrMoreFailures)" in done.stderr
+    )
     assert "Number of Failed Suboperations    : 1" in done.stderr
     failed = [x for x in scp.log_lines() if x.get("event") == "retrieve-failed"]
     assert [x["sopInstanceUID"] for x in failed] == [gone]
