@@ -331,7 +331,8 @@ def query_retrieve_section() -> list[str]:
         "`retrieve` for C-MOVE and C-GET; otherwise the request is refused with `0x0124`.",
         "",
         *table(("SOP Class", "SOP Class UID"), [(UID(uid).name, f"`{uid}`") for uid in models]),
-        f"Levels: {', '.join(LEVELS)} (hierarchical; relational queries are not negotiated). "
+        f"Levels: {', '.join(LEVELS)} (PATIENT in the Patient Root model only; hierarchical, "
+        "relational queries are not negotiated). "
         "Keys HealthImaging filters (sent in the search; a UID list is matched by the SCP):",
         "",
         *table(("Level", "Keys sent to HealthImaging"), filtered),
@@ -346,7 +347,9 @@ def query_retrieve_section() -> list[str]:
         "SERIES and IMAGE levels the search runs inside each study (and series) the "
         "identifier's UIDs name, else inside each matching study (series). Results are read "
         "page by page (`QIDO_PAGE_SIZE` records a page) up to HealthImaging's 10,000 records "
-        "per search.",
+        "per search. Responses carry the requested keys, the unique keys of the levels "
+        "above, Retrieve AE Title (the SCP's) when asked for, and Specific Character Set "
+        "`ISO_IR 192` (UTF-8) when a value is not ASCII.",
         "",
         *table(("Status", "Code", "When"), [(n, f"`0x{c:04X}`", w) for c, n, w in QR_STATUSES]),
         "C-MOVE: the Move Destination must be in `REMOTE_AES` (any permission); the SCP opens "

@@ -49,10 +49,12 @@ class IdentifierError(ValueError):
     """The identifier cannot be answered (no or unknown level): 0xA900."""
 
 
-def level_of(identifier: Dataset) -> str:
+def level_of(identifier: Dataset, study_root: bool = False) -> str:
+    """The identifier's level; the Study Root model has no PATIENT level (PS3.4 C.6.2)."""
     level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-    if level not in LEVELS:
-        raise IdentifierError(f"Query/Retrieve Level {level!r} is not one of {', '.join(LEVELS)}")
+    allowed = LEVELS[1:] if study_root else LEVELS
+    if level not in allowed:
+        raise IdentifierError(f"Query/Retrieve Level {level!r} is not one of {', '.join(allowed)}")
     return level
 
 
@@ -198,9 +200,13 @@ def record_uid(record: Dataset, identifier: Dataset, keyword: str) -> str:
     return str(record.get(keyword) or key_text(identifier, keyword).strip())
 
 
-def response_identifier(identifier: Dataset, record: Dataset, level: str) -> Dataset:
+def response_identifier(
+    identifier: Dataset, record: Dataset, level: str, ae_title: str = ""
+) -> Dataset:
     """The requested keys filled from the record (empty where the search returned nothing), the
-    level, and the unique keys of the levels above it."""
+    level, the unique keys of the levels above it, Retrieve AE Title (ours) when asked for, and
+    UTF-8 (ISO_IR 192) as Specific Character Set when a value is not ASCII (DICOMweb JSON is
+    Unicode)."""
     out = Dataset()
     for elem in identifier:
         keyword = elem.keyword
@@ -216,12 +222,16 @@ def response_identifier(identifier: Dataset, record: Dataset, level: str) -> Dat
         key = UNIQUE_KEY[above]
         if key not in out and key in record:
             setattr(out, key, record[key].value)
+    if "RetrieveAETitle" in identifier and ae_title:
+        out.RetrieveAETitle = ae_title
+    if any(not str(elem.value or "").isascii() for elem in out if elem.VR != "SQ"):
+        out.SpecificCharacterSet = "ISO_IR 192"
     return out
 
 
-def instances(search: Search, identifier: Dataset) -> Iterator[Dataset]:
+def instances(search: Search, identifier: Dataset, study_root: bool = False) -> Iterator[Dataset]:
     """Every instance under a C-MOVE/C-GET identifier's unique keys (any level)."""
-    level = level_of(identifier)
+    level = level_of(identifier, study_root)
     query = Dataset()
     for keyword in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         if keyword in identifier and key_text(identifier, keyword).strip():

@@ -45,6 +45,13 @@ RETRIEVE_MODELS = (
     PatientRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelGet,
 )
+STUDY_ROOT = frozenset(
+    {
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelGet,
+    }
+)
 EXPLICIT_LE, IMPLICIT_LE = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
 # GetDICOMInstance requests at once per C-MOVE/C-GET: HealthImaging allows 50 TPS (burst 100) per
 # account and Region ([THROTTLE] in scp/healthimaging/__init__.py); above it the client's
@@ -147,10 +154,12 @@ class QueryService(Service):
         identifier = event.identifier
         count = 0
         try:
-            level = level_of(identifier)
+            study_root = event.request.AffectedSOPClassUID in STUDY_ROOT
+            level = level_of(identifier, study_root)
             for record in search.records(identifier, level):
                 count += 1
-                yield 0xFF00, response_identifier(identifier, record, level)
+                ae_title = self.settings.ae_title
+                yield 0xFF00, response_identifier(identifier, record, level, ae_title)
         except (IdentifierError, DicomWebError) as exc:
             _log("find-failed", event.assoc, matches=count, error=str(exc))
             yield _failure(exc), None
@@ -184,7 +193,8 @@ class RetrieveService(Service):
 
     def _listing(self, event: evt.Event) -> list[Dataset]:
         search = Search(self.client, self.settings.qido_page_size, lambda: event.is_cancelled)
-        found = list(instances(search, event.identifier))
+        study_root = event.request.AffectedSOPClassUID in STUDY_ROOT
+        found = list(instances(search, event.identifier, study_root))
         if search.capped:
             _log("retrieve-capped", event.assoc, instances=len(found))
         return found

@@ -90,3 +90,16 @@ def test_a_missing_or_unknown_level_is_refused() -> None:
     with pytest.raises(IdentifierError):
         level_of(identifier(QueryRetrieveLevel="FRAME"))
     assert level_of(identifier(QueryRetrieveLevel="image ")) == "IMAGE"
+    assert level_of(identifier(QueryRetrieveLevel="PATIENT")) == "PATIENT"
+    with pytest.raises(IdentifierError, match="STUDY, SERIES, IMAGE"):
+        level_of(identifier(QueryRetrieveLevel="PATIENT"), study_root=True)
+
+
+def test_retrieve_ae_title_and_a_unicode_character_set_are_filled_in() -> None:
+    ds = identifier(QueryRetrieveLevel="STUDY", PatientName="", RetrieveAETitle="")
+    record = identifier(PatientName="MÜLLER^ANNA", StudyInstanceUID="1.2")
+    out = response_identifier(ds, record, "STUDY", "STORESCP")
+    assert out.RetrieveAETitle == "STORESCP"
+    assert out.SpecificCharacterSet == "ISO_IR 192"
+    plain = response_identifier(ds, identifier(PatientName="DOE"), "STUDY", "STORESCP")
+    assert "SpecificCharacterSet" not in plain

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from pydicom.dataset import Dataset
+from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind
 
 from scp.healthimaging import client as client_module
 from scp.qr.service import CANCEL, CAPPED, OUT_OF_RESOURCES, UNABLE_TO_PROCESS, QueryService
@@ -40,6 +41,7 @@ def find(client, cancel_after: int | None = None) -> list[tuple[object, Dataset 
     identifier.SOPInstanceUID = ""
     event = SimpleNamespace(
         identifier=identifier,
+        request=SimpleNamespace(AffectedSOPClassUID=PatientRootQueryRetrieveInformationModelFind),
         is_cancelled=False,
         assoc=SimpleNamespace(requestor=SimpleNamespace(ae_title="WS1")),
     )
