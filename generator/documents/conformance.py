@@ -328,7 +328,8 @@ def query_retrieve_section() -> list[str]:
         "DICOMweb APIs, which see primary image sets only: C-FIND from QIDO-RS searches, "
         "C-MOVE and C-GET from a QIDO-RS listing and one WADO-RS GetDICOMInstance per "
         "instance. A calling AE needs the `query` permission in `REMOTE_AES` for C-FIND and "
-        "`retrieve` for C-MOVE and C-GET; otherwise the request is refused with `0x0124`.",
+        "`retrieve` for C-MOVE and C-GET; otherwise the request is refused (`0x0124`, a "
+        "C-MOVE `0xC514`: statuses below).",
         "",
         *table(("SOP Class", "SOP Class UID"), [(UID(uid).name, f"`{uid}`") for uid in models]),
         f"Levels: {', '.join(LEVELS)} (PATIENT in the Patient Root model only; hierarchical, "

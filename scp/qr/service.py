@@ -79,7 +79,11 @@ STATUSES = (
         "C-FIND: a search reached HealthImaging's 10,000-record cap: there may be more",
     ),
     (CANCEL, "Cancel", "C-CANCEL received: the search stopped"),
-    (BAD_IDENTIFIER, "Identifier does not match SOP Class", "no or unknown level"),
+    (
+        BAD_IDENTIFIER,
+        "Identifier does not match SOP Class",
+        "no level, an unknown one, or PATIENT in the Study Root model",
+    ),
     (OUT_OF_RESOURCES, "Out of resources", "HealthImaging throttled or unavailable"),
     (UNABLE_TO_PROCESS, "Unable to process", "HealthImaging refused the search"),
     (MOVE_DESTINATION_UNKNOWN, "Move destination unknown", "not in REMOTE_AES"),
