@@ -74,7 +74,14 @@ def destination(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
 
 
 @pytest.fixture(scope="module")
+def second_port() -> int:
+    """Where a second destination, DEST2, listens when a test starts it."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
 def scp(
+    second_port: int,
     loaded: Orthanc,
     running_proxy: DicomWebProxy,
     destination: tuple[int, Path],
@@ -90,7 +97,7 @@ def scp(
         dicomweb_endpoint_url=running_proxy.endpoint,
         qido_page_size=2,
         remote_aes=f"{US}=127.0.0.1:1:query+retrieve,DEST=127.0.0.1:{destination[0]}:store,"
-        "FINDONLY=127.0.0.1:1:query",
+        f"FINDONLY=127.0.0.1:1:query,DEST2=127.0.0.1:{second_port}:store",
     ) as server:
         yield server
 
@@ -234,3 +241,29 @@ def test_an_instance_healthimaging_cannot_return_is_a_failed_sub_operation(
     assert "Number of Failed Suboperations    : 1" in done.stderr
     failed = [x for x in scp.log_lines() if x.get("event") == "retrieve-failed"]
     assert [x["sopInstanceUID"] for x in failed] == [gone]
+
+
+def test_a_move_throttled_by_healthimaging_is_retried_and_complete(
+    scp, running_proxy, second_port, tmp_path
+) -> None:
+    with subprocess.Popen(
+        ["storescp", "-aet", "DEST2", "-od", str(tmp_path), str(second_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as dest:
+        running_proxy.reset()
+        # ThrottlingException (429) on the next requests, listing and retrieval alike.
+        running_proxy.faults.script["GET"] = [429] * 3
+        try:
+            done = dcmtk(
+                "movescu", scp, "-S", "-aem", "DEST2", "-k", "QueryRetrieveLevel=STUDY",
+                "-k", f"StudyInstanceUID={study_uid('c')}",
+            )  # fmt: skip
+        finally:
+            throttled = [r for r in running_proxy.requests("GET") if r.status == 429]
+            running_proxy.reset()
+            dest.terminate()
+    assert "Final Move Response (Success)" in done.stderr, done.stderr
+    assert len(throttled) == 3
+    got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("CT*"))
+    assert got == sorted(uid("qr", "c", "ct", i) for i in range(2))
