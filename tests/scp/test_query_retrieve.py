@@ -19,6 +19,7 @@ from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.dicomweb import needs_orthanc
 from tests.support.net import free_port
 from tests.support.orthanc import Orthanc
+from tests.support.orthanc_modality import OrthancModality
 from tests.support.scp import ScpProcess
 
 pytestmark = needs_orthanc
@@ -80,7 +81,23 @@ def second_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def scp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def workstation(
+    scp_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OrthancModality]:
+    """A second Orthanc as the radiology workstation: C-FIND and C-MOVE through its REST API."""
+    with OrthancModality(tmp_path_factory.mktemp("workstation"), scp_port, "WORKSTATION") as ws:
+        yield ws
+
+
+@pytest.fixture(scope="module")
 def scp(
+    scp_port: int,
+    workstation: OrthancModality,
     second_port: int,
     loaded: Orthanc,
     running_proxy: DicomWebProxy,
@@ -90,6 +107,7 @@ def scp(
     tmp = tmp_path_factory.mktemp("qr-scp")
     with ScpProcess(
         log_dir=tmp,
+        port=scp_port,
         storage=str(tmp / "store"),
         workers=1,
         healthimaging_datastore_id=DATASTORE_ID,
@@ -97,7 +115,8 @@ def scp(
         dicomweb_endpoint_url=running_proxy.endpoint,
         qido_page_size=2,
         remote_aes=f"{US}=127.0.0.1:1:query+retrieve,DEST=127.0.0.1:{destination[0]}:store,"
-        f"FINDONLY=127.0.0.1:1:query,DEST2=127.0.0.1:{second_port}:store",
+        f"FINDONLY=127.0.0.1:1:query,DEST2=127.0.0.1:{second_port}:store,"
+        f"WORKSTATION=127.0.0.1:{workstation.dicom_port}:query+retrieve",
     ) as server:
         yield server
 
@@ -267,3 +286,22 @@ def test_a_move_throttled_by_healthimaging_is_retried_and_complete(
     assert len(throttled) == 3
     got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("CT*"))
     assert got == sorted(uid("qr", "c", "ct", i) for i in range(2))
+
+
+def test_orthanc_as_workstation_finds_and_pulls_a_study(scp, workstation) -> None:
+    query = workstation.rest(
+        "POST",
+        "/modalities/scp/query",
+        {"Level": "Study", "Query": {"PatientID": "P2", "StudyInstanceUID": ""}},
+    )
+    answers = workstation.rest("GET", f"/queries/{query['ID']}/answers?expand&simplify")
+    assert [a["StudyInstanceUID"] for a in answers] == [study_uid("c")]
+    workstation.rest(
+        "POST",
+        f"/queries/{query['ID']}/retrieve",
+        {"TargetAet": "WORKSTATION", "Synchronous": True},
+    )
+    pulled = workstation.rest("GET", "/instances?expand")
+    assert sorted(i["MainDicomTags"]["SOPInstanceUID"] for i in pulled) == sorted(
+        uid("qr", "c", "ct", i) for i in range(2)
+    )
