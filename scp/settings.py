@@ -391,6 +391,12 @@ class Settings:
         "DICOMweb endpoint override (tests); default "
         "https://dicom-medical-imaging.{region}.amazonaws.com",
     )
+    qido_page_size: int = _setting(
+        "QIDO_PAGE_SIZE",
+        _int_range(1, 1000),
+        1000,
+        "Records per QIDO-RS page (limit) when C-FIND, C-MOVE and C-GET search HealthImaging",
+    )
     job_table: str = _setting(
         "JOB_TABLE_NAME",
         _text,

@@ -301,7 +301,7 @@ def _security_groups(
             ],
         )
     )
-    # Associations the SCP opens (storage-commitment reports) go to the registered AEs' range
+    # Associations the SCP opens (commitment reports, C-MOVE) go to the registered AEs' range
     # only; their DICOM ports are each AE's own (RemoteAETitles), so the rule spans TCP ports.
     t.add_resource(
         ec2.SecurityGroupEgress(

@@ -34,6 +34,14 @@ class Service:
     service: ecs.Service
 
 
+QUERY_RETRIEVE_ACTIONS = [
+    "medical-imaging:SearchDICOMStudies",
+    "medical-imaging:SearchDICOMSeries",
+    "medical-imaging:SearchDICOMInstances",
+    "medical-imaging:GetDICOMInstance",
+]
+
+
 def health_command(port: int) -> list[str]:
     """Container health check: GET /health with the image's Python (no curl in slim images)."""
     url = f"http://127.0.0.1:{port}/health"
@@ -157,6 +165,10 @@ def add_service(
             ["medical-imaging:StoreDICOM", "medical-imaging:SearchDICOMInstances"],
             storage.datastore_arns,
         ),
+        # Query/Retrieve (scp/qr): C-FIND searches studies, series and instances, C-MOVE and
+        # C-GET fetch instances, on this data store only (developer guide, "Searching DICOM
+        # data in HealthImaging", "Retrieving DICOM data from HealthImaging").
+        allow(QUERY_RETRIEVE_ACTIONS, storage.datastore_arns),
         key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
         allow(
             ["dynamodb:PutItem"],
