@@ -77,9 +77,10 @@ run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 demo: deps ## Run the whole pipeline locally (moto, SCP, import workflow, HealthImaging fake); Ctrl-C stops
 	$(PY) -m tests.e2e.demo
 
-bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom (BENCH_ARGS="--help" lists options)
+bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom, then cloud vs edge across a WAN (BENCH_ARGS/WAN_ARGS="--help")
 	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc orthanc-dicomweb"
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.wan $(WAN_ARGS)
 
 fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-2048); writes bench/fargate-sizing.json
 	$(MAKE) --no-print-directory system-deps

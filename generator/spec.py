@@ -66,6 +66,7 @@ class OutputSpec:
     get_att: str | None = None
     sub: str | None = None
     expression: str | None = None
+    condition: str | None = None  # the template Condition the output exists under
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ class Spec:
                     o.get("getAtt"),
                     o.get("sub"),
                     o.get("expression"),
+                    o.get("condition"),
                 )
                 for o in d["outputs"]
             ),

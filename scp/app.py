@@ -42,6 +42,14 @@ def run(settings: Settings) -> int:
             signing_context(settings)
         except SettingsError as exc:
             raise StartupError(f"DIRECT_STORE={settings.direct_store}: {exc}") from None
+    forwarder = None
+    if settings.edge_forward_to:
+        from scp.edge.startup import edge_forwarder
+
+        try:
+            forwarder = edge_forwarder(settings, store)
+        except StorageError as exc:
+            raise StartupError(f"EDGE_FORWARD_TO: {exc}") from None
     # Both ports are bound here, before any worker forks: the workers share the DICOM socket,
     # and a port someone else holds stops the start-up with a sentence, not a traceback.
     check_tls(settings)
@@ -73,11 +81,17 @@ def run(settings: Settings) -> int:
         from scp.server import serve
 
         return serve(
-            settings, store, LocalSlots(), listener, health=health, store_check=store_check
+            settings,
+            store,
+            LocalSlots(),
+            listener,
+            health=health,
+            store_check=store_check,
+            background=forwarder,
         )
     from scp.workers import supervise
 
-    return supervise(settings, store, workers, listener, health, store_check)
+    return supervise(settings, store, workers, listener, health, store_check, forwarder)
 
 
 def effective_workers(settings: Settings) -> int:

@@ -17,7 +17,11 @@ stock pynetdicom. The changes:
 4. Owned temporary files and hand-encoded bytes (`ScpMessage`, `ScpDIMSE.send_msg`): a received
    dataset streams to `{receive_dir}/{random}.part` (never `.dcm`), is refused before anything is
    written when free disk space is below the minimum, and is removed as soon as its association
-   no longer needs it (handled, refused, aborted or cut off mid-transfer). File meta and
+   no longer needs it (handled, refused, aborted, cut off mid-transfer). Every message class is
+   ours, so pynetdicom's stock decoder never writes its own tmp*.dcm, whatever order a peer
+   sends commands and datasets in; a second command set before a message's dataset ended, or
+   a dataset fragment on another presentation context than its command's, is a protocol error
+   the association is aborted on (pynetdicom's invalid-message path). File meta and
    C-STORE-RSP are hand-encoded (byte-identical to pynetdicom's), a fifth of the CPU per instance,
    and the response goes to the socket from the association's thread (`ScpDUL.send_command`),
    sparing the DUL thread a wake-up per instance. EVT_DIMSE_SENT and EVT_PDU_SENT still fire:
@@ -213,12 +217,22 @@ class ScpMessage(stock_messages.DIMSEMessage):
         self._data_set_file: Any = None
         self._scp_fields: dict[int, bytes] | None = None  # a hand-read C-STORE-RQ's elements
         self._scp_discard = False  # refused for disk space: the dataset is dropped unread
+        self._scp_commands = 0  # complete command sets seen
+        self._scp_invalid = ""  # why the message breaks PS3.8 (the association is aborted)
 
     def decode_msg(self, primitive: P_DATA, assoc: Association | None = None) -> bool:
         if primitive.__class__ != P_DATA:
             return False
         for context_id, data in primitive.presentation_data_value_list:
             header = data[0]
+            # A message that breaks PS3.8 annex E ends here as invalid: message_to_primitive
+            # raises and pynetdicom aborts the association (its invalid-message path).
+            if header & 1 and self._scp_commands:
+                self._scp_invalid = "a second command set before the message's dataset ended"
+                return True
+            if not header & 1 and self._scp_commands and context_id != self.context_id:
+                self._scp_invalid = "a dataset fragment on another presentation context"
+                return True
             if header & 1:  # command set fragment
                 self.encoded_command_set.write(data[1:])
                 if header & 2 and self._command_done(context_id, cast(Association, assoc)):
@@ -241,6 +255,7 @@ class ScpMessage(stock_messages.DIMSEMessage):
         to a primitive cost about 0.3 ms per instance); anything else, or any C-STORE-RQ while
         an EVT_DIMSE_RECV handler wants the decoded command set, takes the stock path."""
         self.context_id = context_id
+        self._scp_commands = 1
         fields = store_rq_fields(self.encoded_command_set.getvalue())
         if fields is not None and not assoc.get_handlers(evt.EVT_DIMSE_RECV):
             self._scp_fields = fields
@@ -261,8 +276,7 @@ class ScpMessage(stock_messages.DIMSEMessage):
             if not dimse.disk.space_for_one():
                 self._scp_discard = True  # answered NO_DISK_SPACE; nothing written
                 return False
-            part = PartFile(dimse.disk.folder)
-            dimse.receiving = part
+            part = dimse.new_part()
             part.write(b"\0" * 128 + b"DICM")
             transfer_syntax = assoc._accepted_cx[context_id].transfer_syntax[0]
             part.write(encode_file_meta(sop_class, sop_instance, transfer_syntax))
@@ -271,6 +285,8 @@ class ScpMessage(stock_messages.DIMSEMessage):
         return False
 
     def message_to_primitive(self) -> Any:
+        if self._scp_invalid:
+            raise ValueError(self._scp_invalid)
         fields = self._scp_fields
         primitive = super().message_to_primitive() if fields is None else self._store_rq(fields)
         if self._scp_discard:
@@ -299,19 +315,23 @@ class C_STORE_RQ(ScpMessage, stock_messages.C_STORE_RQ):
     """A C-STORE-RQ received through ScpMessage (same class name: pynetdicom maps by name)."""
 
 
-_OWN_TYPES: dict[type, type] = {stock_messages.C_STORE_RQ: C_STORE_RQ}
+def _own_type(stock: type) -> type:
+    """ScpMessage's decoding under a stock message class's name (pynetdicom maps by name), so a
+    message stays ours whatever its command: a stock class's decode_msg, reached by a second
+    command set after one that announced a dataset, would write pynetdicom's own tmp*.dcm."""
+    if stock is stock_messages.C_STORE_RQ:
+        return C_STORE_RQ
+    return type(stock.__name__, (ScpMessage, stock), {"__module__": __name__})
+
+
+_OWN_TYPES: dict[type, type] = {
+    stock: _own_type(stock) for _, stock in stock_messages._MESSAGE_TYPES.values()
+}
 
 
 def refused_for_space(request: C_STORE) -> bool:
     """True when the dataset of this C-STORE-RQ was not received for lack of disk space."""
     return getattr(request, "_scp_discarded", False)
-
-
-def _discard_file_of(request: Any) -> None:
-    """Remove the PartFile a received request's dataset went to, if it has one."""
-    part = getattr(request, "_dataset_file", None)
-    if isinstance(part, PartFile):
-        part.discard()
 
 
 class DiskGuard:
@@ -348,15 +368,24 @@ class ScpDIMSE(DIMSEServiceProvider):
     def __init__(self, assoc: Association, disk: DiskGuard) -> None:
         super().__init__(assoc)
         self.disk = disk
-        self.receiving: PartFile | None = None  # dataset of the message being received
+        self.parts: set[PartFile] = set()  # every file this association created and holds
         self._served: Any = None  # last request handed to the reactor
+
+    def new_part(self) -> PartFile:
+        """A file for the dataset being received, held until discarded."""
+        part = PartFile(self.disk.folder)
+        self.parts.add(part)
+        return part
+
+    def forget(self, part: PartFile) -> None:
+        """Remove part (if the store did not take it already)."""
+        self.parts.discard(part)
+        part.discard()
 
     def receive_primitive(self, primitive: P_DATA) -> None:
         if self.message is None:
             self.message = ScpMessage()
         super().receive_primitive(primitive)
-        if self.message is None:  # complete and queued
-            self.receiving = None
 
     def get_msg(self, block: bool = False) -> tuple[Any, Any]:
         """As stock; non-blocking calls (the reactor's) wait up to IDLE_WAIT for a message or a
@@ -372,20 +401,19 @@ class ScpDIMSE(DIMSEServiceProvider):
 
     def _discard_served(self) -> None:
         served, self._served = self._served, None
-        _discard_file_of(served)
+        part = getattr(served, "_dataset_file", None)
+        if isinstance(part, PartFile):
+            self.forget(part)
 
     def discard_all(self) -> None:
-        """The association ended: remove every temporary file it still holds."""
+        """The association ended: remove every temporary file it still holds (served, queued,
+        being received, or orphaned by a peer's malformed message sequence)."""
         self._discard_served()
-        if self.receiving is not None:
-            self.receiving.discard()
-            self.receiving = None
-        while True:
-            try:
-                _, msg = self.msg_queue.get_nowait()
-            except queue.Empty:
-                break
-            _discard_file_of(msg)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.msg_queue.get_nowait()
+        for part in list(self.parts):
+            self.forget(part)
 
     def wake(self) -> None:
         with self.msg_queue.not_empty:

@@ -188,7 +188,9 @@ def signing_context(settings: Settings) -> tuple[str, Credentials]:
     credentials = session.get_credentials()
     if credentials is None:
         raise SettingsError(
-            f"DIRECT_STORE={settings.direct_store}: no AWS credentials found for StoreDICOM"
+            "HEALTHIMAGING_DATASTORE_ID is set but no AWS credentials were found to sign "
+            f"DICOMweb requests (StoreDICOM with DIRECT_STORE={settings.direct_store}, "
+            "Query/Retrieve)"
         )
     return region, credentials
 

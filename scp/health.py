@@ -22,23 +22,46 @@ class HealthSource(Protocol):
     def active_count(self) -> int: ...
 
 
+class Background(Protocol):
+    """A part running beside the DICOM server, started and stopped with it, whose state
+    /health reports (the edge forwarder): `healthy()` False turns /health to 503, `status()`
+    joins its body under `name`."""
+
+    name: str
+
+    def start(self) -> object: ...
+
+    def stop(self, timeout: float = 30.0) -> None: ...
+
+    def healthy(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class HealthServer(ThreadingHTTPServer):
-    """GET /health: 200 while serving and able to store; 503 while starting, draining, or while
-    the last storage check failed (with its reason)."""
+    """GET /health: 200 while serving and able to store; 503 while starting, draining, while
+    the last storage check failed (with its reason), or while a background part reports trouble
+    (the edge forwarder's backlog too old)."""
 
     daemon_threads = True
 
     def __init__(self, sock: socket.socket) -> None:
         self.service: HealthSource | None = None
         self.store_check: StoreCheck | None = None
+        self.background: Background | None = None
         self.ready = False
         super().__init__(sock.getsockname()[:2], _HealthHandler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
         self.server_name, self.server_port = sock.getsockname()[:2]
 
-    def start(self, service: HealthSource, store_check: StoreCheck | None) -> HealthServer:
-        self.service, self.store_check = service, store_check
+    def start(
+        self,
+        service: HealthSource,
+        store_check: StoreCheck | None,
+        background: Background | None = None,
+    ) -> HealthServer:
+        self.service, self.store_check, self.background = service, store_check, background
         threading.Thread(target=self.serve_forever, name="Health", daemon=True).start()
         return self
 
@@ -52,6 +75,8 @@ class HealthServer(ThreadingHTTPServer):
             return "unhealthy", f"cannot store: {problem}"
         if not self.ready or problem is None:
             return "starting", ""
+        if self.background is not None and not self.background.healthy():
+            return f"{self.background.name}-behind", ""
         return "ok", ""
 
 
@@ -68,6 +93,8 @@ class _HealthHandler(BaseHTTPRequestHandler):
         if reason:
             body["reason"] = reason
         body.update(activeAssociations=self.server.service.active_count(), version=__version__)
+        if self.server.background is not None:
+            body[self.server.background.name] = self.server.background.status()
         self._reply(200 if status == "ok" else 503, body)
 
     def _reply(self, code: int, body: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from pynetdicom import AE, _config
 from pynetdicom.transport import ThreadedAssociationServer
 
 from scp.association import DiskGuard, ScpRequestHandler, pynetdicom_supported
-from scp.health import HealthServer
+from scp.health import Background, HealthServer
 from scp.listener import tls_context
 from scp.service import StoreService
 from scp.services import (  # noqa: F401 (TRANSFER_SYNTAXES: read by the documents)
@@ -158,9 +158,11 @@ def serve(
     store_check: StoreCheck | None = None,
     worker: bool = False,
     on_listening: Callable[[], None] | None = None,
+    background: Background | None = None,
 ) -> int:
     """One serving process: DICOM server on `listener`, metrics, drain; the health endpoint
-    when given one, the periodic storage check when given `store_check`. A `worker` leaves the
+    when given one, the periodic storage check when given `store_check`, and a background part
+    (the edge forwarder) started before it listens and stopped after it. A `worker` leaves the
     ActiveAssociations gauge to its supervisor."""
     tempfile.tempdir = store.temp_dir  # stock pynetdicom's files too (unsupported versions)
     ae = build_ae(settings)
@@ -170,11 +172,13 @@ def serve(
     services = build_services(settings, service.on_store, metrics)
     services.start()
     server = start_dicom_server(ae, settings, service, store.temp_dir, listener, services)
+    if background:
+        background.start()
     stop = threading.Event()
     if store_check:
         store_check.start(store, settings.min_free_disk, settings.storage_check_interval, stop)
     if health:
-        health.start(service, store_check)
+        health.start(service, store_check, background)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     LOG.info("SCP listening", extra={"fields": {"event": "listening", "port": settings.port}})
@@ -193,6 +197,8 @@ def serve(
     _drain(settings, service, server)
     services.stop(timeout=settings.dimse_timeout)
     metrics.flush(None if worker else service.active_count())
+    if background:
+        background.stop()
     if health:
         health.shutdown()
     LOG.info("SCP stopped", extra={"fields": {"event": "stopped"}})

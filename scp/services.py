@@ -5,6 +5,7 @@ statement (generator/documents/conformance.py) are all built from the one list, 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,8 +113,11 @@ class StorageService(Service):
 
     @classmethod
     def contexts(cls, settings: Settings) -> list[Context]:
+        """With Query/Retrieve offered (a data store named), a C-GET requestor may also be SCP
+        of the storage classes on our associations (role selection, PS3.7 D.3.3.4)."""
         syntaxes = tuple(TRANSFER_SYNTAXES)
-        return [Context(uid, syntaxes) for uid in cls.sop_classes(settings)]
+        get = bool(settings.healthimaging_datastore_id)
+        return [Context(uid, syntaxes, scp_role=get) for uid in cls.sop_classes(settings)]
 
     def handlers(self) -> list[Handler]:
         return [(evt.EVT_C_STORE, self.on_store)]
@@ -149,21 +153,13 @@ class Services:
             calling = event.assoc.requestor.ae_title.strip()
             if registry.may(calling, permission):
                 return handler(event)
-            LOG.warning(
-                "request refused: not authorised",
-                extra={
-                    "fields": {
-                        "event": "not-authorised",
-                        "service": service.name,
-                        "callingAETitle": calling,
-                        "needs": permission,
-                    }
-                },
-            )
+            _log_refusal(service.name, calling, permission)
             if event.event.name.startswith("EVT_N_"):
                 return NOT_AUTHORISED, None
             return NOT_AUTHORISED
 
+        if inspect.isgeneratorfunction(handler):
+            return _refusing_generator(registry, permission, service.name, handler)
         return gated
 
     def parts(self) -> list[Part]:
@@ -182,11 +178,49 @@ class Services:
             part.stop(timeout)
 
 
+def _log_refusal(service: str, calling: str, permission: str) -> None:
+    LOG.warning(
+        "request refused: not authorised",
+        extra={
+            "fields": {
+                "event": "not-authorised",
+                "service": service,
+                "callingAETitle": calling,
+                "needs": permission,
+            }
+        },
+    )
+
+
+def _refusing_generator(
+    registry: RemoteAEs, permission: str, name: str, handler: Callable[..., Any]
+) -> Callable[..., Any]:
+    """The gate for pynetdicom's generator handlers (C-FIND, C-GET, C-MOVE): a refusal is
+    yielded in the order each expects. C-GET yields its sub-operation count first; a C-MOVE
+    handler can only fail before its destination (pynetdicom answers 0xC514, service_class.py
+    _move_scp) or name none (0xA801, which would say the wrong thing)."""
+
+    def gated(event: evt.Event) -> Any:
+        calling = event.assoc.requestor.ae_title.strip()
+        if registry.may(calling, permission):
+            yield from handler(event)
+            return
+        _log_refusal(name, calling, permission)
+        if event.event is evt.EVT_C_MOVE:
+            raise PermissionError(f"{calling} may not {permission}")
+        if event.event is evt.EVT_C_GET:
+            yield 1
+        yield NOT_AUTHORISED, None
+
+    return gated
+
+
 def service_classes() -> list[type[Service]]:
     """Every service the SCP offers, in the conformance statement's order."""
     from scp.commitment.service import CommitmentService
+    from scp.qr.service import QueryService, RetrieveService
 
-    return [VerificationService, StorageService, CommitmentService]
+    return [VerificationService, StorageService, CommitmentService, QueryService, RetrieveService]
 
 
 def add_contexts(ae: AE, settings: Settings) -> None:
@@ -207,8 +241,12 @@ def build_services(
 ) -> Services:
     """The services of one serving process, with their handlers and background parts."""
     from scp.commitment.service import CommitmentService
+    from scp.qr.service import QueryService, RetrieveService, open_client
 
     services: list[Service] = [VerificationService(), StorageService(on_store)]
     if CommitmentService.contexts(settings):
         services.append(CommitmentService(settings, metrics))
+    if QueryService.contexts(settings):
+        client = open_client(settings)
+        services += [QueryService(settings, client), RetrieveService(settings, client)]
     return Services(services, settings)

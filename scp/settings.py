@@ -202,6 +202,13 @@ def _choice(*values: str) -> Callable[[str], str]:
     return parse
 
 
+def _days(text: str) -> float:
+    value = float(text.strip())
+    if not 0 <= value <= 3650:
+        raise ValueError("expected a number of days from 0 to 3650")
+    return value
+
+
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
 
@@ -384,6 +391,12 @@ class Settings:
         "DICOMweb endpoint override (tests); default "
         "https://dicom-medical-imaging.{region}.amazonaws.com",
     )
+    qido_page_size: int = _setting(
+        "QIDO_PAGE_SIZE",
+        _int_range(1, 1000),
+        1000,
+        "Records per QIDO-RS page (limit) when C-FIND, C-MOVE and C-GET search HealthImaging",
+    )
     job_table: str = _setting(
         "JOB_TABLE_NAME",
         _text,
@@ -420,6 +433,32 @@ class Settings:
         "Seconds a commitment report is retried (with backoff) before it is undeliverable",
     )
 
+    edge_forward_to: str = _setting(
+        "EDGE_FORWARD_TO",
+        _text,
+        "",
+        "Edge mode: s3://bucket/prefix (the stack's EdgeForwardTo output) to which closed "
+        "batches are forwarded from the STORAGE folder, where each instance is acknowledged "
+        "after an fsync and kept until S3 acknowledged it (empty: off)",
+    )
+    edge_uploads: int = _setting(
+        "EDGE_UPLOADS", _int_range(1, 64), 8, "Edge mode: parallel uploads to S3"
+    )
+    edge_keep_days: float = _setting(
+        "EDGE_KEEP_DAYS",
+        _days,
+        0.0,
+        "Edge mode: days forwarded instances stay in STORAGE as a local cache (0: removed "
+        "once S3 acknowledged them; removed sooner when the disk nears MIN_FREE_DISK)",
+    )
+    edge_backlog_max_age: float = _setting(
+        "EDGE_BACKLOG_MAX_AGE",
+        _seconds,
+        3600.0,
+        "Edge mode: /health answers 503 while the oldest instance not yet forwarded is older "
+        "than this many seconds (DICOM keeps being accepted)",
+    )
+
     @property
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert)
@@ -442,6 +481,24 @@ class Settings:
         if self.health_port and self.health_port == self.port:
             raise SettingsError("HEALTH_PORT: must differ from SCP_PORT")
         self._check_direct_store()
+        if self.edge_forward_to:
+            self._check_edge()
+
+    def _check_edge(self) -> None:
+        if not (
+            self.edge_forward_to.startswith("s3://") and self.edge_forward_to[5:].split("/")[0]
+        ):
+            raise SettingsError("EDGE_FORWARD_TO: give s3://bucket/prefix (the stack's output)")
+        if self.storage.startswith("s3://"):
+            raise SettingsError(
+                "STORAGE: edge mode (EDGE_FORWARD_TO) keeps instances in a local folder; give "
+                "STORAGE a folder on the host's disk"
+            )
+        if self.temp_dir:
+            raise SettingsError(
+                "TEMP_DIR: leave it unset in edge mode, so MIN_FREE_DISK guards the disk that "
+                "holds the instances not yet forwarded"
+            )
 
     def _check_direct_store(self) -> None:
         selective = self.direct_store_calling_ae_titles or self.direct_store_high_priority

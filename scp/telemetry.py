@@ -196,17 +196,24 @@ class Metrics:
             for name in self._counts:
                 self._counts[name] = 0
             self._latencies, self._direct_latencies = [], []
-        doc = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": self.namespace,
-                        "Dimensions": [[]],
-                        "Metrics": [{"Name": n, "Unit": self.UNITS[n]} for n in values],
-                    }
-                ],
-            },
-            **values,
-        }
-        _write(json.dumps(doc), self.stream)
+        emit_metrics(self.namespace, values, self.UNITS, self.stream)
+
+
+def emit_metrics(
+    namespace: str, values: dict[str, Any], units: dict[str, str], stream: TextIO | None = None
+) -> None:
+    """One EMF line with these values (a number, or a list of at most 100), named in units."""
+    doc = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": n, "Unit": units[n]} for n in values],
+                }
+            ],
+        },
+        **values,
+    }
+    _write(json.dumps(doc), stream)

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 
-from scp.health import HealthServer
+from scp.health import Background, HealthServer
 from scp.settings import Settings
 from scp.slots import SharedSlots
 from scp.storage import Store
@@ -53,6 +53,7 @@ def supervise(
     listener: socket.socket,
     health: HealthServer | None,
     store_check: StoreCheck,
+    background: Background | None = None,
 ) -> int:
     counts = multiprocessing.Array("i", workers)
     listening = multiprocessing.Array("b", workers)
@@ -97,8 +98,10 @@ def supervise(
 
     listener.close()  # the workers hold it
     state = _Supervisor(counts)
+    if background:  # a thread: only once every worker is forked
+        background.start()
     if health:
-        health.start(state, store_check)
+        health.start(state, store_check, background)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -141,6 +144,8 @@ def supervise(
         _signal(pid, signal.SIGKILL)
         exit_code = 1
     metrics.flush(0)
+    if background:
+        background.stop()
     if health:
         health.shutdown()
     return exit_code

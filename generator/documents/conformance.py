@@ -30,6 +30,9 @@ from scp.commitment import ACTION_STATUSES, FAILURE_REASONS, MAX_REFERENCES
 from scp.commitment import SOP_CLASS as COMMITMENT_CLASS
 from scp.commitment.reporter import BACKOFF_CAP, BACKOFF_FIRST, POLL
 from scp.commitment.service import TABLE_EVALUATE_EVERY
+from scp.qr.search import LEVELS, QIDO_KEYS
+from scp.qr.service import FIND_MODELS, RETRIEVE_MODELS
+from scp.qr.service import STATUSES as QR_STATUSES
 from scp.server import PENDING_CONNECTIONS, TRANSFER_SYNTAXES
 from scp.services import service_classes
 from scp.settings import Settings
@@ -312,6 +315,59 @@ def commitment_section(settings: Settings) -> list[str]:
     ]
 
 
+def query_retrieve_section() -> list[str]:
+    """2.2.7: Query/Retrieve, from scp/qr/ (models, levels, keys, statuses)."""
+    models = [*FIND_MODELS, *RETRIEVE_MODELS]
+    filtered = [(level, ", ".join(QIDO_KEYS[level])) for level in LEVELS]
+    return [
+        "#### 2.2.7 SOP specific conformance: Query/Retrieve",
+        "",
+        "Role: SCP of the Patient Root and Study Root Query/Retrieve Information Models "
+        "(FIND, MOVE, GET), offered when `HEALTHIMAGING_DATASTORE_ID` names the data store "
+        "(always, in the CloudFormation deployment). The answers come from AWS HealthImaging's "
+        "DICOMweb APIs, which see primary image sets only: C-FIND from QIDO-RS searches, "
+        "C-MOVE and C-GET from a QIDO-RS listing and one WADO-RS GetDICOMInstance per "
+        "instance. A calling AE needs the `query` permission in `REMOTE_AES` for C-FIND and "
+        "`retrieve` for C-MOVE and C-GET; otherwise the request is refused (`0x0124`, a "
+        "C-MOVE `0xC514`: statuses below).",
+        "",
+        *table(("SOP Class", "SOP Class UID"), [(UID(uid).name, f"`{uid}`") for uid in models]),
+        f"Levels: {', '.join(LEVELS)} (PATIENT in the Patient Root model only; hierarchical, "
+        "relational queries are not negotiated). "
+        "Keys HealthImaging filters (sent in the search; a UID list is matched by the SCP):",
+        "",
+        *table(("Level", "Keys sent to HealthImaging"), filtered),
+        "Every key of the identifier, filtered or not, is then matched by the SCP on the "
+        "attributes HealthImaging returned (the others are asked for with `includefield`), "
+        "per PS3.4 C.2.2.2: universal (empty or `*`), single value (Person Name "
+        "case-insensitively), list of UIDs, wildcard `*` and `?` (not for dates, times, "
+        "numbers or UIDs), range for DA, TM and DT (`a-b`, `a-`, `-b`, inclusive; values "
+        "compared at the key's precision). Sequence keys are return keys only. A key whose "
+        "attribute HealthImaging does not return is not matched and comes back empty. "
+        "PATIENT level is the study search grouped by Patient ID and Patient's Name. At "
+        "SERIES and IMAGE levels the search runs inside each study (and series) the "
+        "identifier's UIDs name, else inside each matching study (series). Results are read "
+        "page by page (`QIDO_PAGE_SIZE` records a page) up to HealthImaging's 10,000 records "
+        "per search. Responses carry the requested keys, the unique keys of the levels "
+        "above, Retrieve AE Title (the SCP's) when asked for, and Specific Character Set "
+        "`ISO_IR 192` (UTF-8) when a value is not ASCII.",
+        "",
+        *table(("Status", "Code", "When"), [(n, f"`0x{c:04X}`", w) for c, n, w in QR_STATUSES]),
+        "C-MOVE: the Move Destination must be in `REMOTE_AES` (any permission); the SCP opens "
+        "one association per C-MOVE from its AE title to that AE's registered host and port "
+        "(TLS 1.2 or later when the entry ends in `:tls`; in AWS from the tasks to "
+        "`RemoteAECIDR`, network-flows.md), proposing each SOP class to be "
+        "sent with Explicit VR Little Endian and Implicit VR Little Endian, and fetches every "
+        "instance from HealthImaging in Explicit VR Little Endian. C-GET sends the instances "
+        "on the calling association, on the storage contexts it proposed with the SCP role "
+        "(SCP/SCU role selection). Pending responses carry the remaining, completed, failed "
+        "and warning counts; the final response lists the SOP Instance UIDs that failed "
+        "(not retrieved, or refused by the destination) and is `0xB000` when any failed. "
+        "C-CANCEL stops a C-FIND between records and a C-MOVE/C-GET between instances.",
+        "",
+    ]
+
+
 def render(spec: Spec, template: TemplateFacts) -> str:
     """docs/conformance-statement.md."""
     c = facts()
@@ -336,7 +392,8 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "exactly as received (no transcoding, no change to any attribute) in Amazon S3, and an "
         "import workflow imports the instances into AWS HealthImaging. As Storage Commitment "
         "SCP it tells a modality, on request, which of its instances are safe in a primary "
-        "image set of AWS HealthImaging. It does not query, retrieve or print.",
+        "image set of AWS HealthImaging. As Query/Retrieve SCP it answers C-FIND, C-MOVE "
+        "and C-GET from the HealthImaging data store (2.2.7). It does not print.",
         "",
         *table(
             ("Network service", "User of service (SCU)", "Provider of service (SCP)"),
@@ -369,7 +426,8 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "```",
         "",
         "The SCP initiates associations only to send Storage Commitment reports (2.2.6), to "
-        "the requesting AE's registered address.",
+        "the requesting AE's registered address, and for C-MOVE (2.2.7), to the Move "
+        "Destination's registered address.",
         "",
         "### 2.2 AE specification: Store SCP",
         "",
@@ -423,9 +481,10 @@ def render(spec: Spec, template: TemplateFacts) -> str:
                 ("Asynchronous operations window", "not supported (one operation at a time)"),
                 (
                     "SCP/SCU role selection",
-                    "on associations it accepts, not negotiated (the SCP acts as SCP); on "
-                    "associations it opens for Storage Commitment reports it proposes the SCP "
-                    "role for the Storage Commitment Push Model SOP Class (2.2.6)",
+                    "on associations it accepts, the SCP role of the storage SOP classes is "
+                    "accepted for C-GET (2.2.7), nothing else; on associations it opens for "
+                    "Storage Commitment reports it proposes the SCP role for the Storage "
+                    "Commitment Push Model SOP Class (2.2.6)",
                 ),
                 ("Extended negotiation", "none"),
                 ("Implementation Class UID", f"`{c.implementation_class_uid}`"),
@@ -487,6 +546,7 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "A C-ECHO request on an accepted association is answered with Success (`0x0000`).",
         "",
         *commitment_section(settings),
+        *query_retrieve_section(),
         "### 2.3 Network interfaces and communication profiles",
         "",
         "TCP/IP (DICOM PS3.8), IPv4. Modalities connect to the Network Load Balancer's DNS name "

@@ -19,7 +19,7 @@ from pathlib import Path
 from generator.documents import pages as documents
 from generator.documents import readme as docs
 from generator.errors import GeneratorError
-from generator.release import gates, image, marketplace, oci, package, sbom
+from generator.release import edge, gates, image, marketplace, oci, package, sbom
 from generator.spec import ROOT, Spec, load
 from generator.template.build import GENERATED, template_for
 from generator.template.inline import inline_code
@@ -48,6 +48,7 @@ def bundle(spec: Spec, root: Path) -> dict[str, bytes]:
             for k, v in package.container_context(root, spec.marketplace.metering_code).items()
         },
         **documents.bundle(spec),
+        **edge.files(spec, root),
         **{f"marketplace/{k}": v for k, v in marketplace.files(spec, json_text).items()},
     }
     files["release-manifest.json"] = release_manifest(spec, files)

@@ -67,7 +67,7 @@ CLUSTERS = {
     "Storage": ("AWS::S3::", "AWS::DynamoDB::", "AWS::HealthImaging::"),
     "Import workflow": ("AWS::SQS::", "AWS::Lambda::", "AWS::StepFunctions::", "AWS::Events::"),
     "Monitoring": ("AWS::CloudWatch::", "AWS::SNS::", "AWS::Logs::"),
-    "Security": ("AWS::KMS::", "AWS::IAM::"),
+    "Security": ("AWS::KMS::", "AWS::IAM::", "AWS::RolesAnywhere::"),
 }
 GROUPED = {
     "AWS::IAM::Role": "IAM roles",

@@ -8,6 +8,7 @@ from pathlib import Path
 from troposphere import Template
 
 from generator.spec import ROOT, Spec
+from generator.template.edge import add_edge_access
 from generator.template.inline import inline_code
 from generator.template.kms import add_key
 from generator.template.monitoring import add_monitoring
@@ -36,7 +37,17 @@ def build_template(spec: Spec, code: Mapping[str, str]) -> Template:
     service = add_service(t, spec, inputs, key, network, storage)
     workflow = add_workflow(t, spec, code, inputs, key, storage, queues)
     add_monitoring(t, spec, inputs, key, network, service, queues, workflow)
-    add_outputs(t, spec, {"datastoreId": storage.datastore_id, "encryptionKeyArn": key.arn})
+    edge = add_edge_access(t, inputs, key, storage)
+    add_outputs(
+        t,
+        spec,
+        {
+            "datastoreId": storage.datastore_id,
+            "encryptionKeyArn": key.arn,
+            "edgeRoleArn": edge.role_arn,
+            "edgeProfileArn": edge.profile_arn,
+        },
+    )
     return t
 
 

@@ -215,6 +215,7 @@ def add_monitoring(
             f"Service{metric}Alarm",
             f"Average {metric} of the SCP service is above {limit} %.",
             topic,
+            Condition=inputs.conditions.cloud_scp.name,
             Namespace="AWS/ECS",
             MetricName=metric,
             Dimensions=[
@@ -232,7 +233,11 @@ def add_monitoring(
     _target_alarms(t, limits, topic, network)
     t.add_resource(
         cloudwatch.Dashboard(
-            "Dashboard", DashboardBody=Sub(_dashboard_body(network, service, queues, workflow))
+            "Dashboard",
+            DashboardBody=inputs.conditions.cloud_scp.choose(
+                Sub(_dashboard_body(network, service, queues, workflow)),
+                Sub(_dashboard_body(None, None, queues, workflow)),
+            ),
         )
     )
 
@@ -332,11 +337,21 @@ def _widget(title: str, metrics: list[list], y: int, x: int, stat: str = "Sum") 
     }
 
 
-def _dashboard_body(network: Network, service: Service, queues: Queues, workflow: Workflow) -> str:
-    """Dashboard JSON as an Fn::Sub string (resource names resolved by CloudFormation)."""
+def _dashboard_body(
+    network: Network | None, service: Service | None, queues: Queues, workflow: Workflow
+) -> str:
+    """Dashboard JSON as an Fn::Sub string (resource names resolved by CloudFormation); without
+    the cloud SCP (network and service None) the workflow's widgets only."""
+    widgets = _workflow_widgets(queues, workflow)
+    if network is not None and service is not None:
+        widgets = _scp_widgets(network, service) + widgets
+    return json.dumps({"widgets": widgets}, sort_keys=True)
+
+
+def _scp_widgets(network: Network, service: Service) -> list[dict]:
     dimensions = ["ClusterName", var(service.cluster), "ServiceName", var(service.service, "Name")]
     scp = contracts().stack_metrics_namespace
-    widgets = [
+    return [
         _widget(
             "SCP service CPU and memory (%)",
             [
@@ -384,6 +399,11 @@ def _dashboard_body(network: Network, service: Service, queues: Queues, workflow
             6,
             0,
         ),
+    ]
+
+
+def _workflow_widgets(queues: Queues, workflow: Workflow) -> list[dict]:
+    return [
         _widget(
             "Import workflow executions",
             [
@@ -419,4 +439,3 @@ def _dashboard_body(network: Network, service: Service, queues: Queues, workflow
             "Maximum",
         ),
     ]
-    return json.dumps({"widgets": widgets}, sort_keys=True)

@@ -250,6 +250,7 @@ def _security_groups(
     nlb_sg = t.add_resource(
         ec2.SecurityGroup(
             "LoadBalancerSecurityGroup",
+            Condition=c.cloud_scp.name,
             GroupDescription="DICOM clients allowed to reach the load balancer",
             VpcId=Ref(p.VpcID),
             SecurityGroupIngress=[
@@ -280,6 +281,7 @@ def _security_groups(
     task_sg = t.add_resource(
         ec2.SecurityGroup(
             "TaskSecurityGroup",
+            Condition=c.cloud_scp.name,
             GroupDescription="SCP tasks: DICOM and health checks from the load balancer only",
             VpcId=Ref(p.VpcID),
             SecurityGroupIngress=[
@@ -299,7 +301,7 @@ def _security_groups(
             ],
         )
     )
-    # Associations the SCP opens (storage-commitment reports) go to the registered AEs' range
+    # Associations the SCP opens (commitment reports, C-MOVE) go to the registered AEs' range
     # only; their DICOM ports are each AE's own (RemoteAETitles), so the rule spans TCP ports.
     t.add_resource(
         ec2.SecurityGroupEgress(
@@ -352,7 +354,9 @@ def _listeners(
     )
     return t.add_resource(
         cloudformation.WaitConditionHandle(
-            "ListenerReady", Metadata={"Listener": c.has_tls.choose(Ref(tls), Ref(tcp))}
+            "ListenerReady",
+            Condition=c.cloud_scp.name,
+            Metadata={"Listener": c.has_tls.choose(Ref(tls), Ref(tcp))},
         )
     )
 
@@ -363,6 +367,7 @@ def add_network(t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Stor
     nlb = t.add_resource(
         elb.LoadBalancer(
             "NetworkLoadBalancer",
+            Condition=c.cloud_scp.name,
             # Log delivery checks the bucket policy when the load balancer is created.
             DependsOn=[storage.access_logs_policy],
             Type="network",
@@ -382,6 +387,7 @@ def add_network(t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Stor
     target_group = t.add_resource(
         elb.TargetGroup(
             "TargetGroup",
+            Condition=c.cloud_scp.name,
             Protocol="TCP",
             Port=spec.resources.container_port,
             TargetType="ip",

@@ -28,4 +28,12 @@ def _value(t: Template, o: OutputSpec, expressions: dict[str, Any]) -> Any:
 def add_outputs(t: Template, spec: Spec, expressions: dict[str, Any]) -> None:
     """Outputs in spec order; `expressions` are the values the spec names by `expression`."""
     for o in spec.outputs:
-        t.add_output(Output(o.name, Description=o.description, Value=_value(t, o, expressions)))
+        if o.condition is not None and o.condition not in t.conditions:
+            raise SpecError(
+                f"config/product.yaml $.outputs: {o.name} names condition {o.condition}, which "
+                "the template does not have; fix the name"
+            )
+        extra = {"Condition": o.condition} if o.condition else {}
+        t.add_output(
+            Output(o.name, Description=o.description, Value=_value(t, o, expressions), **extra)
+        )

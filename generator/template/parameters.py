@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from troposphere import Equals, If, Not, Or, Parameter, Ref, Template
+from troposphere import And, Equals, If, Not, Or, Parameter, Ref, Template
 
 from generator.errors import SpecError
 from generator.spec import Spec
@@ -65,6 +65,8 @@ class Parameters:
     DirectStoreCallingAETitles: Parameter
     DirectStoreHighPriority: Parameter
     DirectStoreBudget: Parameter
+    EdgeTrustAnchorArn: Parameter
+    DeployCloudSCP: Parameter
 
     def by_name(self, name: str) -> Parameter:
         return getattr(self, name)
@@ -94,6 +96,8 @@ class Conditions:
     has_alarm_email: Condition
     create_datastore: Condition
     has_remote_aes: Condition
+    has_edge_sites: Condition
+    cloud_scp: Condition
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ def _parameters(t: Template, spec: Spec) -> Parameters:
     return Parameters(**by_name)
 
 
+CLOUD_SCP = {"Condition": "DeployCloudSCP"}  # a reference to the Condition inside another
+
+
 def _condition(t: Template, name: str, expression: Any) -> Condition:
     t.add_condition(name, expression)
     return Condition(name)
@@ -142,13 +149,15 @@ def _is_set(parameter: Parameter) -> Not:
 def add_parameters(t: Template, spec: Spec) -> Inputs:
     """Parameters, then the Conditions for the optional parts: TLS listener, peer ranges 2-3,
     the stack's own key, internal load balancer, S3 and interface endpoints, alarm e-mail, own
-    data store."""
+    data store, edge sites, the cloud SCP service (load balancer and Fargate; optional for
+    edge-only sites)."""
     p = _parameters(t, spec)
     conditions = Conditions(
-        has_tls=_condition(t, "HasTLSCertificate", _is_set(p.TLSCertificateARN)),
-        no_tls=_condition(t, "NoTLSCertificate", _is_empty(p.TLSCertificateARN)),
-        has_peer2=_condition(t, "HasPeerCIDR2", _is_set(p.PeerCIDR2)),
-        has_peer3=_condition(t, "HasPeerCIDR3", _is_set(p.PeerCIDR3)),
+        # The listeners and peer rules exist only with the cloud SCP.
+        has_tls=_condition(t, "HasTLSCertificate", And(_is_set(p.TLSCertificateARN), CLOUD_SCP)),
+        no_tls=_condition(t, "NoTLSCertificate", And(_is_empty(p.TLSCertificateARN), CLOUD_SCP)),
+        has_peer2=_condition(t, "HasPeerCIDR2", And(_is_set(p.PeerCIDR2), CLOUD_SCP)),
+        has_peer3=_condition(t, "HasPeerCIDR3", And(_is_set(p.PeerCIDR3), CLOUD_SCP)),
         create_key=_condition(t, "CreateEncryptionKey", _is_empty(p.KmsKeyArn)),
         internal=_condition(t, "InternalLoadBalancer", Equals(Ref(p.LoadBalancerScheme), INTERNAL)),
         create_s3_endpoint=_condition(
@@ -160,6 +169,8 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
         has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
         create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
         has_remote_aes=_condition(t, "HasRemoteAENetwork", _is_set(p.RemoteAECIDR)),
+        has_edge_sites=_condition(t, "HasEdgeSites", _is_set(p.EdgeTrustAnchorArn)),
+        cloud_scp=_condition(t, CLOUD_SCP["Condition"], Equals(Ref(p.DeployCloudSCP), "true")),
     )
     return Inputs(p, conditions)
 

@@ -34,6 +34,14 @@ class Service:
     service: ecs.Service
 
 
+QUERY_RETRIEVE_ACTIONS = [
+    "medical-imaging:SearchDICOMStudies",
+    "medical-imaging:SearchDICOMSeries",
+    "medical-imaging:SearchDICOMInstances",
+    "medical-imaging:GetDICOMInstance",
+]
+
+
 def health_command(port: int) -> list[str]:
     """Container health check: GET /health with the image's Python (no curl in slim images)."""
     url = f"http://127.0.0.1:{port}/health"
@@ -103,14 +111,18 @@ def add_service(
 ) -> Service:
     p = inputs.parameters
     res = spec.resources
+    scp = inputs.conditions.cloud_scp.name  # everything here is the cloud SCP's
     cluster = t.add_resource(
         ecs.Cluster(
             "Cluster",
+            Condition=scp,
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
         )
     )
     log_group = t.add_resource(
-        logs.LogGroup(LOG_GROUP, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn)
+        logs.LogGroup(
+            LOG_GROUP, Condition=scp, RetentionInDays=Ref(p.LogRetentionDays), KmsKeyId=key.arn
+        )
     )
     execution_role = role(
         t,
@@ -129,6 +141,7 @@ def add_service(
             ),
             log_writer(log_group),
         ],
+        condition=scp,
     )
     bucket = storage.dicom_bucket
     task_statements = [
@@ -152,6 +165,10 @@ def add_service(
             ["medical-imaging:StoreDICOM", "medical-imaging:SearchDICOMInstances"],
             storage.datastore_arns,
         ),
+        # Query/Retrieve (scp/qr): C-FIND searches studies, series and instances, C-MOVE and
+        # C-GET fetch instances, on this data store only (developer guide, "Searching DICOM
+        # data in HealthImaging", "Retrieving DICOM data from HealthImaging").
+        allow(QUERY_RETRIEVE_ACTIONS, storage.datastore_arns),
         key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
         allow(
             ["dynamodb:PutItem"],
@@ -160,12 +177,13 @@ def add_service(
         ),
         *_commitment_statements(storage, key),
     ]
-    task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
+    task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements, condition=scp)
 
     health_port = res.health_port
     task_definition = t.add_resource(
         ecs.TaskDefinition(
             "PacsServerTaskDef",
+            Condition=scp,
             RequiresCompatibilities=["FARGATE"],
             NetworkMode="awsvpc",
             Cpu=Ref(p.TaskCPU),
@@ -213,6 +231,7 @@ def add_service(
     service = t.add_resource(
         ecs.Service(
             "Service",
+            Condition=scp,
             DependsOn=[network.listener_ready],
             Cluster=Ref(cluster),
             LaunchType="FARGATE",
@@ -245,6 +264,7 @@ def add_service(
     target = t.add_resource(
         applicationautoscaling.ScalableTarget(
             "ScalableTarget",
+            Condition=scp,
             MinCapacity=Ref(p.TaskDesiredCount),
             MaxCapacity=Ref(p.AutoscaleMaxCapacity),
             ResourceId=Sub(f"service/{var(cluster)}/{var(service, 'Name')}"),
@@ -255,6 +275,7 @@ def add_service(
     t.add_resource(
         applicationautoscaling.ScalingPolicy(
             "CpuTargetTracking",
+            Condition=scp,
             PolicyName=f"cpu-{CPU_TARGET_PERCENT:g}",
             PolicyType="TargetTrackingScaling",
             ScalingTargetId=Ref(target),

@@ -105,35 +105,24 @@ class DicomWebClient:
         query: dict[str, str] | None = None,
         page_size: int = 1000,
         budget: float | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> SearchResults:
         """QIDO-RS results of `path` (`/studies`, `/studies/{uid}/series`, `/instances`, ...),
-        page by page with limit and offset, up to [SEARCH]'s 10,000 records."""
-        offset = 0
-        while offset < MAX_SEARCH_RESULTS:
-            params = {**(query or {}), "limit": str(page_size), "offset": str(offset)}
-            rsp = self.request(
-                "Search",
-                "GET",
-                path,
-                query=params,
-                headers={"Accept": "application/dicom+json"},
-                budget=budget,
-            )
-            page = json.loads(rsp.data) if rsp.status != 204 and rsp.data else []
-            yield from page
-            if len(page) < page_size:
-                return
-            offset += len(page)
+        page by page with limit and offset, up to [SEARCH]'s 10,000 records; once iterated,
+        the result's `capped` says whether the cap cut the results short."""
+        return SearchResults(self, path, query or {}, page_size, budget)
 
-    def retrieve_instance(self, study: str, series: str, sop: str) -> bytes:
+    def retrieve_instance(
+        self, study: str, series: str, sop: str, transfer_syntax: str = "*"
+    ) -> bytes:
         """GetDICOMInstance ([RETRIEVE]): the instance's DICOM P10 bytes, in its stored transfer
-        syntax."""
+        syntax ("*") or the one named (HealthImaging offers Explicit VR Little Endian for
+        every instance, 1.2.840.10008.1.2.1)."""
         path = f"/studies/{study}/series/{series}/instances/{sop}"
         rsp = self.request(
             "GetDICOMInstance",
             "GET",
             path,
-            headers={"Accept": "application/dicom; transfer-syntax=*"},
+            headers={"Accept": f"application/dicom; transfer-syntax={transfer_syntax}"},
         )
         return first_part(rsp.headers.get("Content-Type", ""), rsp.data)
 
@@ -152,7 +141,10 @@ class DicomWebClient:
         until `budget` (default: the policy's) runs out (DicomWebUnavailable); another status
         outside `accept` raises DicomWebError."""
         budget = budget or self.policy.budget
-        url = self.root + path + (f"?{urlencode(query)}" if query else "")
+        # QIDO-RS wildcards and includefield lists go as a literal `*` and `,` (RFC 3986
+        # sub-delimiters): some servers (Orthanc) take `%2A` and `%2C` literally. SigV4's
+        # canonical query string encodes them either way.
+        url = self.root + path + (f"?{urlencode(query, safe='*,')}" if query else "")
         started = self.clock()
         retry = 0
         while True:
@@ -201,6 +193,43 @@ class DicomWebClient:
         return self.pool.request(
             method, url, body=body or None, headers=dict(signed.headers.items()), timeout=timeout
         )
+
+
+class SearchResults:
+    """One QIDO-RS search's records, fetched a page at a time while iterated. `capped` once the
+    cap's worth of records came back: whether more exist cannot be asked ([SEARCH])."""
+
+    def __init__(
+        self,
+        client: DicomWebClient,
+        path: str,
+        query: dict[str, str],
+        page_size: int,
+        budget: float | None,
+    ) -> None:
+        self.client, self.path, self.query = client, path, query
+        self.page_size, self.budget = page_size, budget
+        self.capped = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while offset < MAX_SEARCH_RESULTS:
+            limit = min(self.page_size, MAX_SEARCH_RESULTS - offset)
+            params = {**self.query, "limit": str(limit), "offset": str(offset)}
+            rsp = self.client.request(
+                "Search",
+                "GET",
+                self.path,
+                query=params,
+                headers={"Accept": "application/dicom+json"},
+                budget=self.budget,
+            )
+            page = json.loads(rsp.data) if rsp.status != 204 and rsp.data else []
+            yield from page
+            if len(page) < limit:
+                return
+            offset += len(page)
+        self.capped = True
 
 
 def _reason(rsp: urllib3.BaseHTTPResponse) -> str:

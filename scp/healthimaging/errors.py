@@ -11,6 +11,7 @@ class DicomWebError(ScpError):
     def __init__(self, action: str, method: str, path: str, reason: str, status: int = 0) -> None:
         super().__init__(f"{action} ({method} {path}): {reason}")
         self.action, self.method, self.path, self.status = action, method, path, status
+        self.reason = reason
 
 
 class DicomWebUnavailable(DicomWebError):

@@ -6,8 +6,11 @@ incoming/{batchId}/{Study}/{Series}/{SOP}.dcm, open/{batchId}.json, batches/{bat
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
+import re
 import shutil
 from typing import Any, Protocol
 
@@ -16,6 +19,9 @@ from scp.contracts import S3_MULTIPART_THRESHOLD
 from scp.settings import format_size
 
 OWNED_SUBDIR = ".storescp-tmp"  # the only folders the SCP ever empties, inside one the user names
+STALE_NAME = re.compile(re.escape(OWNED_SUBDIR) + r"(-[0-9]{1,5})?")
+LOCK_NAME = ".lock"
+LOG = logging.getLogger("scp.storage")
 
 
 def owned_name(port: int = 0) -> str:
@@ -36,26 +42,67 @@ class OwnedFolder:
         self._lock_fd: int | None = None
 
     def claim(self) -> None:
-        """Create the folder, take its lock and remove what a previous run left in it."""
+        """Create the folder, take its lock, remove what a previous run left in it, and remove
+        the folders of SCPs that died on other ports (their lock is free)."""
+        for _ in range(3):  # a dead SCP's folder being removed by another SCP's start-up
+            fd = self._open_lock()
+            if fd is None:
+                continue
+            lock_exclusively(
+                fd,
+                f"{self.path!r} is in use by another SCP; give each SCP its own TEMP_DIR/STORAGE",
+            )
+            if _still_linked(fd, self._lock_path):
+                break
+            os.close(fd)
+        else:
+            raise StorageError(f"cannot use folder {self.path!r}: it keeps being removed")
+        self._lock_fd = fd
+        _empty(self.path)
+        remove_stale_folders(os.path.dirname(self.path))
+
+    @property
+    def _lock_path(self) -> str:
+        return os.path.join(self.path, LOCK_NAME)
+
+    def _open_lock(self) -> int | None:
+        """The lock file, opened; None when the folder vanished meanwhile."""
         try:
             os.makedirs(self.path, exist_ok=True)
-            fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise StorageError(f"cannot use folder {self.path!r}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StorageError(
-                f"{self.path!r} is in use by another SCP; give each SCP its own TEMP_DIR/STORAGE"
-            ) from None
-        self._lock_fd = fd
-        for entry in os.scandir(self.path):
-            if entry.name == ".lock":
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
+
+
+def lock_exclusively(fd: int, busy: str) -> None:
+    """Take an exclusive lock on fd, held until the process ends; StorageError(busy), with fd
+    closed, when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(busy) from None
+
+
+def _still_linked(fd: int, path: str) -> bool:
+    """True when the locked file is still the one at path (not removed meanwhile)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _empty(folder: str) -> None:
+    """Remove everything in folder but its lock."""
+    for entry in os.scandir(folder):
+        if entry.name == ".lock":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(entry.path)
 
 
@@ -70,6 +117,38 @@ def check_free_space(folder: str, min_free_disk: int) -> None:
             f"{folder!r} has {free / 10**9:.1f} GB free, below MIN_FREE_DISK "
             f"({format_size(min_free_disk)}); free space there or lower MIN_FREE_DISK"
         )
+
+
+def remove_stale_folders(parent: str) -> list[str]:
+    """Remove `{parent}/.storescp-tmp[-{port}]` folders whose lock no live process holds (an SCP
+    that died, on any port); returns their paths. A live SCP's folder is left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if not (STALE_NAME.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
+                continue
+            try:
+                fd = os.open(os.path.join(entry.path, LOCK_NAME), os.O_RDWR)
+            except FileNotFoundError:
+                fd = None  # died before it took its lock
+            except OSError:
+                continue
+            try:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(entry.path, ignore_errors=True)  # lock held while removing
+                removed.append(entry.path)
+            except BlockingIOError:
+                pass  # a live SCP's
+            finally:
+                if fd is not None:
+                    os.close(fd)
+    if removed:
+        LOG.info(
+            "removed temporary folders of SCPs that are no longer running",
+            extra={"fields": {"event": "stale-temp-removed", "folders": removed}},
+        )
+    return removed
 
 
 class Store(Protocol):

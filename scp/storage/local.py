@@ -70,7 +70,7 @@ class LocalStore:
     def put_file(self, key: str, path: str, size: int) -> None:
         dest = self._path(key)
         try:
-            _fsync_path(path)
+            fsync_path(path)
             self._makedirs(os.path.dirname(dest))
             try:
                 os.replace(path, dest)
@@ -78,7 +78,7 @@ class LocalStore:
                 if exc.errno != errno.EXDEV:
                     raise
                 self._copy_into_place(path, dest)
-            _fsync_path(os.path.dirname(dest))
+            fsync_path(os.path.dirname(dest))
         except OSError as exc:
             raise StorageError(f"cannot store {key}: {exc.strerror}") from None
 
@@ -87,12 +87,17 @@ class LocalStore:
         try:
             self._makedirs(os.path.dirname(dest))
             fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".json")
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(json.dumps(document, indent=1).encode())
-                fp.flush()
-                os.fsync(fp.fileno())
-            os.replace(tmp, dest)
-            _fsync_path(os.path.dirname(dest))
+            try:
+                with os.fdopen(fd, "wb") as fp:
+                    fp.write(json.dumps(document, indent=1).encode())
+                    fp.flush()
+                    os.fsync(fp.fileno())
+                os.replace(tmp, dest)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)  # a full disk leaves no half-written document behind
+                raise
+            fsync_path(os.path.dirname(dest))
         except OSError as exc:
             if tmp:  # a failed write leaves nothing in staging (each retry would add a file)
                 with contextlib.suppress(OSError):
@@ -119,7 +124,7 @@ class LocalStore:
         for created in reversed(missing):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(created)
-            _fsync_path(os.path.dirname(created))
+            fsync_path(os.path.dirname(created))
 
     def _copy_into_place(self, path: str, dest: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=self._staging, suffix=".part")
@@ -135,7 +140,7 @@ class LocalStore:
             raise
 
 
-def _fsync_path(path: str) -> None:
+def fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -1,8 +1,10 @@
 """Each Condition's two branches: TLS or TCP listener, optional peer ranges, the stack's own key,
-internal or internet-facing load balancer, the alarm e-mail, and an existing data store."""
+internal or internet-facing load balancer, the alarm e-mail, an existing data store, and the edge
+sites' role."""
 
 from __future__ import annotations
 
+from generator.release.marketplace import _references  # Ref, GetAtt and Sub's ${X}
 from tests.generator.cfn_eval import Evaluator
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d"
@@ -99,6 +101,63 @@ def test_existing_data_store_is_used_instead_of_a_new_one(template):
     assert "'Datastore'" not in str(given.resources())
 
 
+def test_edge_site_role_and_profile_only_with_a_trust_anchor(template):
+    anchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/" + "0" * 36
+    without = Evaluator(template, {})
+    assert {"EdgeSiteRole", "EdgeSiteProfile"}.isdisjoint(without.resources())
+    assert without.value(template["Outputs"]["EdgeRoleArn"]["Value"]).startswith("none")
+    given = Evaluator(template, {"EdgeTrustAnchorArn": anchor})
+    trust = given.resources()["EdgeSiteRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == anchor
+    assert given.value(template["Outputs"]["EdgeProfileArn"]["Value"]) == {
+        "Fn::GetAtt": ["EdgeSiteProfile", "ProfileArn"]
+    }
+
+
+CLOUD_SCP_RESOURCES = {
+    "LoadBalancerSecurityGroup",
+    "TaskSecurityGroup",
+    "NetworkLoadBalancer",
+    "TargetGroup",
+    "TcpListener",
+    "ListenerReady",
+    "Cluster",
+    "PacsServerTaskDef",
+    "PacsServerTaskDefPacsContainerLogGroup",
+    "TaskExecutionRole",
+    "TaskRole",
+    "Service",
+    "ScalableTarget",
+    "CpuTargetTracking",
+    "ServiceCPUUtilizationAlarm",
+    "ServiceMemoryUtilizationAlarm",
+}
+
+
+def test_without_the_cloud_scp_only_the_stacks_side_of_edge_sites_is_left(template):
+    """DeployCloudSCP=false: no load balancer, no Fargate service (nor their roles, alarms,
+    listener, peer rules or outputs), and nothing left refers to them; the buckets, workflow,
+    job table, data store and dashboard (its workflow widgets) stay."""
+    params = {"PeerCIDR2": "198.51.100.0/24", "TLSCertificateARN": CERT}
+    full = Evaluator(template, params).resources()
+    assert CLOUD_SCP_RESOURCES - {"TcpListener"} <= set(full)
+    edge_only = Evaluator(template, {**params, "DeployCloudSCP": "false"})
+    left = edge_only.resources()
+    gone = set(full) - set(left)
+    assert gone == (CLOUD_SCP_RESOURCES - {"TcpListener"}) | {
+        "TlsListener",
+        "LoadBalancerIngressPeer2",
+    }
+    assert _references(full) & gone, "the reference walker finds nothing"
+    assert not _references(left) & gone
+    assert {"DicomBucket", "ImportStateMachine", "DicomImportJobTable", "Dashboard"} <= set(left)
+    body = edge_only.value(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    assert "AWS/ECS" not in str(body) and "AWS/States" in str(body)
+    conditional = {n for n, o in template["Outputs"].items() if "Condition" in o}
+    assert conditional == {"NetworkLoadBalancerDNS", "SCPLogGroupName"}
+    assert {template["Outputs"][n]["Condition"] for n in conditional} == {"DeployCloudSCP"}
+
+
 def test_peer_rules_hold_for_tcp_and_tls(template):
     """The rules sit on the load balancer's security group, which both listeners share."""
     for params in ({}, {"TLSCertificateARN": CERT}):
@@ -144,6 +203,8 @@ def test_every_condition_is_exercised(template):
         "HasAlarmEmail",
         "CreateDatastore",
         "HasRemoteAENetwork",
+        "HasEdgeSites",
+        "DeployCloudSCP",
     }
 
 

@@ -15,7 +15,7 @@ from generator.spec import Spec
 from generator.template.parameters import add_parameters, add_rules
 from tests.generator.cfn_eval import Evaluator
 
-NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS, DIRECT = (
+NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS, DIRECT, EDGE = (
     "Network Configuration",
     "DICOM Configuration",
     "Performance Configuration",
@@ -23,6 +23,7 @@ NETWORK, DICOM, PERF, SECURITY, ADVANCED, OPERATIONS, DIRECT = (
     "Advanced DICOM Configuration",
     "Operations Configuration",
     "Direct Store Configuration",
+    "Edge Sites Configuration",
 )
 REQUIRED = None
 # name: (type, default, console group), as the deployment guide documents them, then the ones
@@ -72,6 +73,9 @@ DOCUMENTED = {
     "DirectStoreCallingAETitles": ("String", "", DIRECT),
     "DirectStoreHighPriority": ("String", "false", DIRECT),
     "DirectStoreBudget": ("Number", 10, DIRECT),
+    # Edge sites (issue 19): the IAM Roles Anywhere trust anchor of the hospitals' edge SCPs.
+    "EdgeTrustAnchorArn": ("String", "", EDGE),
+    "DeployCloudSCP": ("String", "true", EDGE),
 }
 
 # AWS Fargate task sizes (CPU units: memory MiB), as the ECS developer guide's table lists them
@@ -115,6 +119,7 @@ def test_groups_in_the_guides_order(template):
         ADVANCED,
         OPERATIONS,
         DIRECT,
+        EDGE,  # the product's own additions, last
     ]
     order = [p for g in groups for p in g["Parameters"]]
     assert order == list(DOCUMENTED)

@@ -61,6 +61,11 @@ def test_bundle_contents(released):
         "container/wheels/pip-26.3-py3-none-any.whl",
         "container/config/batch-manifest.schema.json",
         "container/scp/__main__.py",
+        "edge/compose.yaml",
+        "edge/storescp-edge.service",
+        "edge/aws-signing-helper.service",
+        "edge/edge.env.example",
+        "docs/edge.md",
     }
     assert expected <= names
     assert {"lambda/sources.zip", *(f"lambda/inline/{f}.py" for f in FUNCTIONS)} <= names

@@ -636,3 +636,41 @@ def test_every_log_group_keeps_logs_for_log_retention_days(resources):
     assert len(groups) >= 3
     for name, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+# --- edge sites --------------------------------------------------------------------------------
+
+
+def test_edge_site_role_trusts_the_customers_trust_anchor_and_may_only_put(resources):
+    """The role edge SCPs assume through IAM Roles Anywhere: only with the stack's trust
+    anchor, and it may put objects under incoming/ and batches/ and nothing else (no read,
+    list or delete; its KMS use only through S3)."""
+    role = resources["EdgeSiteRole"]
+    assert role["Condition"] == resources["EdgeSiteProfile"]["Condition"] == "HasEdgeSites"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "rolesanywhere.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+    assert trust["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "EdgeTrustAnchorArn"}}}
+    assert actions_of(resources, "EdgeSiteRole") == {
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
+    by_action = {a: s for s in statements(resources, "EdgeSiteRole") for a in s["Action"]}
+    assert by_action["s3:PutObject"]["Resource"] == [
+        {"Fn::Sub": "${DicomBucket.Arn}/incoming/*"},
+        {"Fn::Sub": "${DicomBucket.Arn}/batches/*"},
+    ]
+    assert "kms:ViaService" in by_action["kms:Decrypt"]["Condition"]["StringEquals"]
+    profile = resources["EdgeSiteProfile"]["Properties"]
+    assert profile["RoleArns"] == [{"Fn::GetAtt": ["EdgeSiteRole", "Arn"]}]
+
+
+def test_edge_outputs_give_the_edge_host_what_it_needs(template):
+    outputs = template["Outputs"]
+    assert outputs["EdgeForwardTo"]["Value"] == {"Fn::Sub": "s3://${DicomBucket}/"}
+    role = outputs["EdgeRoleArn"]["Value"]["Fn::If"]
+    assert role[:2] == ["HasEdgeSites", {"Fn::GetAtt": ["EdgeSiteRole", "Arn"]}]
+    profile = outputs["EdgeProfileArn"]["Value"]["Fn::If"]
+    assert profile[:2] == ["HasEdgeSites", {"Fn::GetAtt": ["EdgeSiteProfile", "ProfileArn"]}]

@@ -1,8 +1,10 @@
 """Malformed inputs for a Store SCP, generated from a seed so a failure can be replayed.
 
-Each case is the bytes one connection sends. Cases that must end in a C-STORE response (a dataset
-that does not parse, a SOP class that contradicts its context) end with an A-RELEASE-RQ so the
-test can read that response; none of the cases carries an instance that should be stored.
+Each case is the bytes one connection sends, in two parts when it associates first: the rest
+goes once the association is accepted, so its messages reach the SCP's decoder. Cases that must
+end in a C-STORE response (a dataset that does not parse, a SOP class that contradicts its
+context) end with an A-RELEASE-RQ so the test can read that response; none of the cases carries
+an instance that should be stored.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tests.reliability.instances import Instance
 from tests.support import wire
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
 ROWS_TAG = b"\x28\x00\x10\x00"
 
 
@@ -26,6 +29,9 @@ class Case:
     kind: str
     payload: bytes
     expects_refusal: bool = False  # a C-STORE-RSP, if one comes, must not be success
+    # Sent once the A-ASSOCIATE-AC came back: messages sent before it would be a protocol
+    # error the SCP aborts on (P-DATA in Sta3), so they would never reach its decoder.
+    after_accept: bytes = b""
 
 
 def _associate(instance: Instance) -> bytes:
@@ -64,7 +70,8 @@ def mutated_associate(rng: random.Random, instance: Instance) -> Case:
 def truncated_p_data(rng: random.Random, instance: Instance) -> Case:
     data = wire.p_data(wire.pdv(1, instance.dataset, False, True))
     cut = rng.randrange(1, len(data))
-    return Case("truncated P-DATA", _associate(instance) + _command(instance) + data[:cut])
+    messages = _command(instance) + data[:cut]
+    return Case("truncated P-DATA", _associate(instance), after_accept=messages)
 
 
 def out_of_order(rng: random.Random, instance: Instance) -> Case:
@@ -74,14 +81,27 @@ def out_of_order(rng: random.Random, instance: Instance) -> Case:
     command = _command(instance)
     rq = wire.c_store_rq(1, instance.sop_class, instance.sop_uid)
     unfinished = wire.p_data(wire.pdv(1, rq, True, False))  # command without its last fragment
+    stock_rq = wire.c_store_rq(1, instance.sop_class, instance.sop_uid, b"FUZZ")
+    stock = wire.p_data(wire.pdv(1, stock_rq, True, True))  # for pynetdicom's stock decoder
+    echo_rq = wire.command_announcing_a_dataset(0x0030, VERIFICATION)
+    echo = wire.p_data(wire.pdv(1, echo_rq, True, True))
+    find_rq = wire.command_announcing_a_dataset(0x0020, instance.sop_class)
+    find = wire.p_data(wire.pdv(1, find_rq, True, True))
     orders = [
         [last, command, first],  # dataset before its command, fragments reversed
         [first, last, command],  # dataset before its command
         [command, last, first],  # last fragment first
         [unfinished, last],  # dataset while the command is unfinished
         [command, wire.p_data(wire.pdv(3, instance.dataset, False, True))],  # unknown context
+        [command, command, first],  # a second command while the first's dataset is unfinished
+        [command, command, first, last],
+        [stock, first],  # the stock decoder's C-STORE-RQ, dataset unfinished
+        [echo, command, first],  # a C-ECHO announcing a dataset, then a C-STORE-RQ
+        [echo, stock, first, last],
+        [find, command, last],  # a C-FIND announcing a dataset, then a C-STORE-RQ
     ]
-    return Case("fragments out of order", _associate(instance) + b"".join(rng.choice(orders)))
+    order = b"".join(rng.choice(orders))
+    return Case("fragments out of order", _associate(instance), after_accept=order)
 
 
 LONG_VRS = {vr.encode() for vr in EXPLICIT_VR_LENGTH_32}  # VRs with a 4-byte length
@@ -114,19 +134,19 @@ def _broken_dataset(rng: random.Random, dataset: bytes) -> bytes:
 
 def unparsable_dataset(rng: random.Random, instance: Instance) -> Case:
     data = wire.p_data(wire.pdv(1, _broken_dataset(rng, instance.dataset), False, True))
-    payload = _associate(instance) + _command(instance) + data + _release()
-    return Case("dataset that does not parse", payload, expects_refusal=True)
+    messages = _command(instance) + data + _release()
+    return Case("dataset that does not parse", _associate(instance), True, messages)
 
 
 def contradicting_sop_class(rng: random.Random, instance: Instance) -> Case:
     data = wire.p_data(wire.pdv(1, instance.dataset, False, True))
-    payload = _associate(instance) + _command(instance, CT_IMAGE) + data + _release()
-    return Case("SOP class contradicts its context", payload, expects_refusal=True)
+    messages = _command(instance, CT_IMAGE) + data + _release()
+    return Case("SOP class contradicts its context", _associate(instance), True, messages)
 
 
 def junk_after_associate(rng: random.Random, instance: Instance) -> Case:
     junk = wire.pdu(rng.choice([0, 8, 9, 0x7F, 0xFF, 2, 3]), rng.randbytes(rng.randint(0, 64)))
-    return Case("unexpected PDU type", _associate(instance) + junk)
+    return Case("unexpected PDU type", _associate(instance), after_accept=junk)
 
 
 GENERATORS: list[Callable[[random.Random, Instance], Case]] = [

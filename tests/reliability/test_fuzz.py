@@ -47,7 +47,12 @@ def send_case(port: int, case: Case) -> str | None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         try:
             sock.sendall(case.payload)
-        except OSError:
+            if case.after_accept:
+                kind, _ = wire.read_pdu(sock)
+                if kind != wire.A_ASSOCIATE_AC:
+                    return f"{case.kind}: association not accepted (PDU type {kind:#04x})"
+                sock.sendall(case.after_accept)
+        except (OSError, wire.WireError):
             return None  # the server hung up first: acceptable for any malformed input
         if case.expects_refusal:
             return refusal_problem(sock, case)
@@ -67,6 +72,7 @@ class FuzzRun:
     acked_during_fuzz: int
     baseline: int
     peaks: list[int]  # peak RSS over the first and over the second half of the inputs
+    scp: ScpProcess
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,7 @@ def fuzz_run(tmp_path_factory) -> Iterator[FuzzRun]:
                 peaks.append(sampler.stop())
         acked_during_fuzz = len(sender.acked)
         sender.finish()
-        yield FuzzRun(folder / "store", sender, problems, acked_during_fuzz, baseline, peaks)
+        yield FuzzRun(folder / "store", sender, problems, acked_during_fuzz, baseline, peaks, scp)
     finally:
         scp.stop()
 
@@ -117,21 +123,51 @@ def test_memory_stays_bounded_under_malformed_input(fuzz_run: FuzzRun):
     assert second < MEMORY_LIMIT
 
 
-def test_malformed_input_leaves_no_temporary_file(fuzz_run: FuzzRun):
-    """After every malformed input and aborted transfer, while the SCP still runs, its own
-    temporary folder holds nothing but its lock (the good sender has finished)."""
+def _left(storage: Path) -> list[Path]:
+    """Files in any SCP's temporary folder under storage, other than a lock."""
+    return [p for p in storage.glob(OWNED_SUBDIR + "*/**/*") if p.is_file() and p.name != ".lock"]
 
-    def left() -> list[Path]:
-        return [
-            p
-            for p in fuzz_run.storage.glob(OWNED_SUBDIR + "*/**/*")
-            if p.is_file() and p.name != ".lock"
-        ]
 
-    deadline = time.monotonic() + 10  # associations still ending close their files
-    while left() and time.monotonic() < deadline:
+def _settle(storage: Path) -> tuple[int, int]:
+    """(files, bytes) left once associations still ending have closed their files."""
+    deadline = time.monotonic() + 10
+    while _left(storage) and time.monotonic() < deadline:
         time.sleep(0.1)
-    files = left()
-    size = sum(p.stat().st_size for p in files)
-    report(f"fuzz leftovers: {len(files)} temporary files, {size} bytes after {COUNT} inputs")
-    assert (len(files), size) == (0, 0)
+    files = _left(storage)
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def test_malformed_input_leaves_no_temporary_file(fuzz_run: FuzzRun):
+    """After every malformed input and aborted transfer (message orders that reach pynetdicom's
+    stock decoder included), while the SCP still runs, its own temporary folder holds nothing
+    but its lock (the good sender has finished)."""
+    files, size = _settle(fuzz_run.storage)
+    report(f"fuzz leftovers: {files} temporary files, {size} bytes after {COUNT} inputs")
+    assert (files, size) == (0, 0)
+
+
+def test_a_restart_on_another_port_removes_the_dead_scps_folder(fuzz_run: FuzzRun, tmp_path):
+    """GIVEN the fuzzed SCP SIGKILLed in the middle of a transfer (a half-written part with a
+    DICOM preamble in its `.storescp-tmp-{port}`), WHEN an SCP starts on another port over the
+    same folder, THEN the dead SCP's folder is gone and no file or byte is left. (Runs last:
+    it ends the module's SCP.)"""
+    old = fuzz_run.scp
+    instance = make_instances(series=1, count=1, side=1024)[0]  # 2 MiB: past write buffers
+    assoc = wire.RawAssociation(old.port, [(1, instance.sop_class, [wire.EXPLICIT_LE])])
+    pdus = wire.store_pdus(1, instance.sop_class, instance.sop_uid, instance.dataset, 4096, 1)
+    for raw in pdus[: len(pdus) // 2]:
+        assoc.sock.sendall(raw)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if [p for p in _left(fuzz_run.storage) if p.stat().st_size > 132]:
+            break
+        time.sleep(0.05)
+    (part,) = _left(fuzz_run.storage)
+    assert part.read_bytes()[128:132] == b"DICM"
+    old.kill()
+    assoc.close()
+    with ScpProcess(log_path=tmp_path / "restarted.log", storage=str(fuzz_run.storage)):
+        assert not part.parent.exists(), "the dead SCP's temporary folder was kept"
+        files, size = _settle(fuzz_run.storage)
+    report(f"fuzz restart on another port: {files} temporary files, {size} bytes left")
+    assert (files, size) == (0, 0)

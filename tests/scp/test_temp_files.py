@@ -126,3 +126,59 @@ def test_health_answers_at_once_while_s3_is_down(start_scp, tmp_path):
         assert worst < 1.0, f"/health waited {worst:.1f} s: on S3?"
     finally:
         blackhole.close()
+
+
+def test_malformed_message_orders_leave_no_file_while_the_scp_runs(start_scp, tmp_path):
+    """GIVEN message orders a hostile peer sends on an accepted association (a C-ECHO that
+    announces a dataset followed by a C-STORE-RQ, which stock pynetdicom decodes into its own
+    tmp*.dcm; two C-STORE-RQ commands before one dataset; the stock decoder's C-STORE-RQ),
+    WHEN each association is cut off or released, THEN while the SCP keeps running its
+    temporary folder holds nothing."""
+    scp = start_scp(workers=1)
+    store = tmp_path / "store"
+    sop, data = _dataset(tmp_path, "orders", side=64)
+    command = wire.p_data(wire.pdv(1, wire.c_store_rq(1, CTImageStorage, sop), True, True))
+    stock_rq = wire.c_store_rq(1, CTImageStorage, sop, b"COMMENT ")
+    stock = wire.p_data(wire.pdv(1, stock_rq, True, True))
+    echo_rq = wire.command_announcing_a_dataset(0x0030, "1.2.840.10008.1.1")
+    echo = wire.p_data(wire.pdv(1, echo_rq, True, True))
+    first = wire.p_data(wire.pdv(1, data[: len(data) // 2], False, False))
+    last = wire.p_data(wire.pdv(1, data, False, True))
+    orders = [[echo, command, first], [echo, command, last], [command, command, first]]
+    orders += [[command, command, last], [stock, first], [echo, stock, first]]
+    for order in orders:
+        for release in (False, True):
+            assoc = wire.RawAssociation(scp.port, CONTEXTS, timeout=5)
+            for raw in order:
+                assoc.sock.sendall(raw)
+            if release:
+                assoc.sock.sendall(wire.pdu(wire.A_RELEASE_RQ, b"\0" * 4))
+            time.sleep(0.1)
+            assoc.close()
+    assert wait_until(lambda: not leftovers(store), 5), [p.name for p in leftovers(store)]
+    assert scp.proc.poll() is None
+
+
+def test_start_up_removes_the_folders_of_dead_scps_only(start_scp, tmp_path):
+    """GIVEN `.storescp-tmp-{port}` folders of an SCP that died (a half-written part with a
+    DICOM preamble, its lock free) and of a live one (its lock held), WHEN an SCP starts on
+    another port, THEN the dead one's folder is removed and the live one's is untouched."""
+    import fcntl
+    import os
+
+    store = tmp_path / "store"
+    dead, live = store / owned_name(free_port()), store / owned_name(free_port())
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / ".lock").touch()
+        (folder / "a1b2.part").write_bytes(b"\0" * 128 + b"DICM" + b"\2\0" * 100)
+    fd = os.open(live / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        scp = start_scp()
+        assert not dead.exists(), "a dead SCP's temporary folder was kept"
+        assert (live / "a1b2.part").exists(), "a live SCP's temporary folder was emptied"
+        removed = [x for x in scp.log_lines() if x.get("event") == "stale-temp-removed"]
+        assert [x["folders"] for x in removed] == [[str(dead)]]
+    finally:
+        os.close(fd)

@@ -22,7 +22,8 @@ class WireError(Exception):
     """The peer sent something other than what the test expected."""
 
 
-def _uid(value: str) -> bytes:
+def uid_value(value: str) -> bytes:
+    """A UI value: ASCII, padded with a NUL to an even length."""
     raw = value.encode("ascii")
     return raw + b"\0" if len(raw) % 2 else raw
 
@@ -64,18 +65,23 @@ def command_set(fields: list[tuple[int, bytes]]) -> bytes:
     return element(0, 0x0000, struct.pack("<I", len(body))) + body
 
 
-def c_store_rq(message_id: int, sop_class: str, sop_instance: str) -> bytes:
-    """The command set of a C-STORE-RQ that announces a dataset."""
-    return command_set(
-        [
-            (0x0002, _uid(sop_class)),
-            (0x0100, struct.pack("<H", 0x0001)),
-            (0x0110, struct.pack("<H", message_id)),
-            (0x0700, struct.pack("<H", 0)),
-            (0x0800, struct.pack("<H", 0x0000)),
-            (0x1000, _uid(sop_instance)),
-        ]
-    )
+def c_store_rq(
+    message_id: int, sop_class: str, sop_instance: str, comment: bytes | None = None
+) -> bytes:
+    """The command set of a C-STORE-RQ that announces a dataset; with `comment`, an Error
+    Comment (0000,0902) too: valid DIMSE that a receiver's fast path may leave to pynetdicom's
+    stock decoder."""
+    fields = [
+        (0x0002, uid_value(sop_class)),
+        (0x0100, struct.pack("<H", 0x0001)),
+        (0x0110, struct.pack("<H", message_id)),
+        (0x0700, struct.pack("<H", 0)),
+        (0x0800, struct.pack("<H", 0x0000)),
+        (0x1000, uid_value(sop_instance)),
+    ]
+    if comment is not None:
+        fields.insert(5, (0x0902, comment))
+    return command_set(fields)
 
 
 def pdv(context_id: int, fragment: bytes, command: bool, last: bool) -> bytes:
@@ -185,3 +191,15 @@ class RawAssociation:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def command_announcing_a_dataset(command_field: int, sop_class: str) -> bytes:
+    """A command set (a C-ECHO-RQ, a C-FIND-RQ...) that announces a dataset (0000,0800 = 0)."""
+    return command_set(
+        [
+            (0x0002, uid_value(sop_class)),
+            (0x0100, struct.pack("<H", command_field)),
+            (0x0110, struct.pack("<H", 1)),
+            (0x0800, struct.pack("<H", 0x0000)),
+        ]
+    )
