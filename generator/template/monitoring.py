@@ -230,7 +230,7 @@ def add_monitoring(
             ComparisonOperator="GreaterThanThreshold",
         )
     _scp_alarms(t, limits, topic)
-    _target_alarms(t, limits, topic, network)
+    _target_alarms(t, limits, topic, network, inputs.conditions.cloud_scp.name)
     t.add_resource(
         cloudwatch.Dashboard(
             "Dashboard",
@@ -274,9 +274,11 @@ def _scp_alarms(t: Template, limits: Alarms, topic: sns.Topic) -> None:
     )
 
 
-def _target_alarms(t: Template, limits: Alarms, topic: sns.Topic, network: Network) -> None:
-    """Targets behind the load balancer, as its health checks of GET /health see them (503 while
-    an SCP cannot store). AWS/NetworkELB HealthyHostCount and UnHealthyHostCount, dimensions
+def _target_alarms(
+    t: Template, limits: Alarms, topic: sns.Topic, network: Network, condition: str
+) -> None:
+    """Targets behind the load balancer (which exists under `condition`), as its health checks
+    of GET /health see them (503 while an SCP cannot store). AWS/NetworkELB HealthyHostCount and UnHealthyHostCount, dimensions
     LoadBalancer and TargetGroup (Elastic Load Balancing, "CloudWatch metrics for your Network
     Load Balancer")."""
     dimensions = [
@@ -293,6 +295,7 @@ def _target_alarms(t: Template, limits: Alarms, topic: sns.Topic, network: Netwo
         f"No healthy SCP behind the load balancer for {limits.no_healthy_target_minutes} "
         "minutes: every association is refused.",
         topic,
+        Condition=condition,
         Namespace="AWS/NetworkELB",
         MetricName="HealthyHostCount",
         Dimensions=dimensions,
@@ -309,6 +312,7 @@ def _target_alarms(t: Template, limits: Alarms, topic: sns.Topic, network: Netwo
         f"At least one SCP behind the load balancer was unhealthy in each of "
         f"{limits.unhealthy_target_periods} consecutive 5-minute periods.",
         topic,
+        Condition=condition,
         Namespace="AWS/NetworkELB",
         MetricName="UnHealthyHostCount",
         Dimensions=dimensions,

@@ -130,7 +130,7 @@ def _parameters(t: Template, spec: Spec) -> Parameters:
     return Parameters(**by_name)
 
 
-CLOUD_SCP = {"Condition": "DeployCloudSCP"}  # a reference to the Condition inside another
+CLOUD_SCP = {"Condition": "CloudSCP"}  # a reference to the Condition inside another
 
 
 def _condition(t: Template, name: str, expression: Any) -> Condition:
@@ -164,11 +164,13 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
             t, "CreateS3Endpoint", Equals(Ref(p.CreateS3GatewayEndpoint), "true")
         ),
         create_interface_endpoints=_condition(
-            t, "CreateTaskEndpoints", Equals(Ref(p.CreateInterfaceEndpoints), "true")
+            t,
+            "CreateTaskEndpoints",
+            And(Equals(Ref(p.CreateInterfaceEndpoints), "true"), CLOUD_SCP),
         ),
         has_alarm_email=_condition(t, "HasAlarmEmail", _is_set(p.AlarmEmail)),
         create_datastore=_condition(t, "CreateDatastore", _is_empty(p.DatastoreId)),
-        has_remote_aes=_condition(t, "HasRemoteAENetwork", _is_set(p.RemoteAECIDR)),
+        has_remote_aes=_condition(t, "HasRemoteAENetwork", And(_is_set(p.RemoteAECIDR), CLOUD_SCP)),
         has_edge_sites=_condition(t, "HasEdgeSites", _is_set(p.EdgeTrustAnchorArn)),
         cloud_scp=_condition(t, CLOUD_SCP["Condition"], Equals(Ref(p.DeployCloudSCP), "true")),
     )

@@ -46,7 +46,8 @@ def edge_forwarder(settings: Settings, store: Store) -> Forwarder:
                 "event": "edge-started",
                 "target": str(target),
                 "batchesRecovered": len(recovered),
-                **forwarder.status(),
+                "backlogFiles": forwarder.backlog.files,
+                "backlogBytes": forwarder.backlog.bytes,
             }
         },
     )

@@ -130,16 +130,15 @@ def open_client(settings: Settings) -> DicomWebClient:
     )
 
 
-def _log(event: str, assoc: Any, **fields: Any) -> None:
-    calling = assoc.requestor.ae_title.strip()
-    LOG.info(event, extra={"fields": {"event": event, "callingAETitle": calling, **fields}})
+def _calling(assoc: Any) -> str:
+    return assoc.requestor.ae_title.strip()
 
 
-class QueryService(Service):
-    """C-FIND of both information models, levels PATIENT to IMAGE."""
+class _FromHealthImaging(Service):
+    """A Query/Retrieve service answered from HealthImaging's DICOMweb: offered with a data
+    store only, for the information models it names."""
 
-    name = "Query/Retrieve - FIND"
-    permission = QUERY
+    models: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, client: DicomWebClient) -> None:
         self.settings, self.client = settings, client
@@ -148,7 +147,15 @@ class QueryService(Service):
     def contexts(cls, settings: Settings) -> list[Context]:
         if not settings.healthimaging_datastore_id:
             return []
-        return [Context(uid) for uid in FIND_MODELS]
+        return [Context(uid) for uid in cls.models]
+
+
+class QueryService(_FromHealthImaging):
+    """C-FIND of both information models, levels PATIENT to IMAGE."""
+
+    name = "Query/Retrieve - FIND"
+    permission = QUERY
+    models = FIND_MODELS
 
     def handlers(self) -> list[Handler]:
         return [(evt.EVT_C_FIND, self.on_find)]
@@ -165,32 +172,53 @@ class QueryService(Service):
                 ae_title = self.settings.ae_title
                 yield 0xFF00, response_identifier(identifier, record, level, ae_title)
         except (IdentifierError, DicomWebError) as exc:
-            _log("find-failed", event.assoc, matches=count, error=str(exc))
+            LOG.info(
+                "find-failed",
+                extra={
+                    "fields": {
+                        "event": "find-failed",
+                        "callingAETitle": _calling(event.assoc),
+                        "matches": count,
+                        "error": str(exc),
+                    }
+                },
+            )
             yield _failure(exc), None
             return
         if event.is_cancelled:
             yield CANCEL, None
         elif search.capped:
-            _log("find-capped", event.assoc, matches=count)
+            LOG.info(
+                "find-capped",
+                extra={
+                    "fields": {
+                        "event": "find-capped",
+                        "callingAETitle": _calling(event.assoc),
+                        "matches": count,
+                    }
+                },
+            )
             yield _status(CAPPED, "HealthImaging 10,000-record cap reached; narrow the query"), None
         else:
-            _log("find-done", event.assoc, queryLevel=level, matches=count)
+            LOG.info(
+                "find-done",
+                extra={
+                    "fields": {
+                        "event": "find-done",
+                        "callingAETitle": _calling(event.assoc),
+                        "queryLevel": level,
+                        "matches": count,
+                    }
+                },
+            )
 
 
-class RetrieveService(Service):
+class RetrieveService(_FromHealthImaging):
     """C-MOVE to a registered destination and C-GET on the calling association."""
 
     name = "Query/Retrieve - MOVE and GET"
     permission = RETRIEVE
-
-    def __init__(self, settings: Settings, client: DicomWebClient) -> None:
-        self.settings, self.client = settings, client
-
-    @classmethod
-    def contexts(cls, settings: Settings) -> list[Context]:
-        if not settings.healthimaging_datastore_id:
-            return []
-        return [Context(uid) for uid in RETRIEVE_MODELS]
+    models = RETRIEVE_MODELS
 
     def handlers(self) -> list[Handler]:
         return [(evt.EVT_C_MOVE, self.on_move), (evt.EVT_C_GET, self.on_get)]
@@ -200,7 +228,16 @@ class RetrieveService(Service):
         study_root = event.request.AffectedSOPClassUID in STUDY_ROOT
         found = list(instances(search, event.identifier, study_root))
         if search.capped:
-            _log("retrieve-capped", event.assoc, instances=len(found))
+            LOG.info(
+                "retrieve-capped",
+                extra={
+                    "fields": {
+                        "event": "retrieve-capped",
+                        "callingAETitle": _calling(event.assoc),
+                        "instances": len(found),
+                    }
+                },
+            )
         return found
 
     def _fetch(self, record: Dataset) -> Dataset:
@@ -244,8 +281,17 @@ class RetrieveService(Service):
             if isinstance(outcome, Dataset):
                 yield 0xFF00, outcome
                 continue
-            _log("retrieve-failed", event.assoc, sopInstanceUID=str(record.SOPInstanceUID),
-                 error=str(outcome))  # fmt: skip
+            LOG.info(
+                "retrieve-failed",
+                extra={
+                    "fields": {
+                        "event": "retrieve-failed",
+                        "callingAETitle": _calling(event.assoc),
+                        "sopInstanceUID": str(record.SOPInstanceUID),
+                        "error": str(outcome),
+                    }
+                },
+            )
             # No SOP Class: pynetdicom's C-STORE of it raises, which it counts as a failed
             # sub-operation and lists in Failed SOP Instance UID List (service_class.py,
             # _move_scp/_get_scp, "An exception implies a C-STORE failure").
@@ -257,7 +303,16 @@ class RetrieveService(Service):
         title = str(event.move_destination).strip()
         remote = self.settings.remote_aes.get(title)
         if remote is None:
-            _log("move-unknown-destination", event.assoc, moveDestination=title)
+            LOG.info(
+                "move-unknown-destination",
+                extra={
+                    "fields": {
+                        "event": "move-unknown-destination",
+                        "callingAETitle": _calling(event.assoc),
+                        "moveDestination": title,
+                    }
+                },
+            )
             yield None, None
             return
         try:
@@ -277,7 +332,17 @@ class RetrieveService(Service):
                 "tls_args": client_tls(self.settings, remote),
             },
         )
-        _log("move", event.assoc, moveDestination=title, instances=len(found))
+        LOG.info(
+            "move",
+            extra={
+                "fields": {
+                    "event": "move",
+                    "callingAETitle": _calling(event.assoc),
+                    "moveDestination": title,
+                    "instances": len(found),
+                }
+            },
+        )
         yield from self._sub_operations(event, found)
 
     def on_get(self, event: evt.Event) -> Iterator[Any]:
@@ -287,5 +352,14 @@ class RetrieveService(Service):
             yield 1
             yield _status(UNABLE_TO_LIST, f"listing failed: {exc}"), None
             return
-        _log("get", event.assoc, instances=len(found))
+        LOG.info(
+            "get",
+            extra={
+                "fields": {
+                    "event": "get",
+                    "callingAETitle": _calling(event.assoc),
+                    "instances": len(found),
+                }
+            },
+        )
         yield from self._sub_operations(event, found)

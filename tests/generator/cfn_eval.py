@@ -2,8 +2,8 @@
 
 Enough for this template's Conditions, Fn::If branches, Rules and a resource's properties:
 Ref (parameters; a List<...> parameter is a list; resources and pseudo parameters the test
-names), Fn::Sub (the same names), Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains,
-Condition, AWS::NoValue, and the rule functions Fn::EachMemberEquals, Fn::EachMemberIn,
+names), Fn::Sub and Fn::GetAtt (the same names), Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or,
+Fn::Contains, Condition, AWS::NoValue, and the rule functions Fn::EachMemberEquals, Fn::EachMemberIn,
 Fn::ValueOf and Fn::ValueOfAll, which read subnet attributes from a table the test gives
 (CloudFormation asks EC2; semantics: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html).
 """
@@ -59,6 +59,8 @@ class Evaluator:
                 return self.names.get(arg, {"Ref": arg})
             if key == "Fn::Sub":
                 return self._sub(node)
+            if key == "Fn::GetAtt":
+                return self.names.get(".".join(arg), node)
             if key == "Fn::If":
                 name, when_true, when_false = arg
                 return self.value(when_true if self.condition(name) else when_false)

@@ -131,6 +131,8 @@ CLOUD_SCP_RESOURCES = {
     "CpuTargetTracking",
     "ServiceCPUUtilizationAlarm",
     "ServiceMemoryUtilizationAlarm",
+    "NoHealthyTargetsAlarm",
+    "UnhealthyTargetsAlarm",
 }
 
 
@@ -155,7 +157,7 @@ def test_without_the_cloud_scp_only_the_stacks_side_of_edge_sites_is_left(templa
     assert "AWS/ECS" not in str(body) and "AWS/States" in str(body)
     conditional = {n for n, o in template["Outputs"].items() if "Condition" in o}
     assert conditional == {"NetworkLoadBalancerDNS", "SCPLogGroupName"}
-    assert {template["Outputs"][n]["Condition"] for n in conditional} == {"DeployCloudSCP"}
+    assert {template["Outputs"][n]["Condition"] for n in conditional} == {"CloudSCP"}
 
 
 def test_peer_rules_hold_for_tcp_and_tls(template):
@@ -204,7 +206,7 @@ def test_every_condition_is_exercised(template):
         "CreateDatastore",
         "HasRemoteAENetwork",
         "HasEdgeSites",
-        "DeployCloudSCP",
+        "CloudSCP",
     }
 
 

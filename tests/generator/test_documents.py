@@ -113,8 +113,8 @@ def test_dicom_to_the_load_balancer_is_tls_only_with_a_certificate(
 ) -> None:
     text = compliance.network_flows(real_spec, TemplateFacts(template_dict))
     assert (
-        "| DICOM | none (TCP) when `TLSCertificateARN` is empty, TLS when `TLSCertificateARN` is "
-        "set |" in text
+        "| DICOM | none (TCP) when `TLSCertificateARN` is empty and `DeployCloudSCP` is `true`, "
+        "TLS when `TLSCertificateARN` is set and `DeployCloudSCP` is `true` |" in text
     )
 
 

@@ -41,7 +41,10 @@ def test_variables_are_settings_of_the_scp_or_the_sdk():
 def test_the_instances_volume_user_and_stop_time_match_the_image():
     edge = _edge()
     service = yaml.safe_load(edge["edge/compose.yaml"])["services"]["storescp"]
-    (volume,) = re.findall(r'^VOLUME \["(.+)"\]', DOCKERFILE, re.M)
+    # The image's VOLUMEs: the instances (/data) first, then the scratch folder the cloud task
+    # mounts for TEMP_DIR; edge mode keeps its temporary files in STORAGE (TEMP_DIR unset).
+    (volumes,) = re.findall(r"^VOLUME \[(.+)\]", DOCKERFILE, re.M)
+    volume = volumes.split(",")[0].strip().strip('"')
     (user,) = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
     assert service["environment"]["STORAGE"] == volume
     assert [v.split(":")[1] for v in service["volumes"]] == [volume]

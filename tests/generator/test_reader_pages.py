@@ -103,8 +103,9 @@ def test_no_template_internals_in_the_pages(rendered, template_dict) -> None:
 def test_conditions_read_as_their_parameters(template_dict) -> None:
     facts = TemplateFacts(template_dict)
     assert facts.when("CreateS3Endpoint") == "`CreateS3GatewayEndpoint` is `true`"
-    assert facts.when("NoTLSCertificate") == "`TLSCertificateARN` is empty"
-    assert facts.when("HasTLSCertificate") == "`TLSCertificateARN` is set"
+    cloud = " and `DeployCloudSCP` is `true`"  # no load balancer without the cloud SCP
+    assert facts.when("NoTLSCertificate") == "`TLSCertificateARN` is empty" + cloud
+    assert facts.when("HasTLSCertificate") == "`TLSCertificateARN` is set" + cloud
     assert facts.describe({"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}) == (
         "`logs.<region>.amazonaws.com`"
     )
@@ -234,7 +235,10 @@ def test_shared_responsibility_says_what_leaves_the_account(rendered) -> None:
 
 def test_access_logs_are_said_to_need_a_tls_listener(real_spec, template_dict) -> None:
     text = compliance.data_protection(real_spec, TemplateFacts(template_dict))
-    assert "only when it has a TLS listener (here: when `TLSCertificateARN` is set)" in text
+    assert (
+        "only when it has a TLS listener (here: when `TLSCertificateARN` is set and "
+        "`DeployCloudSCP` is `true`)" in text
+    )
     data = copy.deepcopy(template_dict)
     lb = data["Resources"]["NetworkLoadBalancer"]["Properties"]
     lb["LoadBalancerAttributes"] = [

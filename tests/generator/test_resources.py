@@ -472,6 +472,12 @@ LEAST_PRIVILEGE: dict[str, set[str]] = {
         ),
         *via("medical-imaging", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"),
         "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=DIRECT#*",
+        # Query/Retrieve: QIDO-RS searches and WADO-RS retrieves, on this data store only.
+        *(
+            f"medical-imaging:{action} {DATASTORE.format(suffix)}"
+            for action in ("SearchDICOMStudies", "SearchDICOMSeries", "GetDICOMInstance")
+            for suffix in ("", "/*")
+        ),
         # Storage commitment: instance states by SOP Instance UID, its own transactions.
         "dynamodb:Query DicomImportJobTable/index/sopInstanceUID-index",
         "dynamodb:Query DicomImportJobTable/index/pendingCommitment-index",
@@ -480,6 +486,13 @@ LEAST_PRIVILEGE: dict[str, set[str]] = {
             for action in ("GetItem", "PutItem", "UpdateItem")
         ),
         *via("dynamodb", "kms:Decrypt", "kms:GenerateDataKey"),
+    },
+    # An edge host (IAM Roles Anywhere): put instances and manifests, nothing else.
+    "EdgeSiteRole": {
+        "s3:PutObject DicomBucket/incoming/*",
+        "s3:PutObject DicomBucket/batches/*",
+        "s3:AbortMultipartUpload DicomBucket/incoming/*",
+        *via("s3", "kms:Decrypt", "kms:GenerateDataKey"),
     },
     "TaskExecutionRole": {
         "ecr:GetAuthorizationToken *",
@@ -532,7 +545,12 @@ def grants(statements: list[dict[str, Any]], names: dict[str, str]) -> set[str]:
 
 
 # Roles that exist only under a template Condition.
-ROLE_CONDITIONS = {"RouteTablesFunctionRole": "CreateS3Endpoint"}
+ROLE_CONDITIONS = {
+    "RouteTablesFunctionRole": "CreateS3Endpoint",
+    "EdgeSiteRole": "HasEdgeSites",
+    "TaskRole": "CloudSCP",
+    "TaskExecutionRole": "CloudSCP",
+}
 
 
 def test_every_role_grants_exactly_its_least_privilege_table(resources, spec):

@@ -28,6 +28,7 @@ from generator.release import oci
 from generator.spec import load
 from generator.template.build import template_for
 from scp.storage import owned_name
+from tests.fakes.pipeline import create_job_table
 from tests.generator.cfn_eval import Evaluator
 from tests.image.container import HOST_LOOPBACK, Container
 from tests.image.test_image import a_file, dcmtk, objects
@@ -35,6 +36,8 @@ from tests.support.aws import FAKE_AWS_ENV
 
 BUCKET = "fargate-task-test"
 STACK = "fargate-test"
+JOB_TABLE = "fargate-test-jobs"
+DATASTORE_ID = "0123456789abcdef0123456789abcdef"  # [0-9a-z]{32}: a stack's own data store
 
 
 def task_definition(bucket: str) -> dict[str, Any]:
@@ -42,7 +45,13 @@ def task_definition(bucket: str) -> dict[str, Any]:
     DICOM bucket named bucket."""
     template = json.loads(template_for(load()).to_json())
     (task,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
-    names = {"DicomBucket": bucket, "AWS::StackName": STACK}
+    # The resources the environment names: the bucket, the job table, the stack's data store.
+    names = {
+        "DicomBucket": bucket,
+        "AWS::StackName": STACK,
+        "DicomImportJobTable": JOB_TABLE,
+        "Datastore.DatastoreId": DATASTORE_ID,
+    }
     properties = Evaluator(template, {}, names=names).value(task["Properties"])
     assert "FARGATE" in properties["RequiresCompatibilities"]
     (container,) = properties["ContainerDefinitions"]
@@ -116,12 +125,14 @@ def test_the_task_definition_runs_the_image_with_fargate_mounts(engine, released
     if engine.name != "podman":
         pytest.skip("the task's own network (slirp4netns) is a podman option")
     moto.client("s3").create_bucket(Bucket=BUCKET)
+    create_job_table(moto.client("dynamodb"), JOB_TABLE)
     task = task_definition(BUCKET)
     (definition,) = task["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in definition["Environment"]}
     assert all(isinstance(v, str) for v in env.values()), env
     # What Fargate adds: the region, and credentials of the task role (here: moto's).
-    env |= {**FAKE_AWS_ENV, "S3_ENDPOINT_URL": f"http://{HOST_LOOPBACK}:{moto.port}"}
+    moto_url = f"http://{HOST_LOOPBACK}:{moto.port}"
+    env |= {**FAKE_AWS_ENV, "S3_ENDPOINT_URL": moto_url, "AWS_ENDPOINT_URL_DYNAMODB": moto_url}
     ports = [m["ContainerPort"] for m in definition["PortMappings"]]
     assert ports == [int(env["SCP_PORT"]), int(env["HEALTH_PORT"])]
     hosts = fargate_volumes(released.image, definition, tmp_path)

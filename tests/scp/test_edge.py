@@ -156,11 +156,13 @@ def test_at_the_disk_floor_instances_are_refused_and_the_backlog_is_untouched(
     scp.stop()
     before = {p: p.read_bytes() for p in (storage / "incoming").rglob("*.dcm")}
     assert len(before) == 3
-    scp = start_scp(**settings, min_free_disk=2**50)
+    # Below the floor the SCP reports unhealthy (it cannot store) while it answers DICOM.
+    scp = start_scp(healthy=False, **settings, min_free_disk=2**50)
     assert store_all(scp.port, make_instances(series=45, count=2, side=64)) == [0xA701] * 2
     after = {p: p.read_bytes() for p in (storage / "incoming").rglob("*.dcm")}
     assert after == before
-    assert scp.health()[1]["forwarding"]["backlogFiles"] == 3
+    code, body = scp.health()
+    assert code == 503 and body["forwarding"]["backlogFiles"] == 3
 
 
 def _closed_batch(root: Path, count: int, series: int = 46) -> str:
@@ -251,7 +253,7 @@ def test_backoff_is_capped_exponential_with_full_jitter():
     ("argv", "message"),
     [
         (["--edge-forward-to", "s3:///x"], "EDGE_FORWARD_TO"),
-        (["--edge-forward-to", "s3://b/p", "--storage", "s3://b/"], "STORAGE"),
+        (["--edge-forward-to", "s3://site/p", "--storage", "s3://bucket/"], "STORAGE"),
         (["--edge-forward-to", "s3://b/p", "--temp-dir", "/tmp"], "TEMP_DIR"),
         (["--edge-keep-days", "-1"], "--edge-keep-days"),
     ],
