@@ -278,8 +278,8 @@ def _target_alarms(
     t: Template, limits: Alarms, topic: sns.Topic, network: Network, condition: str
 ) -> None:
     """Targets behind the load balancer (which exists under `condition`), as its health checks
-    of GET /health see them (503 while an SCP cannot store). AWS/NetworkELB HealthyHostCount and UnHealthyHostCount, dimensions
-    LoadBalancer and TargetGroup (Elastic Load Balancing, "CloudWatch metrics for your Network
+    of GET /health see them (503 while an SCP cannot store). AWS/NetworkELB HealthyHostCount
+    and UnHealthyHostCount, dimensions LoadBalancer and TargetGroup (Elastic Load Balancing, "CloudWatch metrics for your Network
     Load Balancer")."""
     dimensions = [
         cloudwatch.MetricDimension(
