@@ -279,8 +279,8 @@ def _target_alarms(
 ) -> None:
     """Targets behind the load balancer (which exists under `condition`), as its health checks
     of GET /health see them (503 while an SCP cannot store). AWS/NetworkELB HealthyHostCount
-    and UnHealthyHostCount, dimensions LoadBalancer and TargetGroup (Elastic Load Balancing, "CloudWatch metrics for your Network
-    Load Balancer")."""
+    and UnHealthyHostCount, dimensions LoadBalancer and TargetGroup (Elastic Load Balancing,
+    "CloudWatch metrics for your Network Load Balancer")."""
     dimensions = [
         cloudwatch.MetricDimension(
             Name="LoadBalancer", Value=GetAtt(network.load_balancer, "LoadBalancerFullName")

@@ -2,10 +2,11 @@
 
 Enough for this template's Conditions, Fn::If branches, Rules and a resource's properties:
 Ref (parameters; a List<...> parameter is a list; resources and pseudo parameters the test
-names), Fn::Sub and Fn::GetAtt (the same names), Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or,
-Fn::Contains, Condition, AWS::NoValue, and the rule functions Fn::EachMemberEquals,
-Fn::EachMemberIn, Fn::ValueOf and Fn::ValueOfAll, which read subnet attributes from a table the test gives
-(CloudFormation asks EC2; semantics: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html).
+names), Fn::Sub and Fn::GetAtt (the same names), Fn::If, Fn::Equals, Fn::Not, Fn::And,
+Fn::Or, Fn::Contains, Condition, AWS::NoValue, and the rule functions Fn::EachMemberEquals,
+Fn::EachMemberIn, Fn::ValueOf and Fn::ValueOfAll, which read subnet attributes from a table
+the test gives (CloudFormation asks EC2; semantics:
+https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-rules.html).
 """
 
 from __future__ import annotations
