@@ -195,18 +195,24 @@ def signing_context(settings: Settings) -> tuple[str, Credentials]:
     return region, credentials
 
 
-def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> DirectStore | None:
-    """The DirectStore the settings ask for (None with DIRECT_STORE=none)."""
-    if settings.direct_store == "none":
-        return None
+def open_client(settings: Settings, policy: RetryPolicy | None = None) -> DicomWebClient:
+    """The one HealthImaging DICOMweb client of these settings (direct stores, Query/Retrieve),
+    signed with the task's credentials; `policy` bounds its retries."""
     region, credentials = signing_context(settings)
-    client = DicomWebClient(
+    return DicomWebClient(
         region,
         settings.healthimaging_datastore_id,
         credentials.get_frozen_credentials,
         endpoint_url=settings.dicomweb_endpoint_url,
-        policy=RetryPolicy(budget=settings.direct_store_budget),
+        policy=policy,
     )
+
+
+def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> DirectStore | None:
+    """The DirectStore the settings ask for (None with DIRECT_STORE=none)."""
+    if settings.direct_store == "none":
+        return None
+    client = open_client(settings, RetryPolicy(budget=settings.direct_store_budget))
     route = DirectRoute(
         settings.direct_store,
         settings.direct_store_calling_ae_titles,

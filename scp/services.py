@@ -241,7 +241,8 @@ def build_services(
 ) -> Services:
     """The services of one serving process, with their handlers and background parts."""
     from scp.commitment.service import CommitmentService
-    from scp.qr.service import QueryService, RetrieveService, open_client
+    from scp.direct_store import open_client
+    from scp.qr.service import QueryService, RetrieveService
 
     services: list[Service] = [VerificationService(), StorageService(on_store)]
     if CommitmentService.contexts(settings):

@@ -118,18 +118,6 @@ def _failure(exc: Exception) -> Dataset:
     return _status(UNABLE_TO_PROCESS, f"HealthImaging refused: {reason}")
 
 
-def open_client(settings: Settings) -> DicomWebClient:
-    from scp.direct_store import signing_context
-
-    region, credentials = signing_context(settings)
-    return DicomWebClient(
-        region,
-        settings.healthimaging_datastore_id,
-        credentials.get_frozen_credentials,
-        endpoint_url=settings.dicomweb_endpoint_url,
-    )
-
-
 def _calling(assoc: Any) -> str:
     return assoc.requestor.ae_title.strip()
 
