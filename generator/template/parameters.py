@@ -357,7 +357,15 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
             ],
         },
     )
-    # Reports (storage commitment) go to the registered AEs: the tasks need egress to them.
+    _add_remote_ae_rules(t, p)
+    _add_fargate_size_rules(t, spec, p)
+    _add_endpoint_rules(t, spec, p)
+
+
+def _add_remote_ae_rules(t: Template, p: Parameters) -> None:
+    """The remote-AE registry (storage-commitment reports, C-FIND/C-MOVE/C-GET permissions and
+    Move Destinations) configures the cloud SCP's tasks: it needs their network, and its network
+    means nothing without it or without the tasks."""
     t.add_rule(
         "RemoteAEsNeedTheirNetwork",
         {
@@ -366,13 +374,40 @@ def add_rules(t: Template, spec: Spec, inputs: Inputs) -> None:
                 _assertion(
                     _is_set(p.RemoteAECIDR),
                     "When RemoteAETitles lists AEs, RemoteAECIDR must be their address range, so "
-                    "the SCP tasks may open associations to them (storage-commitment reports).",
+                    "the SCP tasks may open associations to them (storage-commitment reports, "
+                    "C-MOVE).",
                 )
             ],
         },
     )
-    _add_fargate_size_rules(t, spec, p)
-    _add_endpoint_rules(t, spec, p)
+    t.add_rule(
+        "RemoteAENetworkOnlyWithRemoteAEs",
+        {
+            "RuleCondition": _is_set(p.RemoteAECIDR),
+            "Assertions": [
+                _assertion(
+                    _is_set(p.RemoteAETitles),
+                    "RemoteAECIDR must be empty while RemoteAETitles is empty: it opens the "
+                    "tasks' egress to that range for the AEs listed there; list the AEs, or "
+                    "clear RemoteAECIDR.",
+                )
+            ],
+        },
+    )
+    t.add_rule(
+        "RemoteAEsOnlyWithTheCloudSCP",
+        {
+            "RuleCondition": Equals(Ref(p.DeployCloudSCP), "false"),
+            "Assertions": [
+                _assertion(
+                    And(_is_empty(p.RemoteAETitles), _is_empty(p.RemoteAECIDR)),
+                    "RemoteAETitles and RemoteAECIDR must be empty when DeployCloudSCP is false: "
+                    "they configure the cloud SCP's tasks (an edge SCP has its own REMOTE_AES "
+                    "setting).",
+                )
+            ],
+        },
+    )
 
 
 def _add_endpoint_rules(t: Template, spec: Spec, p: Parameters) -> None:

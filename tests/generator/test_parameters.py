@@ -415,11 +415,43 @@ def test_tls_caps_the_network_timeout_at_the_tls_idle_timeout(template):
     ]
 
 
-def test_remote_aes_need_the_network_the_tasks_may_reach_them_in(template):
-    aes = "CT01=10.20.0.15:104:store+commitment"
-    assert failed(template) == []
-    assert failed(template, RemoteAETitles=aes) == ["RemoteAEsNeedTheirNetwork"]
-    assert failed(template, RemoteAETitles=aes, RemoteAECIDR="10.20.0.0/16") == []
+AES = "CT01=10.20.0.15:104:store+commitment,WS1=10.20.0.16:11112:query+retrieve"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refused_by"),
+    [
+        ({}, []),
+        ({"RemoteAETitles": AES}, ["RemoteAEsNeedTheirNetwork"]),
+        ({"RemoteAETitles": AES, "RemoteAECIDR": "10.20.0.0/16"}, []),
+        ({"RemoteAECIDR": "10.20.0.0/16"}, ["RemoteAENetworkOnlyWithRemoteAEs"]),
+        ({"DeployCloudSCP": "false"}, []),
+        (
+            {"DeployCloudSCP": "false", "RemoteAETitles": AES, "RemoteAECIDR": "10.20.0.0/16"},
+            ["RemoteAEsOnlyWithTheCloudSCP"],
+        ),
+        (
+            {"DeployCloudSCP": "false", "RemoteAECIDR": "10.20.0.0/16"},
+            ["RemoteAENetworkOnlyWithRemoteAEs", "RemoteAEsOnlyWithTheCloudSCP"],
+        ),
+    ],
+)
+def test_remote_aes_rules(template, parameters, refused_by):
+    """The registry needs the tasks' network to its AEs, that network needs the registry, and
+    both configure the cloud SCP only."""
+    assert sorted(failed(template, **parameters)) == refused_by
+
+
+def test_the_remote_ae_network_is_never_wider_than_the_peer_limit(template, spec):
+    """The tasks may open connections to every port of RemoteAECIDR: 0.0.0.0/0 or any range
+    wider than resources.widestPeerPrefix is refused, as for the client ranges."""
+    widest = spec.resources.widest_peer_prefix
+    for prefix in range(33):
+        for address in ("0.0.0.0", "10.0.0.1", "128.0.0.0"):
+            value = f"{address}/{prefix}"
+            assert _matches(template, "RemoteAECIDR", value) == (prefix >= widest), value
+    assert _matches(template, "RemoteAECIDR", "")
+    assert not _matches(template, "RemoteAECIDR", "10.0.0.256/16")
 
 
 @pytest.mark.parametrize(
@@ -431,6 +463,8 @@ def test_remote_aes_need_the_network_the_tasks_may_reach_them_in(template):
         "CT01=10.20.0.15:104",
         "CT01",
         "CT01=10.20.0.15:104:store:ssl",
+        "CT01=10.20.0.15:104:store+querry",
+        "CT01=10.20.0.15:104:commitment,WS=h:11112:retrieve+query:tls",
         "TOO_LONG_AE_TITLE_X=h:104:store",
     ],
 )
