@@ -35,13 +35,13 @@ def run(settings: Settings) -> int:
         store.prepare()
     except StorageError as exc:
         raise StartupError(f"{env_name('storage')}: {exc}") from None
-    if settings.direct_store != "none":
-        from scp.direct_store import signing_context
+    if settings.healthimaging_datastore_id:  # Query/Retrieve, and StoreDICOM if routed
+        from scp.healthimaging.signing import signing_context
 
         try:
             signing_context(settings)
         except SettingsError as exc:
-            raise StartupError(f"DIRECT_STORE={settings.direct_store}: {exc}") from None
+            raise StartupError(str(exc)) from None
     forwarder = None
     if settings.edge_forward_to:
         from scp.edge.startup import edge_forwarder

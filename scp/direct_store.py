@@ -13,16 +13,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-from botocore.credentials import Credentials
-
 from scp import statuses
 from scp.contracts import DIRECT_PREFIX
 from scp.dataset_scan import InstanceInfo
 from scp.healthimaging.client import MAX_STORE_BYTES, DicomWebClient, RetryPolicy
 from scp.healthimaging.errors import DicomWebError
 from scp.healthimaging.routing import DirectRoute
+from scp.healthimaging.signing import open_client
 from scp.job_records import JobTable, direct_item
-from scp.settings import Settings, SettingsError
+from scp.settings import Settings
 from scp.statuses import StoreStatus
 from scp.storage import StorageError, Store
 from scp.telemetry import Metrics
@@ -174,38 +173,6 @@ class DirectStore:
                     }
                 },
             )
-
-
-def signing_context(settings: Settings) -> tuple[str, Credentials]:
-    """The Region and the (refreshable) credentials StoreDICOM is signed with; SettingsError
-    when either is missing, so the SCP refuses to start rather than fall back on every instance."""
-    import botocore.session
-
-    session = botocore.session.get_session()
-    region = settings.healthimaging_region or session.get_config_variable("region")
-    if not region:
-        raise SettingsError("HEALTHIMAGING_REGION: no Region set, and none from the AWS SDK")
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise SettingsError(
-            "HEALTHIMAGING_DATASTORE_ID is set but no AWS credentials were found to sign "
-            f"DICOMweb requests (StoreDICOM with DIRECT_STORE={settings.direct_store}, "
-            "Query/Retrieve)"
-        )
-    return region, credentials
-
-
-def open_client(settings: Settings, policy: RetryPolicy | None = None) -> DicomWebClient:
-    """The one HealthImaging DICOMweb client of these settings (direct stores, Query/Retrieve),
-    signed with the task's credentials; `policy` bounds its retries."""
-    region, credentials = signing_context(settings)
-    return DicomWebClient(
-        region,
-        settings.healthimaging_datastore_id,
-        credentials.get_frozen_credentials,
-        endpoint_url=settings.dicomweb_endpoint_url,
-        policy=policy,
-    )
 
 
 def open_direct_store(settings: Settings, store: Store, metrics: Metrics) -> DirectStore | None:

@@ -241,7 +241,7 @@ def build_services(
 ) -> Services:
     """The services of one serving process, with their handlers and background parts."""
     from scp.commitment.service import CommitmentService
-    from scp.direct_store import open_client
+    from scp.healthimaging.signing import open_client
     from scp.qr.service import QueryService, RetrieveService
 
     services: list[Service] = [VerificationService(), StorageService(on_store)]

@@ -142,5 +142,10 @@ def test_direct_store_without_a_region_refuses_to_start(tmp_path) -> None:
         cwd=REPO,
         timeout=60,
     )
-    assert result.returncode == 1
-    assert "DIRECT_STORE=all: HEALTHIMAGING_REGION: no Region set" in result.stderr
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1,
+        [
+            "storescp-healthimaging: error: HEALTHIMAGING_REGION: no Region set, and none from "
+            "the AWS SDK (AWS_DEFAULT_REGION)"
+        ],
+    )

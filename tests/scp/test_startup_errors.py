@@ -78,3 +78,22 @@ def test_sizes_take_units():
 
     settings = load_settings(["--min-free-disk", "100TB", "--max-pdu-size", "1MiB"], {})
     assert (settings.min_free_disk, settings.max_pdu_size) == (100 * 10**12, 2**20)
+
+
+def test_a_data_store_without_credentials_to_sign_for_it_is_one_sentence(tmp_path):
+    """Query/Retrieve (and StoreDICOM) sign every DICOMweb request: with a data store named but
+    no credentials, the SCP refuses to start, rather than report healthy while every C-FIND
+    fails."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1"}
+    env["HEALTHIMAGING_DATASTORE_ID"] = "0123456789abcdef0123456789abcdef"
+    argv = [sys.executable, "-m", "scp", "--bind", "127.0.0.1", "--port", str(free_port())]
+    argv += ["--health-port", "0", "--storage", str(tmp_path / "store")]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr.splitlines()) == (
+        1,
+        [
+            "storescp-healthimaging: error: HEALTHIMAGING_DATASTORE_ID: no AWS credentials found "
+            "to sign HealthImaging DICOMweb requests (Query/Retrieve, StoreDICOM); give the SCP "
+            "its role or credentials, or unset HEALTHIMAGING_DATASTORE_ID"
+        ],
+    )
