@@ -89,7 +89,12 @@ STATUSES = (
         "Warning",
         "C-FIND: a search reached HealthImaging's 10,000-record cap: there may be more",
     ),
-    (CANCEL, "Cancel", "C-CANCEL received: the search stopped"),
+    (
+        0xA702,
+        "Refused: out of resources",
+        "C-MOVE, C-GET: every sub-operation failed (Failed SOP Instance UID List)",
+    ),
+    (CANCEL, "Cancel", "C-CANCEL received: the search, or the sub-operations, stopped"),
     (
         BAD_IDENTIFIER,
         "Identifier does not match SOP Class",
