@@ -363,9 +363,10 @@ def query_retrieve_section() -> list[str]:
         "counts; the final response lists the SOP Instance UIDs that failed (not retrieved, "
         "or refused by the destination) and is `0xB000` when any failed (`0xA702` when all "
         "did). C-CANCEL stops a C-FIND between records and a C-MOVE/C-GET between instances "
-        "(`0xFE00` with the counts). When the Move Destination aborts or closes the "
-        "association, every instance not yet sent is a failed sub-operation, without being "
-        "fetched.",
+        "(`0xFE00` with the counts). Once the peer of the sub-operations (the Move "
+        "Destination, the C-GET requestor) closes or aborts the association or leaves a "
+        "C-STORE unanswered, every instance not yet sent is a failed sub-operation, without "
+        "being fetched.",
         "",
         "Transfer syntaxes of the sub-operations (C-STORE as SCU). For each SOP class to be "
         "sent, a C-MOVE proposes one presentation context of Explicit VR Little Endian and "

@@ -9,14 +9,13 @@ import io
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import evt
-from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -30,6 +29,7 @@ from scp import statuses
 from scp.healthimaging.client import DicomWebClient
 from scp.healthimaging.errors import DicomWebError, DicomWebUnavailable
 from scp.outgoing import client_tls
+from scp.qr.peer import StorePeer
 from scp.qr.search import IdentifierError, Search, instances, level_of, response_identifier
 from scp.qr.syntaxes import (
     EXPLICIT_LE,
@@ -308,21 +308,20 @@ class RetrieveService(_FromHealthImaging):
                     future.cancel()
 
     def _sub_operations(
-        self, event: evt.Event, found: list[Dataset], peer: Callable[[], Association | None]
+        self, event: evt.Event, found: list[Dataset], peer: StorePeer
     ) -> Iterator[Any]:
-        """The sub-operations over `peer`, the association they go on (the Move Destination's,
-        known once pynetdicom opened it; the calling one for C-GET): each instance fetched in
-        a syntax it accepted; once it is gone, the rest failed unfetched."""
+        """The sub-operations to `peer` (the Move Destination's association, known once
+        pynetdicom opened it after the count; the calling one for C-GET): each instance
+        fetched in a syntax it accepted; once it is gone, the rest failed unfetched."""
         yield len(found)
-        assoc = peer()
-        accepted = accepted_syntaxes(assoc.accepted_contexts) if assoc else {}
+        accepted = accepted_syntaxes(peer.assoc.accepted_contexts) if peer.assoc else {}
         fetched = self._fetched(found, accepted)
         for index, (record, outcome) in enumerate(fetched):
             if event.is_cancelled:
                 fetched.close()
                 yield CANCEL, None
                 return
-            if assoc is not None and not assoc.is_established:
+            if peer.gone:
                 fetched.close()
                 LOG.info(
                     "retrieve-peer-lost",
@@ -376,18 +375,14 @@ class RetrieveService(_FromHealthImaging):
             yield 1
             yield _status(UNABLE_TO_LIST, f"listing failed: {exc}"), None
             return
-        opened: list[Association] = []  # the sub-operations' association, once accepted
-
-        def on_accepted(accepted: evt.Event) -> None:
-            opened.append(accepted.assoc)
-
+        peer = StorePeer()  # the association pynetdicom opens with these kwargs
         yield (
             remote.host,
             remote.port,
             {
                 "contexts": proposed_contexts(found),
                 "tls_args": client_tls(self.settings, remote),
-                "evt_handlers": [(evt.EVT_ACCEPTED, on_accepted)],
+                "evt_handlers": peer.handlers(),
             },
         )
         LOG.info(
@@ -401,7 +396,7 @@ class RetrieveService(_FromHealthImaging):
                 }
             },
         )
-        yield from self._sub_operations(event, found, lambda: opened[0] if opened else None)
+        yield from self._sub_operations(event, found, peer)
 
     def on_get(self, event: evt.Event) -> Iterator[Any]:
         try:
@@ -420,4 +415,5 @@ class RetrieveService(_FromHealthImaging):
                 }
             },
         )
-        yield from self._sub_operations(event, found, lambda: event.assoc)
+        with StorePeer(event.assoc).watching() as peer:
+            yield from self._sub_operations(event, found, peer)

@@ -6,9 +6,10 @@ destination is answered 0xC514, C-CANCEL is seen by a C-FIND generator, and a C-
 may be SCP of a storage class we accept with scp_role. For the transfer syntaxes of
 sub-operations (scp/qr/syntaxes.py): EVT_ACCEPTED bound in the kwargs captures the
 sub-association and what it accepted, a compressed data set goes on its own syntax's context
-and an uncompressed one is converted, an association the destination aborted says so, a C-GET
-requestor's SCP-role contexts are ours to send on, and C-CANCEL mid-move ends with Cancel and
-counts. When pynetdicom moves, these fail first."""
+and an uncompressed one is converted, a C-STORE the destination aborted on is seen unanswered
+(EVT_DIMSE_SENT/RECV), a C-GET requestor's SCP-role contexts are ours to send on (and
+Association.bind counts its C-STOREs), and C-CANCEL mid-move ends with Cancel and counts.
+When pynetdicom moves, these fail first."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from scp.qr.peer import StorePeer
 from scp.qr.service import REFUSED_MOVE
 from scp.qr.syntaxes import EXPLICIT_LE, IMPLICIT_LE, accepted_syntaxes
 from tests.support.dicom_files import make_dataset, uid, write_encapsulated
@@ -259,35 +261,34 @@ def test_evt_handlers_in_move_kwargs_see_the_accepted_sub_association(destinatio
     assert stored[uid("contract", 3)][0] == ImplicitVRLittleEndian
 
 
-def test_a_sub_association_the_destination_aborted_is_no_longer_established(destination):
-    """The destination aborts on the second instance: that C-STORE fails, the captured
-    association says it is gone, and the data sets without SOP Class yielded for the rest are
-    failed sub-operations: final 0xB000, counts and the Failed SOP Instance UID List."""
+def test_a_c_store_the_destination_aborted_on_is_seen_unanswered_at_once(destination):
+    """The destination aborts on the second instance: that C-STORE fails, and when the
+    generator resumes, EVT_DIMSE_SENT/RECV (bound in the kwargs, StorePeer) already show a
+    request without response, while is_established may still say True (pynetdicom's reactor
+    catches up moments later; another C-STORE then would wait DIMSE_TIMEOUT). The data sets
+    without SOP Class yielded for the rest are failed sub-operations: final 0xB000, counts and
+    the Failed SOP Instance UID List."""
     destination["abort_on"] = uid("contract", 2)
     seen: dict[str, Any] = {}
 
     def on_move(event: evt.Event) -> Iterator[Any]:
-        opened: list[Any] = []
+        peer = StorePeer()
         contexts = [build_context(CTImageStorage, [EXPLICIT_LE, IMPLICIT_LE])]
-        handlers = [(evt.EVT_ACCEPTED, lambda e: opened.append(e.assoc))]
-        yield "127.0.0.1", destination["port"], {"contexts": contexts, "evt_handlers": handlers}
+        kwargs = {"contexts": contexts, "evt_handlers": peer.handlers()}
+        yield "127.0.0.1", destination["port"], kwargs
         yield 4
         yield 0xFF00, _instance(1)
+        seen["after_one"] = (peer.requests, peer.responses, peer.gone)
         yield 0xFF00, _instance(2)
-        # pynetdicom's reactor marks the association aborted moments after the failed C-STORE
-        # returned: the product reads is_established before each instance, so a late notice
-        # costs one fetch, never a miscount.
-        deadline = time.monotonic() + 2
-        while opened[0].is_established and time.monotonic() < deadline:
-            time.sleep(0.01)
-        seen["established"] = opened[0].is_established
+        seen["after_two"] = (peer.requests, peer.responses, peer.gone)
         for n in (3, 4):
             unsent = Dataset()
             unsent.SOPInstanceUID = uid("contract", n)
             yield 0xFF00, unsent
 
     final, identifier = _move_with(on_move)[-1]
-    assert seen["established"] is False
+    assert seen["after_one"] == (1, 1, False)
+    assert seen["after_two"] == (2, 1, True)
     assert final.Status == 0xB000
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (1, 3)
     assert list(identifier.FailedSOPInstanceUIDList) == [uid("contract", n) for n in (2, 3, 4)]
@@ -301,8 +302,10 @@ def test_a_get_requestors_compressed_scp_role_context_is_ours_to_send_on(tmp_pat
 
     def on_get(event: evt.Event) -> Iterator[Any]:
         seen["accepted"] = accepted_syntaxes(event.assoc.accepted_contexts)
-        yield 1
-        yield 0xFF00, rle
+        with StorePeer(event.assoc).watching() as peer:  # Association.bind on the calling one
+            yield 1
+            yield 0xFF00, rle
+            seen["counted"] = (peer.requests, peer.responses, peer.gone)
 
     ours = AE(ae_title="OURS")
     ours.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
@@ -334,6 +337,7 @@ def test_a_get_requestors_compressed_scp_role_context_is_ours_to_send_on(tmp_pat
     assert responses[-1][0].Status == 0x0000
     assert seen["accepted"] == {CTImageStorage: frozenset({ExplicitVRLittleEndian, RLELossless})}
     assert got == [(RLELossless, rle.PixelData)]
+    assert seen["counted"] == (1, 1, False)
 
 
 def test_cancel_mid_move_ends_with_cancel_and_the_remaining_count(servers) -> None:
