@@ -271,9 +271,10 @@ def test_a_move_throttled_by_healthimaging_is_retried_and_complete(
         stderr=subprocess.DEVNULL,
     ) as dest:
         running_proxy.reset()
-        # Mid-move: the first GetDICOMInstance is answered, the next three are throttled
-        # (ThrottlingException, 429) and retried.
-        running_proxy.faults.retrievals = [None, 429, 429, 429]
+        # Mid-move: the first four GetDICOMInstance (in flight at once) are answered; the fifth,
+        # asked for once the first came back, is throttled (ThrottlingException, 429) three
+        # times and retried while the others are sent.
+        running_proxy.faults.retrievals = [None] * 4 + [429] * 3
         try:
             done = dcmtk(
                 "movescu", scp, "-S", "-aem", "DEST2", "-k", "QueryRetrieveLevel=STUDY",
