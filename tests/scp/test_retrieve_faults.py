@@ -184,6 +184,31 @@ def test_move_keeps_the_stored_syntax_where_accepted_and_converts_where_not(
     assert len(retrievals) == 2 * len(originals)
 
 
+def test_a_stored_syntax_healthimaging_will_not_return_falls_back_to_explicit_le(
+    scp, proxy, ports, originals, tmp_path
+) -> None:
+    """GetDICOMInstance refusing the stored syntax (406 Not Acceptable, PS3.18 9.4.2.4) for
+    both RLE instances: each is asked for again in Explicit VR LE and moved uncompressed."""
+    rle = sorted(sop for sop, (stored, _) in originals.items() if "rle" in stored.name)
+    proxy.faults.retrievals = [406, 406]
+    series = identifier("tx")
+    series.QueryRetrieveLevel = "SERIES"
+    series.SeriesInstanceUID = uid("faults", "rle")
+    with storescp("ALL", ports["ALL"], tmp_path, "+xa"):
+        assoc = _scu(scp, StudyRootQueryRetrieveInformationModelMove)
+        model = StudyRootQueryRetrieveInformationModelMove
+        responses = list(assoc.send_c_move(series, "ALL", model))
+        assoc.release()
+    assert responses[-1][0].Status == 0x0000
+    got = received(tmp_path)
+    assert sorted(got) == rle
+    for sop in rle:
+        assert got[sop].file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert got[sop].PixelData == pydicom.dcmread(originals[sop][1]).PixelData
+    statuses = sorted(r.status for r in proxy.requests("GET") if "/instances/" in r.path)
+    assert statuses == [200, 200, 406, 406]
+
+
 def test_get_in_the_stored_syntax_and_in_the_fallback(scp, proxy, originals, tmp_path) -> None:
     """A requestor proposing RLE Lossless in a context of its own gets the RLE instances as
     stored; dcmtk getscu, which proposes the uncompressed syntaxes only, gets them
