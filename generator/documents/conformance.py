@@ -33,6 +33,7 @@ from scp.commitment.service import TABLE_EVALUATE_EVERY
 from scp.qr.search import LEVELS, QIDO_KEYS
 from scp.qr.service import FIND_MODELS, RETRIEVE_MODELS
 from scp.qr.service import STATUSES as QR_STATUSES
+from scp.qr.syntaxes import COMPRESSED, MAX_CONTEXTS
 from scp.server import PENDING_CONNECTIONS, TRANSFER_SYNTAXES
 from scp.services import service_classes
 from scp.settings import Settings
@@ -356,14 +357,38 @@ def query_retrieve_section() -> list[str]:
         "C-MOVE: the Move Destination must be in `REMOTE_AES` (any permission); the SCP opens "
         "one association per C-MOVE from its AE title to that AE's registered host and port "
         "(TLS 1.2 or later when the entry ends in `:tls`; in AWS from the tasks to "
-        "`RemoteAECIDR`, network-flows.md), proposing each SOP class to be "
-        "sent with Explicit VR Little Endian and Implicit VR Little Endian, and fetches every "
-        "instance from HealthImaging in Explicit VR Little Endian. C-GET sends the instances "
-        "on the calling association, on the storage contexts it proposed with the SCP role "
-        "(SCP/SCU role selection). Pending responses carry the remaining, completed, failed "
-        "and warning counts; the final response lists the SOP Instance UIDs that failed "
-        "(not retrieved, or refused by the destination) and is `0xB000` when any failed. "
-        "C-CANCEL stops a C-FIND between records and a C-MOVE/C-GET between instances.",
+        "`RemoteAECIDR`, network-flows.md). C-GET sends the instances on the calling "
+        "association, on the storage contexts it proposed with the SCP role (SCP/SCU role "
+        "selection). Pending responses carry the remaining, completed, failed and warning "
+        "counts; the final response lists the SOP Instance UIDs that failed (not retrieved, "
+        "or refused by the destination) and is `0xB000` when any failed (`0xA702` when all "
+        "did). C-CANCEL stops a C-FIND between records and a C-MOVE/C-GET between instances "
+        "(`0xFE00` with the counts). Once the peer of the sub-operations (the Move "
+        "Destination, the C-GET requestor) closes or aborts the association or leaves a "
+        "C-STORE unanswered, every instance not yet sent is a failed sub-operation, without "
+        "being fetched.",
+        "",
+        "Transfer syntaxes of the sub-operations (C-STORE as SCU). For each SOP class to be "
+        "sent, a C-MOVE proposes one presentation context of Explicit VR Little Endian and "
+        "Implicit VR Little Endian, and then one presentation context per compressed transfer "
+        "syntax the instance may be stored in: the ones the search names, else (HealthImaging's "
+        f"search does not name them) each of these, for as long as the {MAX_CONTEXTS} "
+        "presentation contexts of an association last (every class keeps its uncompressed "
+        "one first):",
+        "",
+        *table(("Transfer Syntax", "UID"), [(UID(ts).name, f"`{ts}`") for ts in COMPRESSED]),
+        "Each instance is then fetched from HealthImaging in its stored transfer syntax when "
+        "the destination accepted a compressed transfer syntax for its SOP class, and sent "
+        "as stored (no decompression, no re-compression) when the stored syntax is one it "
+        "accepted. Otherwise (no compressed syntax accepted for the class, a stored syntax "
+        "not accepted, or HealthImaging refusing the stored syntax) it is fetched in Explicit "
+        "VR Little Endian, which HealthImaging offers for every instance, and sent in "
+        "Explicit or Implicit VR Little Endian, whichever was accepted. An instance whose SOP "
+        "class the destination accepted no context for is a failed sub-operation. C-GET "
+        "follows the same rule on the contexts the requestor proposed: the SCP, as acceptor, "
+        "takes the first of its own transfer syntaxes (2.2.3 order, uncompressed first) that "
+        "a context offers, so a C-GET requestor receives stored compressed instances when it "
+        "proposes their compressed syntax in a presentation context of its own.",
         "",
     ]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pynetdicom import build_context, evt
+from pynetdicom import evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -29,7 +29,17 @@ from scp import statuses
 from scp.healthimaging.client import DicomWebClient
 from scp.healthimaging.errors import DicomWebError, DicomWebUnavailable
 from scp.outgoing import client_tls
+from scp.qr.peer import StorePeer
 from scp.qr.search import IdentifierError, Search, instances, level_of, response_identifier
+from scp.qr.syntaxes import (
+    EXPLICIT_LE,
+    STORED,
+    Accepted,
+    accepted_syntaxes,
+    proposed_contexts,
+    sendable,
+    wanted,
+)
 from scp.remote_aes import QUERY, RETRIEVE
 from scp.services import Context, Handler, Service
 from scp.settings import Settings
@@ -52,12 +62,13 @@ STUDY_ROOT = frozenset(
         StudyRootQueryRetrieveInformationModelGet,
     }
 )
-EXPLICIT_LE, IMPLICIT_LE = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
 # GetDICOMInstance requests at once per C-MOVE/C-GET: HealthImaging allows 50 TPS (burst 100) per
 # account and Region ([THROTTLE] in scp/healthimaging/__init__.py); above it the client's
 # backoff paces the requests.
 IN_FLIGHT = 4
-MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+# A WADO-RS answer that the transfer syntax asked for cannot be given (PS3.18 8.7.3.5 and
+# 9.4.2.4: 400 Bad Request, 406 Not Acceptable): the instance is asked for again uncompressed.
+REFUSED_SYNTAX = frozenset({400, 406})
 # Final C-FIND status when HealthImaging's 10,000-record cap cut the results short: a warning
 # (PS3.7 C.3: 0xBxxx), with an Error Comment saying so.
 CAPPED = 0xB000
@@ -78,7 +89,12 @@ STATUSES = (
         "Warning",
         "C-FIND: a search reached HealthImaging's 10,000-record cap: there may be more",
     ),
-    (CANCEL, "Cancel", "C-CANCEL received: the search stopped"),
+    (
+        0xA702,
+        "Refused: out of resources",
+        "C-MOVE, C-GET: every sub-operation failed (Failed SOP Instance UID List)",
+    ),
+    (CANCEL, "Cancel", "C-CANCEL received: the search, or the sub-operations, stopped"),
     (
         BAD_IDENTIFIER,
         "Identifier does not match SOP Class",
@@ -120,6 +136,19 @@ def _failure(exc: Exception) -> Dataset:
 
 def _calling(assoc: Any) -> str:
     return assoc.requestor.ae_title.strip()
+
+
+class NotAccepted(ValueError):
+    """The peer accepted no presentation context for the instance's SOP Class."""
+
+
+def _failed(record: Dataset) -> Dataset:
+    """A failed sub-operation: a data set with no SOP Class, whose C-STORE pynetdicom counts as
+    failed and lists in Failed SOP Instance UID List (service_class.py, _move_scp/_get_scp,
+    "An exception implies a C-STORE failure")."""
+    failed = Dataset()
+    failed.SOPInstanceUID = record.SOPInstanceUID
+    return failed
 
 
 class _FromHealthImaging(Service):
@@ -228,16 +257,34 @@ class RetrieveService(_FromHealthImaging):
             )
         return found
 
-    def _fetch(self, record: Dataset) -> Dataset:
+    def _get(self, record: Dataset, syntax: str) -> Dataset:
         data = self.client.retrieve_instance(
             str(record.StudyInstanceUID),
             str(record.SeriesInstanceUID),
             str(record.SOPInstanceUID),
-            EXPLICIT_LE,
+            syntax,
         )
         return pydicom.dcmread(io.BytesIO(data))
 
-    def _fetched(self, found: list[Dataset]) -> Iterator[tuple[Dataset, Dataset | Exception]]:
+    def _fetch(self, record: Dataset, accepted: Accepted) -> Dataset:
+        """The instance in a transfer syntax the peer accepted (scp/qr/syntaxes.py's rule)."""
+        syntax = wanted(record, accepted)
+        if syntax is None:
+            raise NotAccepted(f"SOP Class {record.get('SOPClassUID', '?')} not accepted")
+        if syntax == STORED:
+            try:
+                ds = self._get(record, STORED)
+            except DicomWebError as exc:
+                if isinstance(exc, DicomWebUnavailable) or exc.status not in REFUSED_SYNTAX:
+                    raise
+            else:
+                if sendable(ds.file_meta.TransferSyntaxUID, str(ds.SOPClassUID), accepted):
+                    return ds
+        return self._get(record, EXPLICIT_LE)
+
+    def _fetched(
+        self, found: list[Dataset], accepted: Accepted
+    ) -> Iterator[tuple[Dataset, Dataset | Exception]]:
         """Each record with its instance, or why it could not be fetched, in order, with up to
         IN_FLIGHT GetDICOMInstance requests at once."""
         records = iter(found)
@@ -245,12 +292,12 @@ class RetrieveService(_FromHealthImaging):
         with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="wado-rs") as pool:
             try:
                 for record in itertools.islice(records, IN_FLIGHT):
-                    window.append((record, pool.submit(self._fetch, record)))
+                    window.append((record, pool.submit(self._fetch, record, accepted)))
                 while window:
                     record, future = window.popleft()
                     following = next(records, None)
                     if following is not None:
-                        window.append((following, pool.submit(self._fetch, following)))
+                        window.append((following, pool.submit(self._fetch, following, accepted)))
                     try:
                         outcome: Dataset | Exception = future.result()
                     except (DicomWebError, ValueError, OSError) as exc:
@@ -260,11 +307,34 @@ class RetrieveService(_FromHealthImaging):
                 for _, future in window:
                     future.cancel()
 
-    def _sub_operations(self, event: evt.Event, found: list[Dataset]) -> Iterator[Any]:
+    def _sub_operations(
+        self, event: evt.Event, found: list[Dataset], peer: StorePeer
+    ) -> Iterator[Any]:
+        """The sub-operations to `peer` (the Move Destination's association, known once
+        pynetdicom opened it after the count; the calling one for C-GET): each instance
+        fetched in a syntax it accepted; once it is gone, the rest failed unfetched."""
         yield len(found)
-        for record, outcome in self._fetched(found):
+        accepted = accepted_syntaxes(peer.assoc.accepted_contexts) if peer.assoc else {}
+        fetched = self._fetched(found, accepted)
+        for index, (record, outcome) in enumerate(fetched):
             if event.is_cancelled:
+                fetched.close()
                 yield CANCEL, None
+                return
+            if peer.gone:
+                fetched.close()
+                LOG.info(
+                    "retrieve-peer-lost",
+                    extra={
+                        "fields": {
+                            "event": "retrieve-peer-lost",
+                            "callingAETitle": _calling(event.assoc),
+                            "instances": len(found) - index,
+                        }
+                    },
+                )
+                for unsent in found[index:]:
+                    yield 0xFF00, _failed(unsent)
                 return
             if isinstance(outcome, Dataset):
                 yield 0xFF00, outcome
@@ -280,12 +350,7 @@ class RetrieveService(_FromHealthImaging):
                     }
                 },
             )
-            # No SOP Class: pynetdicom's C-STORE of it raises, which it counts as a failed
-            # sub-operation and lists in Failed SOP Instance UID List (service_class.py,
-            # _move_scp/_get_scp, "An exception implies a C-STORE failure").
-            failed = Dataset()
-            failed.SOPInstanceUID = record.SOPInstanceUID
-            yield 0xFF00, failed
+            yield 0xFF00, _failed(record)
 
     def on_move(self, event: evt.Event) -> Iterator[Any]:
         title = str(event.move_destination).strip()
@@ -310,14 +375,14 @@ class RetrieveService(_FromHealthImaging):
             yield 1
             yield _status(UNABLE_TO_LIST, f"listing failed: {exc}"), None
             return
-        classes = sorted({str(r.get("SOPClassUID", "")) for r in found} - {""})
-        contexts = [build_context(uid, [EXPLICIT_LE, IMPLICIT_LE]) for uid in classes]
+        peer = StorePeer()  # the association pynetdicom opens with these kwargs
         yield (
             remote.host,
             remote.port,
             {
-                "contexts": contexts[:MAX_CONTEXTS],
+                "contexts": proposed_contexts(found),
                 "tls_args": client_tls(self.settings, remote),
+                "evt_handlers": peer.handlers(),
             },
         )
         LOG.info(
@@ -331,7 +396,7 @@ class RetrieveService(_FromHealthImaging):
                 }
             },
         )
-        yield from self._sub_operations(event, found)
+        yield from self._sub_operations(event, found, peer)
 
     def on_get(self, event: evt.Event) -> Iterator[Any]:
         try:
@@ -350,4 +415,5 @@ class RetrieveService(_FromHealthImaging):
                 }
             },
         )
-        yield from self._sub_operations(event, found)
+        with StorePeer(event.assoc).watching() as peer:
+            yield from self._sub_operations(event, found, peer)

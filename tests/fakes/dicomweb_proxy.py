@@ -16,10 +16,17 @@ Sources (AWS HealthImaging developer guide):
 - "AWS HealthImaging throttling limits": a throttled request gets a ThrottlingException (429).
   https://docs.aws.amazon.com/healthimaging/latest/devguide/throttling-limits.html
 
+- "Getting a DICOM instance from HealthImaging": an instance comes back "in either its stored
+  transfer syntax or as uncompressed (ELE) format", ELE when none is asked for. The proxy passes
+  the Accept header's transfer-syntax on to Orthanc, which answers the same way (stored for `*`).
+  https://docs.aws.amazon.com/healthimaging/latest/devguide/dicomweb-retrieve-instance.html
+
 Faults for tests: `script` answers the next matching requests with a status (429, 503, ...) or
 "drop" (the connection closes half-way through reading the request); `refuse` answers a STOW of
 a given SOP Instance UID with a Failed SOP Sequence item and its Failure Reason; `always` answers
-every request of a method with a status until cleared.
+every request of a method with a status until cleared. For instance retrievals (GetDICOMInstance)
+alone: `retrievals` answers the next ones (None: as usual), `retrievals_after` every one after
+that, `retrieval_delay` holds each for that many seconds (a slow data store).
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ AUTHORIZATION = re.compile(
     r"(?P<service>[^/]+)/aws4_request, SignedHeaders=(?P<headers>[^,]+), "
     r"Signature=(?P<sig>[0-9a-f]+)"
 )
+RETRIEVAL = re.compile(r"/studies/[^/]+/series/[^/]+/instances/[^/]+")  # GetDICOMInstance
 MAX_SKEW = 15 * 60  # seconds: SigV4 refuses a request whose X-Amz-Date is further off
 KNOWN = Credentials(
     FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
@@ -76,12 +84,18 @@ class Faults:
     always: dict[str, int] = field(default_factory=dict)  # method -> status until cleared
     refuse: dict[str, int] = field(default_factory=dict)  # SOP Instance UID -> Failure Reason
     conflicts: set[str] = field(default_factory=set)  # SOP Instance UIDs in non-primary sets
+    retrievals: list[int | None] = field(default_factory=list)  # next GetDICOMInstance answers
+    retrievals_after: int | None = None  # every GetDICOMInstance's once `retrievals` ran out
+    retrieval_delay: float = 0.0  # seconds each GetDICOMInstance is held
 
     def next_for(self, method: str) -> int | str | None:
         queued = self.script.get(method)
         if queued:
             return queued.pop(0)
         return self.always.get(method)
+
+    def next_retrieval(self) -> int | None:
+        return self.retrievals.pop(0) if self.retrievals else self.retrievals_after
 
 
 def verify_sigv4(
@@ -242,9 +256,19 @@ class DicomWebProxy(Served):
                 query = parse_qs(urlsplit(path).query)
                 if set(query.get("SOPInstanceUID", [])) & hidden:
                     return self._answer(200, b"[]", "application/dicom+json")
-                if headers.get("accept", "").startswith("application/dicom;"):
-                    # Orthanc's WADO-RS answers multipart/related only; the client takes either.
-                    headers["accept"] = 'multipart/related; type="application/dicom"'
+                if RETRIEVAL.fullmatch(urlsplit(path).path):
+                    time.sleep(proxy.faults.retrieval_delay)
+                    fault = proxy.faults.next_retrieval()
+                    if fault is not None:
+                        return self._error(fault, f"injected HTTP {fault}")
+                media, _, parameters = headers.get("accept", "").partition(";")
+                if media.strip() == "application/dicom":
+                    # Orthanc's WADO-RS answers multipart/related only (the client takes either);
+                    # the transfer-syntax parameter goes along.
+                    extra = [x.strip() for x in parameters.split(";") if x.strip()]
+                    headers["accept"] = "; ".join(
+                        ['multipart/related; type="application/dicom"', *extra]
+                    )
                 self._forward("GET", path, b"", headers)
 
             def _forward(self, method: str, path: str, body: bytes, headers: dict[str, str]):

@@ -271,21 +271,29 @@ def test_a_move_throttled_by_healthimaging_is_retried_and_complete(
         stderr=subprocess.DEVNULL,
     ) as dest:
         running_proxy.reset()
-        # ThrottlingException (429) on the next requests, listing and retrieval alike.
-        running_proxy.faults.script["GET"] = [429] * 3
+        # Mid-move: the first four GetDICOMInstance (in flight at once) are answered; the fifth,
+        # asked for once the first came back, is throttled (ThrottlingException, 429) three
+        # times and retried while the others are sent.
+        running_proxy.faults.retrievals = [None] * 4 + [429] * 3
         try:
             done = dcmtk(
                 "movescu", scp, "-S", "-aem", "DEST2", "-k", "QueryRetrieveLevel=STUDY",
-                "-k", f"StudyInstanceUID={study_uid('c')}",
+                "-k", f"StudyInstanceUID={study_uid('a')}",
             )  # fmt: skip
         finally:
-            throttled = [r for r in running_proxy.requests("GET") if r.status == 429]
+            retrievals = [r for r in running_proxy.requests("GET") if "/instances/" in r.path]
             running_proxy.reset()
             dest.terminate()
     assert "Final Move Response (Success)" in done.stderr, done.stderr
+    throttled = [r for r in retrievals if r.status == 429]
     assert len(throttled) == 3
-    got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.glob("CT*"))
-    assert got == sorted(uid("qr", "c", "ct", i) for i in range(2))
+    first_sent = min(r.at for r in retrievals if r.status == 200)
+    assert all(r.at > first_sent for r in throttled)  # after an instance was retrieved
+    got = sorted(pydicom.dcmread(p).SOPInstanceUID for p in tmp_path.iterdir())
+    expected = [uid("qr", "a", "ct", i) for i in range(3)] + [
+        uid("qr", "a", "mr", i) for i in range(2)
+    ]
+    assert got == sorted(expected)
 
 
 def test_orthanc_as_workstation_finds_and_pulls_a_study(scp, workstation) -> None:
