@@ -22,7 +22,7 @@ from bench.datasets import SPECS, generate
 from bench.errors import BenchError
 from bench.retrieve.report import render, splice
 from bench.retrieve.runs import OPERATIONS, RetrieveRun, instances_of, retrieve
-from bench.retrieve.sources import Dcmqrscp, OursQR, load_orthanc
+from bench.retrieve.sources import Dcmqrscp, OursQR, delayed, load_orthanc
 from bench.servers import Server
 from tests.support.net import free_port
 
@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(OPERATIONS),
         help="comma-separated: move (C-MOVE to storescp), get (C-GET); default both",
     )
+    p.add_argument(
+        "--rtt-ms",
+        default="100",
+        help="comma-separated round trips (ms) to add between another instance of our SCP and "
+        "the DICOMweb side, one source each (ours+100ms); 0 or empty: none",
+    )
     p.add_argument("--cache", type=Path, default=HERE / ".cache", help="generated datasets")
     p.add_argument("--output", type=Path, default=HERE / "results" / "retrieve.md")
     p.add_argument(
@@ -58,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--operations: choose from {', '.join(OPERATIONS)}")
     if not 0 < args.slices <= SPECS[DATASET].count:
         p.error(f"--slices: 1 to {SPECS[DATASET].count}")
+    try:
+        args.rtt_ms = [int(ms) for ms in args.rtt_ms.split(",") if ms and int(ms)]
+    except ValueError:
+        p.error("--rtt-ms: whole milliseconds, comma-separated")
+    if any(ms < 0 for ms in args.rtt_ms):
+        p.error("--rtt-ms: not negative")
     if args.repeat < 1:
         p.error("--repeat: at least 1")
     return args
@@ -90,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = load_orthanc(stack, root / "dicomweb", study)
         sources: list[Server] = [
             OursQR(root / "ours", free_port(), logs / "ours.log", endpoint, destination_port),
+            *(
+                OursQR(
+                    root / f"ours-{ms}",
+                    free_port(),
+                    logs / f"ours-{ms}ms.log",
+                    delayed(stack, endpoint, ms),
+                    destination_port,
+                    ms,
+                )
+                for ms in args.rtt_ms
+            ),
             Dcmqrscp(
                 root / "dcmqrscp", free_port(), logs / "dcmqrscp.log", study, destination_port
             ),

@@ -31,7 +31,9 @@ def _table(runs: list[RetrieveRun]) -> tuple[list[str], dict[tuple[str, str], fl
     groups: dict[tuple[str, str], list[RetrieveRun]] = defaultdict(list)
     for run in runs:
         groups[(run.source, run.operation)].append(run)
-    order = sorted(groups, key=lambda k: (list(OPERATIONS).index(k[1]), k[0] != OURS, k[0]))
+    order = sorted(
+        groups, key=lambda k: (list(OPERATIONS).index(k[1]), k[0] == DCMQRSCP, len(k[0]), k[0])
+    )
     lines = [
         "| Source | Retrieve | Runs ok | inst/s | MB/s | Seconds per run | Peak RSS MiB | CPU s |",
         "|---|---|---:|---:|---:|---|---:|---:|",
@@ -82,6 +84,24 @@ def _healthimaging(study: Generated) -> list[str]:
     ]
 
 
+def _delayed(runs: list[RetrieveRun], rates: dict[tuple[str, str], float]) -> list[str]:
+    """For each source with a round trip added: what IN_FLIGHT allows, and what it reached."""
+    lines = []
+    for source, rtt in sorted({(r.source, r.rtt_ms) for r in runs if r.rtt_ms}):
+        reached = ", ".join(
+            f"{OPERATIONS[op]} {rates[(source, op)]:,.1f}"
+            for op in OPERATIONS
+            if (source, op) in rates
+        )
+        lines.append(
+            f"- {source} is our SCP with {rtt} ms added to every round trip to the DICOMweb side "
+            f"(a userspace relay, tests/support/relay.py): with {IN_FLIGHT} requests in flight "
+            f"it can reach at most {IN_FLIGHT * 1000 / rtt:,.1f} inst/s; it reached "
+            f"{reached or 'nothing'} inst/s."
+        )
+    return lines
+
+
 def render(runs: list[RetrieveRun], about: dict[str, str], study: Generated) -> str:
     """The report's Retrieve section, headed HEADING, ready to be a file or part of one."""
     table, rates = _table(runs)
@@ -125,6 +145,7 @@ def render(runs: list[RetrieveRun], about: dict[str, str], study: Generated) -> 
         "  HealthImaging's speed: here every GetDICOMInstance crosses loopback, with no network",
         "  round trip and no service time of HealthImaging's own.",
         *_healthimaging(study),
+        *_delayed(runs, rates),
     ]
     failures = [
         f"- {r.source} {OPERATIONS[r.operation]} run {r.repeat}: {r.error}" for r in runs if r.error

@@ -59,6 +59,7 @@ class RetrieveRun:
     peak_rss: int  # the source's process tree
     cpu_seconds: float  # the source's process tree, user + system
     error: str = ""
+    rtt_ms: int = 0  # round trip added between the source and its DICOMweb side
 
     @property
     def instances_per_s(self) -> float:
@@ -206,4 +207,5 @@ def retrieve(
         peak_rss=peak,
         cpu_seconds=cpu,
         error="; ".join(errors),
+        rtt_ms=getattr(source, "rtt_ms", 0),
     )

@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.datasets import Generated
 from bench.errors import BenchError
 from bench.servers import AE_TITLE, Ours, Server, dicomweb_standin, files_under
 from tests.support.aws import REGION
+from tests.support.relay import Relay
 
 DESTINATION = "DEST"  # the Move Destination's AE title (dcmtk storescp)
 CALLING = "BENCH"  # movescu's and getscu's own AE title
@@ -38,12 +40,20 @@ class Destination(Server):
 class OursQR(Ours):
     """Our SCP answering Query/Retrieve from HealthImaging's DICOMweb at `dicomweb` (the
     SigV4-verifying proxy in front of Orthanc), with the Move Destination and the benchmark's
-    calling AE in REMOTE_AES."""
+    calling AE in REMOTE_AES. With `rtt_ms`, `dicomweb` is reached through a relay adding that
+    round trip (named ours+{rtt_ms}ms)."""
 
     def __init__(
-        self, workdir: Path, port: int, log: Path, dicomweb: str, destination_port: int
+        self,
+        workdir: Path,
+        port: int,
+        log: Path,
+        dicomweb: str,
+        destination_port: int,
+        rtt_ms: int = 0,
     ) -> None:
-        self.dicomweb, self.destination_port = dicomweb, destination_port
+        self.dicomweb, self.destination_port, self.rtt_ms = dicomweb, destination_port, rtt_ms
+        self.name = f"ours+{rtt_ms}ms" if rtt_ms else "ours"
         super().__init__(workdir, port, log)
 
     def settings(self) -> dict[str, str]:
@@ -107,6 +117,13 @@ class Dcmqrscp(Server):
 
     def stored(self) -> tuple[int, int]:
         return files_under(self.workdir / "db", "*.dcm")
+
+
+def delayed(stack: ExitStack, endpoint: str, rtt_ms: int) -> str:
+    """`endpoint` behind a userspace relay (tests/support/relay.py) that adds `rtt_ms` to each
+    round trip, stopped with `stack`; the relay's endpoint."""
+    relay = stack.enter_context(Relay(urlsplit(endpoint).port or 80, rtt=rtt_ms / 1000))
+    return f"http://127.0.0.1:{relay.port}"
 
 
 def load_orthanc(stack: ExitStack, root: Path, study: Generated) -> str:

@@ -25,13 +25,13 @@ def test_a_small_study_is_moved_and_pulled_from_both_sources_and_reported(tmp_pa
     report = tmp_path / "REPORT.md"
     report.write_text(STORE_REPORT)
     output = tmp_path / "results" / "retrieve.md"
-    args = ["--slices", "5", "--repeat", "1", "--cache", str(tmp_path / "cache")]
+    args = ["--slices", "5", "--repeat", "1", "--rtt-ms", "20", "--cache", str(tmp_path / "cache")]
     assert main([*args, "--output", str(output), "--report", str(report)]) == 0
 
     study = generate("ct", tmp_path / "cache", 5)
     runs = json.loads(output.with_suffix(".json").read_text())
     assert {(r["source"], r["operation"]) for r in runs} == {
-        (source, op) for source in ("ours", "dcmqrscp") for op in ("move", "get")
+        (source, op) for source in ("ours", "ours+20ms", "dcmqrscp") for op in ("move", "get")
     }
     section = output.read_text()
     for run in runs:
@@ -43,6 +43,7 @@ def test_a_small_study_is_moved_and_pulled_from_both_sources_and_reported(tmp_pa
         assert f"| {run['source']} | {operation} | 1 of 1 | {rate:,.1f} |" in section
     assert report.read_text() == STORE_REPORT + "\n" + section
     assert "ours / dcmqrscp, instances per second: C-MOVE " in section
+    assert "ours+20ms is our SCP with 20 ms added to every round trip" in section
     assert "python -m bench.retrieve --slices 5 --repeat 1" in section
 
 
