@@ -13,10 +13,11 @@ from scp.qr.service import IN_FLIGHT
 HEADING = "## Retrieve"
 MIB = 1024 * 1024
 OURS, DCMQRSCP = "ours", "dcmqrscp"
-# "AWS HealthImaging throttling limits" (developer guide): GetDICOMInstance 50 TPS, burst 100,
-# per account; adjustable through AWS Support.
+# "AWS HealthImaging throttling limits" (developer guide): the account's GetDICOMInstance is
+# throttled at 50 TPS, burst 100, adjustable through AWS Support. How a burst is granted is not
+# documented there.
 # https://docs.aws.amazon.com/healthimaging/latest/devguide/throttling-limits.html
-GET_INSTANCE_TPS = 50
+GET_INSTANCE_TPS, GET_INSTANCE_BURST = 50, 100
 LATENCIES_MS = (25, 50, 100, 200)  # per GetDICOMInstance, for the arithmetic in the notes
 
 
@@ -63,24 +64,27 @@ def _healthimaging(study: Generated) -> list[str]:
     """What HealthImaging's quota and a retrieve's window allow for this study: arithmetic from
     documented and configured figures, not a measurement."""
     mb = study.dataset_bytes / study.count / 1e6
-    floor = study.count / GET_INSTANCE_TPS
+
+    def rate(ms: int) -> float:
+        return min(IN_FLIGHT * 1000 / ms, GET_INSTANCE_TPS)
+
     windows = ", ".join(
-        f"{ms} ms: {min(IN_FLIGHT * 1000 / ms, GET_INSTANCE_TPS):,.0f} inst/s "
-        f"({study.count / min(IN_FLIGHT * 1000 / ms, GET_INSTANCE_TPS):,.1f} s)"
-        for ms in LATENCIES_MS
+        f"{ms} ms: {rate(ms):,.0f} inst/s ({study.count / rate(ms):,.1f} s)" for ms in LATENCIES_MS
     )
     return [
-        f"- HealthImaging allows {GET_INSTANCE_TPS} GetDICOMInstance requests per second (burst "
-        f'{2 * GET_INSTANCE_TPS}) per account and Region (developer guide, "AWS HealthImaging '
-        f'throttling limits"; adjustable through AWS Support): this study cannot leave it faster '
-        f"than {floor:,.1f} s ({GET_INSTANCE_TPS} inst/s, {GET_INSTANCE_TPS * mb:,.1f} MB/s), "
-        "whatever the link, and concurrent retrieves share that rate. Any figure above "
-        f"{GET_INSTANCE_TPS} inst/s here is out of reach without a quota increase.",
+        f"- HealthImaging throttles GetDICOMInstance at {GET_INSTANCE_TPS} requests per second, "
+        f'burst {GET_INSTANCE_BURST}, per account (developer guide, "AWS HealthImaging throttling '
+        f'limits"; adjustable through AWS Support): at that rate this study takes '
+        f"{study.count / GET_INSTANCE_TPS:,.1f} s ({GET_INSTANCE_TPS} inst/s, "
+        f"{GET_INSTANCE_TPS * mb:,.1f} MB/s) whatever the link (the burst may shorten one "
+        "study's; how it is granted is not documented), and concurrent retrieves share the rate. "
+        f"A figure above {GET_INSTANCE_TPS} inst/s here is out of HealthImaging's reach for longer "
+        "than a burst without a quota increase.",
         f"- Our SCP keeps {IN_FLIGHT} GetDICOMInstance requests in flight per C-MOVE or C-GET "
         "(IN_FLIGHT in scp/qr/service.py), so one retrieve runs at most at IN_FLIGHT / (round "
         "trip + service time) instances per second. Over the internet that latency, not the "
         "loopback figures above, governs. At a latency per request of "
-        f"{windows} for this study.",
+        f"{windows} for this study (arithmetic, with the {GET_INSTANCE_TPS} TPS cap).",
     ]
 
 
