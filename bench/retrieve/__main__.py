@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=SPECS[DATASET].count,
         help=f"slices of the CT study (1 to {SPECS[DATASET].count}; default all)",
     )
-    p.add_argument("--repeat", type=int, default=3, help="runs per source and operation")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="runs per source and operation (default 3)"
+    )
     p.add_argument(
         "--operations",
         default=",".join(OPERATIONS),
@@ -51,7 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the DICOMweb side, one source each (ours+100ms); 0 or empty: none",
     )
     p.add_argument("--cache", type=Path, default=HERE / ".cache", help="generated datasets")
-    p.add_argument("--output", type=Path, default=HERE / "results" / "retrieve.md")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=HERE / "results" / "retrieve.md",
+        help="the Markdown section (default bench/results/retrieve.md); the runs go beside it "
+        "as .json, the servers' logs (and failed runs' tool logs) in retrieve-logs/",
+    )
     p.add_argument(
         "--report",
         type=Path,
