@@ -77,10 +77,11 @@ run: deps ## Run the SCP on this machine (folder store ./received, port 11112)
 demo: deps ## Run the whole pipeline locally (moto, SCP, import workflow, HealthImaging fake); Ctrl-C stops
 	$(PY) -m tests.e2e.demo
 
-bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom, then cloud vs edge across a WAN (BENCH_ARGS/WAN_ARGS="--help")
+bench: deps ## Benchmark our SCP against dcmtk, Orthanc, pynetdicom, then cloud vs edge across a WAN, then retrieve vs dcmqrscp (BENCH_ARGS/WAN_ARGS/RETRIEVE_ARGS="--help")
 	$(MAKE) --no-print-directory system-deps APT_PACKAGES="dcmtk orthanc orthanc-dicomweb"
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.wan $(WAN_ARGS)
+	$(PY) -m bench.retrieve $(RETRIEVE_ARGS)
 
 fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-2048); writes bench/fargate-sizing.json
 	$(MAKE) --no-print-directory system-deps

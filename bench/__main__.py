@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
 
-import psutil
-
+from bench.context import machine, now, tool_version
 from bench.datasets import SPECS, generate
 from bench.errors import BenchError
 from bench.report import render
 from bench.runner import Measurement, measure, moto_put_rate
-from bench.servers import SERVERS, MotoS3, OursDirect, OursS3
+from bench.servers import SERVERS, MotoS3, OursDirect, OursS3, dicomweb_standin
 from tests.support.net import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -58,38 +54,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _tool_version(command: list[str]) -> str:
-    try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
-    except OSError:
-        return "not installed"
-    return out.strip().splitlines()[0] if out.strip() else "unknown"
-
-
 def about(args: argparse.Namespace, moto_rates: dict[str, str]) -> dict[str, str]:
     """The context a reader needs to compare this report with another."""
     rates = ", ".join(f"{name} {rate}" for name, rate in moto_rates.items())
     return {
-        "Date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "Machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-        "Peers": f"{_tool_version(['storescp', '--version'])}; "
-        f"{_tool_version(['Orthanc', '--version'])}; pynetdicom {version('pynetdicom')}",
+        "Date": now(),
+        "Machine": machine(),
+        "Peers": f"{tool_version(['storescp', '--version'])}; "
+        f"{tool_version(['Orthanc', '--version'])}; pynetdicom {version('pynetdicom')}",
         "Run": f"repeat {args.repeat}, parallel {args.parallel}, ours with "
         f"`{args.ours_args or 'default flags'}`; storescu with TCP_NODELAY=1; output on tmpfs",
         **({"moto alone, PutObject from one thread": rates} if rates else {}),
     }
-
-
-def _dicomweb(stack: ExitStack, root: Path) -> str:
-    """Orthanc's DICOMweb behind the HealthImaging proxy, for ours-direct; its endpoint."""
-    from tests.fakes.dicomweb_proxy import DicomWebProxy
-    from tests.support.orthanc import orthanc, orthanc_available
-
-    if not orthanc_available():
-        raise BenchError("ours-direct needs Orthanc and orthanc-dicomweb (make system-deps)")
-    server = stack.enter_context(orthanc(root / "dicomweb"))
-    return stack.enter_context(DicomWebProxy(server.dicomweb)).endpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
         if "ours-direct" in args.servers:
-            OursDirect.dicomweb = _dicomweb(stack, root)
+            OursDirect.dicomweb = dicomweb_standin(stack, root / "dicomweb")[1]
         if {"ours-s3", "ours-direct"} & set(args.servers):
             moto = MotoS3(logs / "moto.log", free_port())
             stack.callback(moto.stop)

@@ -60,10 +60,13 @@ def _uid(*parts: int) -> str:
     return ".".join([UID_ROOT, *map(str, parts)])
 
 
-def _meta_end(path: Path) -> int:
-    """Offset where the dataset starts: preamble, DICM, then the group length element."""
+def meta_end(path: Path) -> int:
+    """Offset where the dataset starts: preamble, DICM, then the group length element (which
+    pydicom and dcmtk write first; a file without it is refused with ValueError)."""
     with path.open("rb") as f:
         head = f.read(144)
+    if head[128:138] != b"DICM\x02\x00\x00\x00UL":
+        raise ValueError(f"{path}: no File Meta Information Group Length after DICM")
     return 144 + int.from_bytes(head[140:144], "little")
 
 
@@ -99,21 +102,29 @@ def build_instance(spec: Spec, index: int, rng: random.Random) -> Dataset:
     return ds
 
 
-def generate(name: str, cache: Path) -> Generated:
-    """Write dataset `name` under `cache` unless an identical one is there; return it."""
+def generate(name: str, cache: Path, count: int | None = None) -> Generated:
+    """Write dataset `name` under `cache` unless an identical one is there; return it.
+
+    `count` keeps the first instances only (the same bytes as the whole dataset's first ones),
+    for quick runs: a study of 5 slices instead of 300.
+    """
     spec = SPECS[name]
-    folder = cache / f"{name}-v{FORMAT_VERSION}"
+    count = spec.count if count is None else count
+    if not 0 < count <= spec.count:
+        raise ValueError(f"{name} has 1 to {spec.count} instances, not {count}")
+    part = "" if count == spec.count else f"-{count}"
+    folder = cache / f"{name}{part}-v{FORMAT_VERSION}"
     index = folder / "index.json"
     if not index.exists():
         folder.mkdir(parents=True, exist_ok=True)
         rng = random.Random(f"{name}-{FORMAT_VERSION}")
         sizes = []
-        for i in range(spec.count):
+        for i in range(count):
             ds = build_instance(spec, i, rng)
             path = folder / f"{i:05d}.dcm"
             ds.save_as(path, enforce_file_format=True)
             size = path.stat().st_size
-            sizes.append([path.name, size, size - _meta_end(path)])
+            sizes.append([path.name, size, size - meta_end(path)])
         index.write_text(json.dumps(sizes))
     rows = json.loads(index.read_text())
     return Generated(

@@ -9,13 +9,18 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
 from bench.errors import BenchError
 from tests.support.aws import FAKE_AWS_ENV, REGION
 from tests.support.scp import ScpProcess
+
+if TYPE_CHECKING:
+    from tests.support.orthanc import Orthanc
 
 AE_TITLE = "STORESCP"
 # dcmtk (also inside Orthanc) waits ~44 ms per PDU on Nagle's algorithm without this.
@@ -279,6 +284,21 @@ class OursDirect(OursS3):
         _, objects = self._objects()
         sizes = [o["Size"] for o in objects if "/direct/" in o["Key"] and o["Key"].endswith(".dcm")]
         return len(sizes), sum(sizes)
+
+
+def dicomweb_standin(stack: ExitStack, folder: Path) -> tuple[Orthanc, str]:
+    """HealthImaging's DICOMweb stand-in, stopped with `stack`: Orthanc with its DICOMweb plugin
+    in `folder` behind the SigV4-verifying HealthImaging proxy. Returns Orthanc (to load data
+    through its REST API) and the proxy's endpoint (DICOMWEB_ENDPOINT_URL)."""
+    from tests.fakes.dicomweb_proxy import DicomWebProxy
+    from tests.support.orthanc import orthanc, orthanc_available
+
+    if not orthanc_available():
+        raise BenchError(
+            "HealthImaging's stand-in needs Orthanc and orthanc-dicomweb (make system-deps)"
+        )
+    server = stack.enter_context(orthanc(folder))
+    return server, stack.enter_context(DicomWebProxy(server.dicomweb)).endpoint
 
 
 def s3_client(endpoint: str):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from io import BytesIO
 
+import pytest
 from pydicom import dcmread
 
-from bench.datasets import SPECS, build_instance, generate
+from bench.datasets import FORMAT_VERSION, SPECS, build_instance, generate
 
 
 def _bytes(name: str, index: int, seed: str) -> bytes:
@@ -44,3 +45,16 @@ def test_generate_writes_once_and_counts_bytes(tmp_path):
     assert 0 < first.dataset_bytes < first.file_bytes == sum(p.stat().st_size for p in first.files)
     uids = {dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in first.files[:50]}
     assert len(uids) == 50
+
+
+def test_a_count_keeps_the_first_instances_of_the_whole_dataset(tmp_path):
+    first = generate("ct", tmp_path, count=2)
+    assert first.count == 2
+    seed = f"ct-{FORMAT_VERSION}"  # the whole dataset's generator, drawn from in order
+    rng = random.Random(seed)
+    for index, path in enumerate(first.files):
+        out = BytesIO()
+        build_instance(SPECS["ct"], index, rng).save_as(out, enforce_file_format=True)
+        assert path.read_bytes() == out.getvalue()
+    with pytest.raises(ValueError, match="ct has 1 to 300 instances, not 301"):
+        generate("ct", tmp_path, count=301)
