@@ -468,7 +468,9 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
                 if sse.get("SSEEnabled")
                 else "DynamoDB default encryption (AWS owned key)",
                 "TLS (DynamoDB accepts HTTPS only)",
-                f"items expire by attribute `{ttl['AttributeName']}`"
+                f"an item with attribute `{ttl['AttributeName']}` (epoch seconds) is deleted "
+                "after that time (time to live, typically within two days); the others are "
+                "kept until deleted (CONTRACTS.md lists which items carry it)"
                 if ttl.get("Enabled")
                 else "kept until deleted",
                 _deletion(t),
