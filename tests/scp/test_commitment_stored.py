@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from lambdas.operators import lookup_main
+from lambdas.operators import in_progress, lookup, lookup_main
 from scp.commitment.job_table import JobTableInstances
 from scp.commitment.outcome import COMMITTED, FAILED, WAITING
 from scp.job_records import DAY, stored_item
@@ -78,12 +78,20 @@ def test_stored_items_commit_only_when_committing_on_storage_and_an_import_wins(
     for sop, status in ((sops[1], "FAILED"), (sops[2], "IMPORTED")):  # RecordResults, attempt 1
         table.put_item(Item={"jobId": "job-1", "recordId": f"INSTANCE#{sop}", "attempt": 1,
                              "recordedAt": "2026-12-06T00:00:00Z", "sopInstanceUID": sop,
+                             "studyInstanceUID": "1.2.3", "batchId": "b1",
                              "sopClassUID": CT, "importStatus": status})  # fmt: skip
     on_import = JobTableInstances(table).find(sops)
     on_storage = JobTableInstances(table, commit_on_stored=True).find(sops)
     assert [on_import[s].state for s in sops] == [WAITING, FAILED, COMMITTED]
     assert [on_storage[s].state for s in sops] == [COMMITTED, FAILED, COMMITTED]
     assert on_storage[sops[0]].sop_class_uid == CT  # 0x0119 can be checked
+    # storescp-lookup, the other reader of both indexes: one line per instance, the latest.
+    assert [i["importStatus"] for i in lookup(table, sop=sops[2])] == ["IMPORTED"]
+    by_study = lookup(table, study="1.2.3")
+    assert [(i["sopInstanceUID"], i["importStatus"]) for i in by_study] == list(
+        zip(sops, ["STORED", "FAILED", "IMPORTED"], strict=True)
+    )
+    assert in_progress(table, "1.2.3") == []  # job items only
 
 
 def test_commit_on_stored_reports_in_seconds_with_no_import(tmp_path, aws, modality, capsys):
