@@ -90,15 +90,22 @@ def stored_item(
 
 
 class JobTable:
-    """Writes items into the job table with the task role's credentials."""
+    """Writes items into the job table with the task role's credentials, from any association's
+    thread: through a client, which boto3 makes thread-safe, not a Table resource, which it
+    does not (Boto3 guide, "Multithreading or multiprocessing with clients", "... with
+    resources")."""
 
     def __init__(self, table_name: str) -> None:
         import boto3
+        from boto3.dynamodb.types import TypeSerializer
 
-        self.table = boto3.resource("dynamodb").Table(table_name)
+        self.name = table_name
+        self.client = boto3.client("dynamodb")
+        self._serialize = TypeSerializer().serialize
 
     def put(self, item: dict[str, Any]) -> None:
-        self.table.put_item(Item=item)
+        values = {name: self._serialize(value) for name, value in item.items()}
+        self.client.put_item(TableName=self.name, Item=values)
 
 
 class StoredRecords:
