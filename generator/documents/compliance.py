@@ -323,7 +323,10 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         "`dicom-medical-imaging.<region>.amazonaws.com` (StoreDICOM, SearchDICOMInstances) the "
         "same way, through your NAT gateway: we found no VPC interface endpoint for it in AWS's "
         "documentation, so without a NAT route every direct store falls back to the batch "
-        "import (`DirectStoreFallbackAlarm`).",
+        "import (`DirectStoreFallbackAlarm`). The tasks' calls to the job table in DynamoDB "
+        "(Storage Commitment; the records of direct stores and, with `CommitmentCommitOn` "
+        "`Stored`, of every stored instance) also need the NAT route: DynamoDB's interface "
+        "endpoints have no private DNS name, so the stack adds none.",
         "",
         *table(
             (
