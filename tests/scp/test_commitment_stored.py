@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Key
 
 from lambdas.operators import in_progress, lookup, lookup_main
 from scp.commitment.job_table import JobTableInstances
@@ -61,7 +62,7 @@ def scp(tmp_path: Path, aws, modality: Modality, table_name: str = "") -> ScpPro
 def items_of(table, sop: str) -> list[dict]:
     return table.query(
         IndexName="sopInstanceUID-index",
-        KeyConditionExpression=boto3.dynamodb.conditions.Key("sopInstanceUID").eq(sop),
+        KeyConditionExpression=Key("sopInstanceUID").eq(sop),
     )["Items"]
 
 
