@@ -28,6 +28,9 @@ SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
 COMMITMENT_RECORD = "COMMITMENT#"  # jobId prefix of a storage-commitment transaction (scp/)
+# importStatus of an item the SCP writes when it commits on storage (scp/job_records.py): the
+# instance is in S3, not imported yet; attempt 0, so any import attempt's item wins.
+STORED = "STORED"
 
 
 def now_iso() -> str:

@@ -32,6 +32,7 @@ from lambdas.job_table import (
     INSTANCE_RECORD,
     JOB_RECORD,
     SOP_INSTANCE_INDEX,
+    STORED,
     STUDY_INSTANCE_INDEX,
     SUBMITTED,
     latest,
@@ -367,6 +368,8 @@ def lookup_main(argv: Sequence[str] | None = None) -> int:
             how = (
                 f"via {item['arrivedBy']}"
                 if "arrivedBy" in item
+                else f"batch {item['batchId']}, not imported yet"
+                if item["importStatus"] == STORED
                 else f"batch {item['batchId']} attempt {item['attempt']}"
             )
             print(

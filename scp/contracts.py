@@ -21,6 +21,10 @@ SOP_INSTANCE_INDEX = "sopInstanceUID-index"
 STUDY_INSTANCE_INDEX = "studyInstanceUID-index"
 LATEST_WINS = ("attempt", "recordedAt")  # of an instance's items, the greatest of these wins
 DIRECT_JOB_PREFIX, DIRECT_ARRIVAL = "DIRECT#", "StoreDICOM"  # a direct store's jobId, arrivedBy
+# COMMITMENT_COMMIT_ON=stored with S3: an item per durably stored instance, before Success;
+# its attempt 0 loses to any import attempt's item.
+STORED_JOB_PREFIX, STORED, STORED_ATTEMPT = "STORED#", "STORED", 0
+EXPIRES_AT = "expiresAt"  # the table's TTL attribute (epoch seconds), commitment items only
 # Storage-commitment transactions: jobId COMMITMENT#{TransactionUID}, recordId TRANSACTION (or
 # DUPLICATE#{digest}); pendingCommitment (= PENDING, indexed) only while pending.
 COMMITMENT_RECORD_PREFIX = "COMMITMENT#"

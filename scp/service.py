@@ -16,6 +16,7 @@ from scp.admission import LIMIT_EXCEEDED, Admission
 from scp.batches import AssociationBatches, Limits
 from scp.closing import BatchCloser
 from scp.direct_store import open_direct_store
+from scp.job_records import open_stored_records
 from scp.registry import AssociationRegistry, AssociationState
 from scp.settings import Settings
 from scp.slots import LocalSlots
@@ -42,7 +43,12 @@ class StoreService:
         self.limits = Limits(settings.batch_max_files, settings.batch_max_bytes)
         self.admission = Admission(settings)
         self.registry = AssociationRegistry(slots)
-        self.storer = InstanceStorer(store, metrics, open_direct_store(settings, store, metrics))
+        self.storer = InstanceStorer(
+            store,
+            metrics,
+            open_direct_store(settings, store, metrics),
+            open_stored_records(settings),
+        )
         self.closer = BatchCloser(self.registry, join_timeout=settings.dimse_timeout + 30)
 
     def start(self) -> StoreService:

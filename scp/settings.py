@@ -417,7 +417,8 @@ class Settings:
         _choice("imported", "stored"),
         "imported",
         "Storage commitment succeeds when an instance is imported into a primary image set, or "
-        "(stored) once it is durably stored; a folder store has no import: stored",
+        "(stored) once it is durably stored (with S3, recorded in JOB_TABLE_NAME before the "
+        "C-STORE answer); a folder store has no import: stored",
     )
     commitment_timeout: float = _setting(
         "COMMITMENT_TIMEOUT",
@@ -431,6 +432,13 @@ class Settings:
         _seconds,
         86400.0,
         "Seconds a commitment report is retried (with backoff) before it is undeliverable",
+    )
+    commitment_retention_days: int = _setting(
+        "COMMITMENT_RETENTION_DAYS",
+        _int_range(1, 36500),
+        365,
+        "Days the job table keeps a commitment transaction after its report (or after it "
+        "became undeliverable) and a commit-on-stored item after its receipt (DynamoDB TTL)",
     )
 
     edge_forward_to: str = _setting(
@@ -463,6 +471,12 @@ class Settings:
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert)
 
+    @property
+    def commits_on_stored_in_table(self) -> bool:
+        """Commitment on durable storage with an S3 store: each stored instance gets a job-table
+        item before its C-STORE answer (scp/job_records.py)."""
+        return self.commitment_commit_on == "stored" and self.storage.startswith("s3://")
+
     def check(self) -> None:
         """Cross-field rules; raises SettingsError naming the setting."""
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -473,10 +487,10 @@ class Settings:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise SettingsError(f"{env_name(name)}: no file at {path!r}")
-        if self.commitment_commit_on == "stored" and self.storage.startswith("s3://"):
+        if self.commits_on_stored_in_table and not self.job_table:
             raise SettingsError(
-                "COMMITMENT_COMMIT_ON=stored works with a folder STORAGE only; with S3, "
-                "commitment follows the job table: set imported"
+                "COMMITMENT_COMMIT_ON=stored with an S3 STORAGE needs JOB_TABLE_NAME: each "
+                "stored instance is recorded there before its C-STORE answer"
             )
         if self.health_port and self.health_port == self.port:
             raise SettingsError("HEALTH_PORT: must differ from SCP_PORT")

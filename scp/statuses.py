@@ -27,7 +27,9 @@ SUCCESS = StoreStatus(
 OUT_OF_RESOURCES = StoreStatus(
     0xA700,
     "Refused: Out of Resources",
-    "Storing failed (S3 or the local folder returned an error). Nothing was stored; the modality "
+    "Storing failed (S3 or the local folder returned an error): nothing was stored. Or, with "
+    "COMMITMENT_COMMIT_ON=stored and S3, the instance was stored but its job-table record for "
+    "storage commitment could not be written (the object is imported as usual). The modality "
     "should send the instance again later.",
 )
 NO_DISK_SPACE = StoreStatus(

@@ -14,6 +14,7 @@ from scp.association import refused_for_space
 from scp.batches import StoredInstance
 from scp.dataset_scan import DatasetError, InstanceInfo, scan_part10
 from scp.direct_store import STORED, DirectStore
+from scp.job_records import StoredRecords
 from scp.registry import AssociationState
 from scp.settings import is_uid
 from scp.statuses import StoreStatus
@@ -34,8 +35,15 @@ class Refused(Exception):
 class InstanceStorer:
     """The C-STORE pipeline of one process, over one Store."""
 
-    def __init__(self, store: Store, metrics: Metrics, direct: DirectStore | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        direct: DirectStore | None = None,
+        stored_records: StoredRecords | None = None,
+    ) -> None:
         self.store, self.metrics, self.direct = store, metrics, direct
+        self.stored_records = stored_records
 
     def store_instance(self, state: AssociationState | None, event: evt.Event) -> int:
         started = time.monotonic()
@@ -91,6 +99,8 @@ class InstanceStorer:
                 key, sop_uid, info.series_instance_uid, sop_class, info.transfer_syntax_uid, size
             ),
         )
+        if self.stored_records is not None:
+            _record_stored(self.stored_records, info, batch.batch_id, self.store.prefix + key)
         return size
 
     def _failed(
@@ -112,6 +122,19 @@ class InstanceStorer:
             },
         )
         return status.code
+
+
+def _record_stored(records: StoredRecords, info: InstanceInfo, batch_id: str, key: str) -> None:
+    """Commit on storage: the job-table item before Success. Without it the answer is a
+    failure; the object stays in its batch and is imported as usual, and the modality sends
+    the instance again."""
+    try:
+        records.record(info, batch_id, key)
+    except Exception as exc:
+        raise Refused(
+            statuses.OUT_OF_RESOURCES,
+            f"stored, but not recorded for storage commitment: {type(exc).__name__}: {exc}",
+        ) from None
 
 
 def _priority(event: evt.Event) -> int:

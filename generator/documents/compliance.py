@@ -323,7 +323,10 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         "`dicom-medical-imaging.<region>.amazonaws.com` (StoreDICOM, SearchDICOMInstances) the "
         "same way, through your NAT gateway: we found no VPC interface endpoint for it in AWS's "
         "documentation, so without a NAT route every direct store falls back to the batch "
-        "import (`DirectStoreFallbackAlarm`).",
+        "import (`DirectStoreFallbackAlarm`). The tasks' calls to the job table in DynamoDB "
+        "(Storage Commitment; the records of direct stores and, with `CommitmentCommitOn` "
+        "`Stored`, of every stored instance) also need the NAT route: DynamoDB's interface "
+        "endpoints have no private DNS name, so the stack adds none.",
         "",
         *table(
             (
@@ -468,7 +471,9 @@ def store_rows(template: TemplateFacts) -> list[tuple[object, ...]]:
                 if sse.get("SSEEnabled")
                 else "DynamoDB default encryption (AWS owned key)",
                 "TLS (DynamoDB accepts HTTPS only)",
-                f"items expire by attribute `{ttl['AttributeName']}`"
+                f"an item with attribute `{ttl['AttributeName']}` (epoch seconds) is deleted "
+                "after that time (time to live, typically within two days); the others are "
+                "kept until deleted (CONTRACTS.md lists which items carry it)"
                 if ttl.get("Enabled")
                 else "kept until deleted",
                 _deletion(t),

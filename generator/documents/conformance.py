@@ -265,10 +265,18 @@ def commitment_section(settings: Settings) -> list[str]:
             ("Status", "Code", "When"),
             [(name, f"`0x{code:04X}`", when) for code, name, when in ACTION_STATUSES],
         ),
-        "When an instance counts as committed: when the job table's latest record of it says "
-        "IMPORTED, i.e. AWS HealthImaging imported it into a primary image set (with a local "
-        "folder store, which has no import: once it is stored; `COMMITMENT_COMMIT_ON=stored` "
-        "says so explicitly). The SCP reports once every referenced instance has a final "
+        "When an instance counts as committed: by default (`COMMITMENT_COMMIT_ON=imported`, "
+        "template parameter `CommitmentCommitOn` Imported) when the job table's latest record "
+        "of it says IMPORTED, i.e. AWS HealthImaging imported it into a primary image set, by "
+        "a batch import or by StoreDICOM (a direct store). With `COMMITMENT_COMMIT_ON=stored` "
+        "(`CommitmentCommitOn` Stored) once it is durably stored in the DICOM bucket: the SCP "
+        "records each instance in the job table after its S3 object is durable and before "
+        "it answers the C-STORE with Success (a record it cannot write makes the C-STORE fail "
+        "with `0xA700`; the object stays in its batch and is imported as usual), so the "
+        "report comes in seconds; the import follows as usual, and an import attempt that "
+        "failed or conflicted before the report fails the instance (`0x0110`). A local "
+        "folder store has no import: an instance is committed once it is stored (synced to "
+        "disk). The SCP reports once every referenced instance has a final "
         "state, or at the deadline `COMMITMENT_TIMEOUT` "
         f"(default {settings.commitment_timeout:g} s, template parameter `CommitmentTimeout`) "
         "with what is known then. The report repeats the Transaction UID and lists every "
@@ -311,7 +319,12 @@ def commitment_section(settings: Settings) -> list[str]:
         "Not supported: the Storage Commitment Pull Model; Storage Media File-Set "
         "and Retrieve AE Title in reports; committing to instances that are not in AWS "
         "HealthImaging (or the folder store). How long an instance stays available after "
-        "commitment is HealthImaging's retention, not the SCP's.",
+        "commitment is HealthImaging's retention, not the SCP's. The job table keeps a "
+        "transaction for `COMMITMENT_RETENTION_DAYS` (default "
+        f"{settings.commitment_retention_days} days, template parameter "
+        "`ResultsRetentionDays`) after its report or after it became undeliverable, then "
+        "DynamoDB deletes it (time to live); a repeat of its request after that is a new "
+        "transaction.",
         "",
     ]
 

@@ -50,7 +50,10 @@ REJECTION_FIXES: dict[str, str] = {
 STATUS_FIXES: dict[int, str] = {
     statuses.OUT_OF_RESOURCES.code: "The modality resends later. Find the `store-failed` line "
     "in the SCP log group (stack output `SCPLogGroupName`): an S3 error names its code "
-    "(AccessDenied: the task role or a KMS key policy; SlowDown: retry). Nothing was stored.",
+    "(AccessDenied: the task role or a KMS key policy; SlowDown: retry). Nothing was stored, "
+    "unless the reason reads `stored, but not recorded for storage commitment` "
+    "(`CommitmentCommitOn` Stored): then the job table refused the record (throttling, "
+    "AccessDenied, its KMS key) and the object is in the bucket and imported as usual.",
     statuses.NO_DISK_SPACE.code: "The task's temporary storage is full (log event "
     "`disk-low`): fewer concurrent large transfers per task (`MaximumAssociations`), or more "
     "tasks. The modality resends later.",

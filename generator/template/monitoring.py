@@ -403,6 +403,31 @@ def _scp_widgets(network: Network, service: Service) -> list[dict]:
             6,
             0,
         ),
+        _widget("Storage commitment (SCP)", _commitment_metrics(scp), 18, 12),
+    ]
+
+
+# The storage-commitment reporter's metrics (scp/commitment/reporter.py): the per-period sums,
+# and the gauge of pending transactions, which every task reports for the whole table (so its
+# Maximum, on the right axis). A metric's last element may be an object of rendering properties
+# that override the widget's (CloudWatch API reference, "Dashboard Body Structure and Syntax",
+# "Metric Widget: Format for Each Metric in the Array").
+COMMITMENT_SUMS = {
+    "InstancesCommitted": "Instances committed",
+    "CommitmentFailures": "Instances failed (Failed SOP Sequence)",
+    "CommitmentsUndeliverable": "Reports undeliverable",
+}
+COMMITMENT_PENDING = "CommitmentsPending"
+
+
+def _commitment_metrics(namespace: str) -> list[list]:
+    return [
+        *([namespace, name, {"label": label}] for name, label in COMMITMENT_SUMS.items()),
+        [
+            namespace,
+            COMMITMENT_PENDING,
+            {"label": "Transactions pending", "stat": "Maximum", "yAxis": "right"},
+        ],
     ]
 
 

@@ -169,6 +169,12 @@ NO_INTERFACE_ENDPOINT = {
     "Secrets Manager or Systems Manager only for a task definition that references secrets",
     "secretsmanager": "the task definition references no secret (no Secrets)",
     "ssm": "the task definition references no Parameter Store parameter (no Secrets)",
+    "dynamodb": "the job table (storage commitment with the S3 store, direct stores' records) is "
+    "reached through a NAT gateway: DynamoDB's interface endpoints have no private DNS name "
+    '(DynamoDB developer guide, "AWS PrivateLink for DynamoDB", considerations), so the '
+    "SDK's default host name never reaches one. Without a NAT route the SCP answers Storage "
+    "Commitment requests 0x0110, every C-STORE 0xA700 with CommitmentCommitOn Stored, and "
+    "direct stores go unrecorded",
 }
 
 

@@ -52,6 +52,7 @@ class Parameters:
     SupportedSOPClassUIDs: Parameter
     RemoteAETitles: Parameter
     RemoteAECIDR: Parameter
+    CommitmentCommitOn: Parameter
     CommitmentTimeout: Parameter
     CommitmentDeliveryWindow: Parameter
     LogRetentionDays: Parameter

@@ -57,10 +57,11 @@ def ecr_repository_arn(spec: Spec) -> Sub:
     )
 
 
-def _leading_keys(prefix: str) -> dict[str, Any]:
-    """A condition limiting item actions to the partition keys that start with `prefix`
-    (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access control")."""
-    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [prefix + "*"]}}
+def _leading_keys(*prefixes: str) -> dict[str, Any]:
+    """A condition limiting item actions to the partition keys that start with one of
+    `prefixes` (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access
+    control")."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [p + "*" for p in prefixes]}}
 
 
 def _commitment_statements(storage: Storage, key: Key) -> list[Statement]:
@@ -159,8 +160,7 @@ def add_service(
         allow(["aws-marketplace:RegisterUsage"], ["*"]),
         # Direct stores: StoreDICOM and the QIDO-RS check that the instance is in a primary
         # image set, on this data store only (developer guide, "Storing instances with STOW-RS",
-        # "Searching DICOM data in HealthImaging"); one job-table item per direct store, in the
-        # DIRECT# partition keys only.
+        # "Searching DICOM data in HealthImaging").
         allow(
             ["medical-imaging:StoreDICOM", "medical-imaging:SearchDICOMInstances"],
             storage.datastore_arns,
@@ -170,10 +170,15 @@ def add_service(
         # data in HealthImaging", "Retrieving DICOM data from HealthImaging").
         allow(QUERY_RETRIEVE_ACTIONS, storage.datastore_arns),
         key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
+        # One job-table item per direct store (DIRECT#) and, with CommitmentCommitOn=Stored,
+        # per instance stored in S3 (STORED#): in those partition keys only.
         allow(
             ["dynamodb:PutItem"],
             [GetAtt(storage.table, "Arn")],
-            _leading_keys(contracts().job_table["direct"]["jobIdPrefix"]),
+            _leading_keys(
+                contracts().job_table["direct"]["jobIdPrefix"],
+                contracts().job_table["stored"]["jobIdPrefix"],
+            ),
         ),
         *_commitment_statements(storage, key),
     ]

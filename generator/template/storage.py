@@ -256,6 +256,13 @@ def add_storage(
             PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(
                 PointInTimeRecoveryEnabled=True
             ),
+            # Storage-commitment items carry an expiry (epoch seconds); DynamoDB deletes an item
+            # typically within two days after it, and until then reads still return it
+            # (DynamoDB API reference, "UpdateTimeToLive"; CloudFormation reference,
+            # "AWS::DynamoDB::Table TimeToLiveSpecification"). Import results carry none.
+            TimeToLiveSpecification=dynamodb.TimeToLiveSpecification(
+                AttributeName=contract["expiresAttribute"]["name"], Enabled=True
+            ),
             SSESpecification=dynamodb.SSESpecification(
                 SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=key.arn
             ),

@@ -32,20 +32,23 @@ from scp.commitment.transactions import Held, Transaction
 from scp.contracts import (
     COMMITMENT_RECORD_PREFIX,
     CONFLICT,
+    EXPIRES_AT,
     IMPORTED,
     INSTANCE_RECORD_PREFIX,
     LATEST_WINS,
     PENDING,
     PENDING_COMMITMENT_INDEX,
     SOP_INSTANCE_INDEX,
+    STORED,
 )
 from scp.contracts import FAILED as IMPORT_FAILED
+from scp.job_records import expires_at
 
 TRANSACTION = "TRANSACTION"
 LEASE = 120.0  # seconds one task may take to deliver a report before another may
 HOLD = 30.0  # seconds a hold lasts without a refresh
 PACKED = ("references", "failures")  # gzip'd JSON: 5,000 references stay far below 400 KB
-KEYS = ("jobId", "recordId", "pendingCommitment", "leaseOwner", "leaseUntil")
+KEYS = ("jobId", "recordId", "pendingCommitment", "leaseOwner", "leaseUntil", EXPIRES_AT)
 CLAIMED = ("heldBy", "heldUntil")  # written by hold/refresh/release only, never by save
 
 
@@ -59,10 +62,13 @@ def _conditional_failed(exc: ClientError) -> bool:
 
 class JobTableInstances:
     """Where instances are, from the job table's SOP Instance UID index (latest attempt wins).
-    IMPORTED is final and kept; the others are asked again on the next pass."""
+    IMPORTED is final and kept; the others are asked again on the next pass. With
+    `commit_on_stored` (COMMITMENT_COMMIT_ON=stored) the SCP's STORED item counts as committed
+    too, unless an import attempt already says otherwise (it wins: attempt 0 < 1)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, commit_on_stored: bool = False) -> None:
         self.table = table
+        self._final = (IMPORTED, STORED) if commit_on_stored else (IMPORTED,)
         self._committed: dict[str, Found] = {}
 
     def _latest(self, uid: str) -> dict[str, Any] | None:
@@ -89,7 +95,7 @@ class JobTableInstances:
             status = item.get("importStatus")
             state = (
                 COMMITTED
-                if status == IMPORTED
+                if status in self._final
                 else FAILED
                 if status in (CONFLICT, IMPORT_FAILED)
                 else WAITING
@@ -133,10 +139,13 @@ def _from_item(item: dict[str, Any]) -> Transaction:
 
 
 class TableTransactions:
-    """Transactions as items of the job table (see the module docstring)."""
+    """Transactions as items of the job table (see the module docstring). A transaction that
+    is no longer pending expires `retention_days` after it was saved so (the table's TTL
+    attribute); a pending one never expires."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, retention_days: int = 365) -> None:
         self.table = table
+        self.retention_days = retention_days
         self.me = _owner()
 
     def __str__(self) -> str:
@@ -180,11 +189,13 @@ class TableTransactions:
         sets = [f"#a{i} = :a{i}" for i in range(len(values))]
         attrs = {f":a{i}": v for i, v in enumerate(values.values())}
         expression = "SET " + ", ".join(sets)
+        names["#expires"] = EXPIRES_AT
         if tx.state == PENDING:
-            expression += ", pendingCommitment = :pending"
+            expression += ", pendingCommitment = :pending REMOVE #expires"
             attrs[":pending"] = PENDING
         else:
-            expression += " REMOVE pendingCommitment"
+            expression += ", #expires = :expires REMOVE pendingCommitment"
+            attrs[":expires"] = expires_at(self.retention_days)
         self.table.update_item(
             Key=self._key(tx),
             UpdateExpression=expression,

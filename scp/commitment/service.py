@@ -59,8 +59,10 @@ class CommitmentService(Service):
             # The endpoint may be overridden by AWS_ENDPOINT_URL_DYNAMODB (tests: moto; AWS SDKs
             # and Tools reference guide, "Service-specific endpoints").
             table = boto3.resource("dynamodb").Table(settings.job_table)
-            self.transactions: TransactionStore = TableTransactions(table)
-            locator: Locator = JobTableInstances(table)
+            self.transactions: TransactionStore = TableTransactions(
+                table, settings.commitment_retention_days
+            )
+            locator: Locator = JobTableInstances(table, settings.commits_on_stored_in_table)
             evaluate_every = TABLE_EVALUATE_EVERY
         else:
             self.transactions = FolderTransactions(settings.storage)

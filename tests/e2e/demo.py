@@ -9,7 +9,8 @@ from the calling AE title URGENT there directly (StoreDICOM), and the import fak
 imports as primary to the same Orthanc. At start the demo sends one urgent and one routine study
 and prints, for each, the seconds from its last C-STORE acknowledgement to QIDO-RS finding it.
 It also sends the sample study as modality DEMOMOD, asks for storage commitment and prints the
-report when it arrives (after the import).
+report when it arrives (after the import), and does the same as URGENT (direct path: the
+report follows the StoreDICOM records, with no import).
 """
 
 from __future__ import annotations
@@ -113,10 +114,12 @@ def report(pipeline: Pipeline, seen: set[tuple[str, str]]) -> None:
         )
 
 
-def ask_commitment(port: int, samples: Path, modality_port: int) -> tuple[Modality, float]:
-    """Send the samples as modality DEMOMOD, ask for commitment, release at once (the report
+def ask_commitment(
+    port: int, samples: Path, ae_title: str, modality_port: int
+) -> tuple[Modality, float]:
+    """Send the samples as modality `ae_title`, ask for commitment, release at once (the report
     comes on an association the SCP opens); the modality and when its last C-STORE was."""
-    modality = Modality("DEMOMOD", modality_port).listen()
+    modality = Modality(ae_title, modality_port).listen()
     files = sorted(samples.glob("*.dcm"))
     assoc = modality.associate(port)
     for path in files:
@@ -124,16 +127,16 @@ def ask_commitment(port: int, samples: Path, modality_port: int) -> tuple[Modali
     sent = time.monotonic()
     status, transaction = modality.request(assoc, references(files))
     assoc.release()
-    print(f"DEMOMOD sent {len(files)} instances, asked commitment {transaction}: 0x{status:04X}")
+    print(f"{ae_title} sent {len(files)} instances, asked commitment {transaction}: 0x{status:04X}")
     return modality, sent
 
 
-def print_reports(modality: Modality, sent: float) -> None:
+def print_reports(modality: Modality, sent: float, path: str) -> None:
     while not modality.reports.empty():
         r = modality.reports.get_nowait()
         print(
-            f"storage commitment report {r.info.TransactionUID}: event type {r.event_type}, "
-            f"{len(r.committed())} committed, failed {r.failed() or 'none'}, "
+            f"storage commitment report {r.info.TransactionUID} ({path} path): event type "
+            f"{r.event_type}, {len(r.committed())} committed, failed {r.failed() or 'none'}, "
             f"{time.monotonic() - sent:.1f} s after the last C-STORE",
             flush=True,
         )
@@ -146,7 +149,10 @@ def main() -> None:
         "--sweep-after", type=int, default=120, help="SWEEP_AFTER_SECONDS (default 120)"
     )
     parser.add_argument(
-        "--modality-port", type=int, default=11113, help="DEMOMOD's port for reports (11113)"
+        "--modality-port",
+        type=int,
+        default=11113,
+        help="DEMOMOD's port for reports (11113); URGENT's is the next one",
     )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
@@ -169,7 +175,8 @@ def main() -> None:
             "healthimaging_region": REGION,
             "dicomweb_endpoint_url": proxy.endpoint,
             "job_table": pipeline.table_name,
-            "remote_aes": f"DEMOMOD=127.0.0.1:{args.modality_port}:store+commitment",
+            "remote_aes": f"DEMOMOD=127.0.0.1:{args.modality_port}:store+commitment,"
+            f"{URGENT}=127.0.0.1:{args.modality_port + 1}:store+commitment",
         }
         dynamodb = {"AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint}
         scp = stack.enter_context(ScpProcess(log_dir=WORK_DIR, env=dynamodb, **settings))
@@ -208,8 +215,14 @@ Ctrl-C stops everything.
         viewable.send(scp.port, routine, routine_study, "batch", "MODALITY")
         seen: set[tuple[str, str]] = set()
         next_sweep = time.monotonic() + SWEEP_EVERY
-        modality, sent = ask_commitment(scp.port, samples, args.modality_port)
-        stack.callback(modality.stop)
+        direct_samples = WORK_DIR / "urgent-commit"
+        write_samples(direct_samples, name="urgent-commit")
+        asked = {
+            "batch": ask_commitment(scp.port, samples, "DEMOMOD", args.modality_port),
+            "direct": ask_commitment(scp.port, direct_samples, URGENT, args.modality_port + 1),
+        }
+        for modality, _ in asked.values():
+            stack.callback(modality.stop)
         try:
             while True:
                 pipeline.deliver(wait_seconds=1)
@@ -218,7 +231,8 @@ Ctrl-C stops everything.
                     next_sweep = time.monotonic() + SWEEP_EVERY
                 report(pipeline, seen)
                 viewable.check()
-                print_reports(modality, sent)
+                for path, (modality, sent) in asked.items():
+                    print_reports(modality, sent, path)
         except KeyboardInterrupt:
             print("stopping", flush=True)
 

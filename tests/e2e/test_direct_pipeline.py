@@ -1,10 +1,12 @@
 """End to end with direct stores: dcmtk storescu -> our SCP (S3 store on moto, DIRECT_STORE=all)
 -> StoreDICOM through the SigV4-verifying proxy to Orthanc, or, when StoreDICOM is unavailable,
 the batch path -> the real state machine and the HealthImaging import fake. An instance is
-imported by exactly one path: never twice, never not at all."""
+imported by exactly one path: never twice, never not at all. Storage commitment of directly
+stored instances reports from their job-table items, with no import (seconds printed, -s)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from tests.fakes.dicomweb_proxy import DATASTORE_ID
 from tests.fakes.pipeline import local_pipeline
 from tests.scp.test_transfer import storescu
 from tests.support.aws import REGION
+from tests.support.commitment import Modality, references
 from tests.support.dicomweb import needs_orthanc
 from tests.support.scp import ScpProcess
 
@@ -32,8 +35,8 @@ def _sop(path: Path) -> str:
     return str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
-def test_each_instance_is_imported_by_exactly_one_path(pipeline, proxy, tmp_path):
-    settings = {
+def direct_settings(pipeline, proxy) -> dict:
+    return {
         "storage": f"s3://{pipeline.bucket}/",
         "s3_endpoint_url": pipeline.moto.endpoint,
         "direct_store": "all",
@@ -43,6 +46,10 @@ def test_each_instance_is_imported_by_exactly_one_path(pipeline, proxy, tmp_path
         "dicomweb_endpoint_url": proxy.endpoint,
         "job_table": pipeline.table_name,
     }
+
+
+def test_each_instance_is_imported_by_exactly_one_path(pipeline, proxy, tmp_path):
+    settings = direct_settings(pipeline, proxy)
     env = {"AWS_ENDPOINT_URL_DYNAMODB": pipeline.moto.endpoint}
     direct = study_files(tmp_path, "direct", studies=1, per_study=2)
     fallen_back = study_files(tmp_path, "fallback", studies=1, per_study=2)
@@ -60,3 +67,34 @@ def test_each_instance_is_imported_by_exactly_one_path(pipeline, proxy, tmp_path
     assert {items[s][0].get("arrivedBy") for s in fallback_sops} == {None}
     assert {found[0]["importStatus"] for found in items.values()} == {"IMPORTED"}
     assert len(pipeline.fake.jobs) == 1
+
+
+def test_commitment_of_direct_stores_reports_with_no_import(pipeline, proxy, tmp_path, capsys):
+    """Instances stored with StoreDICOM are in a primary image set when their C-STORE succeeds:
+    the report follows from their DIRECT# items (commit on import, the default)."""
+    modality = Modality().listen()
+    files = study_files(tmp_path, "direct-commit", studies=1, per_study=3)
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": pipeline.moto.endpoint}
+    remote = f"MODALITY=127.0.0.1:{modality.port}:store+commitment"
+    try:
+        with ScpProcess(log_dir=tmp_path, env=env, remote_aes=remote, workers=1,
+                        **direct_settings(pipeline, proxy)) as scp:  # fmt: skip
+            assoc = modality.associate(scp.port)
+            for path in files:
+                assert assoc.send_c_store(str(path)).Status == 0
+            last_store = time.monotonic()
+            status, transaction = modality.request(assoc, references(files))
+            assoc.release()
+            assert status == 0x0000
+            report = modality.next_report(timeout=30)
+            seconds = time.monotonic() - last_store
+    finally:
+        modality.stop()
+    assert str(report.info.TransactionUID) == transaction and report.event_type == 1
+    assert sorted(report.committed()) == sorted(_sop(p) for p in files)
+    assert pipeline.fake.jobs == {}  # no import was needed: each went through StoreDICOM
+    assert {r.get("arrivedBy") for p in files for r in pipeline.records_for_sop(_sop(p))} == {
+        "StoreDICOM"
+    }
+    with capsys.disabled():
+        print(f"\nE2E commitment (direct path): last C-STORE to report {seconds:.1f} s")

@@ -198,6 +198,8 @@ def create_job_table(dynamodb, name: str) -> None:
             for index in indexes
         ],
     )
+    ttl = {"AttributeName": table["expiresAttribute"]["name"], "Enabled": True}
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
 
 
 def set_moto_config(moto: MotoServer, config: dict) -> None:

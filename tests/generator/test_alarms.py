@@ -4,6 +4,7 @@ each with a runbook entry whose claims name real log events."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import re
@@ -110,3 +111,35 @@ def test_the_runbooks_operator_commands_carry_what_they_need(spec):
     assert commands
     for command in commands:
         assert "--stack STACK_NAME" in command, command
+
+
+def _reporter_metrics() -> set[str]:
+    """The metric names the commitment reporter passes to Metrics.add and Metrics.gauge."""
+    tree = ast.parse((REPO / "scp/commitment/reporter.py").read_text())
+    return {
+        call.args[0].value
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in ("add", "gauge")
+        and isinstance(call.func.value, ast.Attribute)
+        and call.func.value.attr == "metrics"
+        and isinstance(call.args[0], ast.Constant)
+    }
+
+
+def test_the_dashboard_shows_the_commitment_metrics_the_scp_emits(resources):
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::If"][1]["Fn::Sub"]
+    (widget,) = [
+        w for w in json.loads(body)["widgets"] if w["properties"]["title"].startswith("Storage co")
+    ]
+    namespace = _task_environment(resources)["METRICS_NAMESPACE"]["Fn::Sub"]
+    metrics = widget["properties"]["metrics"]
+    assert {m[0] for m in metrics} == {namespace}
+    emitted = _reporter_metrics()
+    assert emitted == {"CommitmentsPending", "InstancesCommitted", "CommitmentFailures",
+                       "CommitmentsUndeliverable"}  # fmt: skip
+    assert {m[1] for m in metrics} == emitted and emitted <= set(Metrics.UNITS)
+    # Every task reports the pending count of the whole table: its maximum, not the sum.
+    (pending,) = [m for m in metrics if m[1] == "CommitmentsPending"]
+    assert pending[-1]["stat"] == "Maximum" and widget["properties"]["stat"] == "Sum"

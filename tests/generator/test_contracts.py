@@ -70,6 +70,18 @@ def test_commitment_records():
     assert index["hash"] == "pendingCommitment"
 
 
+def test_stored_records():
+    stored = TABLE["stored"]
+    assert (stored["jobIdPrefix"], stored["importStatus"], stored["attempt"]) == (
+        scp_contracts.STORED_JOB_PREFIX,
+        scp_contracts.STORED,
+        scp_contracts.STORED_ATTEMPT,
+    )
+    assert stored["importStatus"] == job_table.STORED
+    assert stored["importStatus"] not in TABLE["instanceStates"]  # never an import's result
+    assert TABLE["expiresAttribute"]["name"] == scp_contracts.EXPIRES_AT
+
+
 def test_latest_attempt_wins():
     items = [
         {"sopInstanceUID": "1.2", "attempt": 1, "recordedAt": "2026-01-01T00:00:09Z", "s": "a"},
@@ -98,6 +110,8 @@ def test_template_follows_the_contract(template_dict):
     for index in TABLE["indexes"].values():
         keys = [k["AttributeName"] for k in indexes[index["name"]]]
         assert keys == [index["hash"], *([index["range"]] if "range" in index else [])]
+    ttl = table["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": TABLE["expiresAttribute"]["name"], "Enabled": True}
     text = json.dumps(template_dict)
     assert f"/{LAYOUT['open']}*" in text
     env = resources["PacsServerTaskDef"]["Properties"]["ContainerDefinitions"][0]["Environment"]

@@ -58,6 +58,7 @@ DOCUMENTED = {
     # The registry of remote AEs and storage commitment (issues 17, 18).
     "RemoteAETitles": ("String", "", ADVANCED),
     "RemoteAECIDR": ("String", "", ADVANCED),
+    "CommitmentCommitOn": ("String", "Imported", ADVANCED),
     "CommitmentTimeout": ("Number", 14400, ADVANCED),
     "CommitmentDeliveryWindow": ("Number", 86400, ADVANCED),
     "LogRetentionDays": ("Number", "365", OPERATIONS),

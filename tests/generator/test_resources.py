@@ -464,14 +464,15 @@ LEAST_PRIVILEGE: dict[str, set[str]] = {
         "s3:DeleteObject DicomBucket/open/*",
         "aws-marketplace:RegisterUsage *",
         *via("s3", "kms:Decrypt", "kms:GenerateDataKey"),
-        # Direct stores (StoreDICOM, the primary check) and their job-table items.
+        # Direct stores (StoreDICOM, the primary check) and their job-table items; the items of
+        # instances stored in S3 when storage commitment commits on storage.
         *(
             f"medical-imaging:{action} {DATASTORE.format(suffix)}"
             for action in ("StoreDICOM", "SearchDICOMInstances")
             for suffix in ("", "/*")
         ),
         *via("medical-imaging", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"),
-        "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=DIRECT#*",
+        "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=DIRECT#* | STORED#*",
         # Query/Retrieve: QIDO-RS searches and WADO-RS retrieves, on this data store only.
         *(
             f"medical-imaging:{action} {DATASTORE.format(suffix)}"

@@ -197,3 +197,24 @@ def test_a_dead_tasks_lease_and_hold_expire(table) -> None:
         assert not alive.held_elsewhere(seen)
         with alive.lease(tx) as mine:
             assert mine is not None
+
+
+def test_a_transaction_expires_only_once_final(table) -> None:
+    """Pending: no expiresAt (never deleted while it may still report); reported or
+    undeliverable: the final time + the retention; pending again (asked again): none."""
+    store = TableTransactions(table, retention_days=7)
+    tx = store.record(new_transaction(request(1), "CT1", "STORESCP", 60, 60), "d")
+    key = {"jobId": f"COMMITMENT#{tx.transaction_uid}", "recordId": "TRANSACTION"}
+
+    def expires() -> int | None:
+        value = table.get_item(Key=key, ConsistentRead=True)["Item"].get("expiresAt")
+        return None if value is None else int(value)
+
+    assert expires() is None
+    for state in ("REPORTED", "UNDELIVERABLE"):
+        before = time.time()
+        store.save(tx.__class__(**{**tx.__dict__, "state": state}))
+        assert before + 7 * 86400 - 1 <= expires() <= time.time() + 7 * 86400
+        assert store.get(tx.transaction_uid).state == state  # reads back despite the attribute
+    store.save(tx.__class__(**{**tx.__dict__, "state": "PENDING"}))
+    assert expires() is None and [t.name for t in store.pending()] == [tx.name]

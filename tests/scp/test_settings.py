@@ -65,6 +65,12 @@ def test_environment_overrides_defaults_and_flags_override_environment() -> None
         ),
         ({"TLS_KEY_FILE": "/x.key"}, "TLS_KEY_FILE"),
         ({"STORAGE": "s3://"}, "STORAGE"),
+        # Commit on storage with S3 records each instance in the job table: it needs one.
+        (
+            {"STORAGE": "s3://bucket/", "COMMITMENT_COMMIT_ON": "Stored"},
+            "COMMITMENT_COMMIT_ON=stored with an S3 STORAGE needs JOB_TABLE_NAME",
+        ),
+        ({"COMMITMENT_RETENTION_DAYS": "0"}, "COMMITMENT_RETENTION_DAYS"),
     ],
 )
 def test_invalid_values_name_the_setting(env: dict[str, str], named: str) -> None:
