@@ -16,3 +16,9 @@ def scp_environment() -> dict[str, str]:
     """Environment variable -> template parameter, from the SCP settings table."""
     rows = re.findall(r"^\| `([A-Z_]+)` \|[^|]*\|[^|]*\| ([A-Za-z]+) \|$", CONTRACTS, re.M)
     return dict(rows)
+
+
+def scp_metrics() -> dict[str, str]:
+    """Metric name -> unit, from the "Metrics (CloudWatch embedded metric format" paragraph."""
+    paragraph = CONTRACTS.split("Metrics (CloudWatch embedded metric format", 1)[1].split("\n\n")[0]
+    return dict(re.findall(r"`(\w+)`\s+\((\w+)", paragraph))

@@ -125,3 +125,10 @@ def test_one_notice_everywhere():
     root = CONTRACTS_PATH.parents[1]
     for page in ("README.md", "SECURITY.md"):
         assert notice in " ".join((root / page).read_text().replace(">", " ").split()), page
+
+
+def test_the_metrics_the_scp_emits_are_the_documented_ones():
+    from scp.telemetry import Metrics
+    from tests.generator.contract import scp_metrics
+
+    assert scp_metrics() == Metrics.UNITS
