@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -58,6 +59,34 @@ def _owner() -> str:
 
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class SharedTable:
+    """One DynamoDB Table resource for the threads of a process (associations record requests,
+    the reporter polls), one call at a time: boto3 resources are not thread-safe, clients are
+    (Boto3 guide, "Resources" and "Low-level clients", sections on multithreading). Commitment
+    calls are few (a request per study, a poll a second), so the lock costs nothing the C-STORE
+    path feels."""
+
+    def __init__(self, table: Any) -> None:
+        self._table, self._lock = table, threading.Lock()
+        self.name = table.name
+
+    def _call(self, action: str, **kwargs: Any) -> Any:
+        with self._lock:
+            return getattr(self._table, action)(**kwargs)
+
+    def query(self, **kwargs: Any) -> Any:
+        return self._call("query", **kwargs)
+
+    def get_item(self, **kwargs: Any) -> Any:
+        return self._call("get_item", **kwargs)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        return self._call("put_item", **kwargs)
+
+    def update_item(self, **kwargs: Any) -> Any:
+        return self._call("update_item", **kwargs)
 
 
 class JobTableInstances:

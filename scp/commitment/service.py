@@ -54,11 +54,11 @@ class CommitmentService(Service):
         if settings.storage.startswith("s3://"):
             import boto3
 
-            from scp.commitment.job_table import JobTableInstances, TableTransactions
+            from scp.commitment.job_table import JobTableInstances, SharedTable, TableTransactions
 
             # The endpoint may be overridden by AWS_ENDPOINT_URL_DYNAMODB (tests: moto; AWS SDKs
             # and Tools reference guide, "Service-specific endpoints").
-            table = boto3.resource("dynamodb").Table(settings.job_table)
+            table = SharedTable(boto3.resource("dynamodb").Table(settings.job_table))
             self.transactions: TransactionStore = TableTransactions(
                 table, settings.commitment_retention_days
             )
