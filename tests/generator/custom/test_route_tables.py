@@ -76,9 +76,9 @@ def expected(network: SimpleNamespace, service: str) -> list[str]:
 
 def test_moto_has_both_prefix_lists(ec2):
     """The tests below mean something only if moto routes both services by prefix list."""
-    lists = ec2.describe_prefix_lists()["PrefixLists"]
-    names = {p["PrefixListName"] for p in lists}
-    assert {"com.amazonaws.us-east-1.s3", "com.amazonaws.us-east-1.dynamodb"} <= names
+    names = {f"com.amazonaws.us-east-1.{service}" for service in route_tables.SERVICES}
+    lists = ec2.describe_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [*names]}])
+    assert {p["PrefixListName"] for p in lists["PrefixLists"]} == names
 
 
 @pytest.mark.parametrize("service", route_tables.SERVICES)
