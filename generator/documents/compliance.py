@@ -325,8 +325,13 @@ def network_flows(spec: Spec, template: TemplateFacts) -> str:
         "documentation, so without a NAT route every direct store falls back to the batch "
         "import (`DirectStoreFallbackAlarm`). The tasks' calls to the job table in DynamoDB "
         "(Storage Commitment; the records of direct stores and, with `CommitmentCommitOn` "
-        "`Stored`, of every stored instance) also need the NAT route: DynamoDB's interface "
-        "endpoints have no private DNS name, so the stack adds none.",
+        "`Stored`, of every stored instance) take the DynamoDB gateway endpoint when the stack "
+        "adds it (`CreateInterfaceEndpoints`), else the NAT route: a gateway endpoint routes "
+        "by the Region's prefix list, so the SDK's usual host name reaches it, where DynamoDB's "
+        "interface endpoints have no private DNS name. Each gateway endpoint is added only to "
+        "the private subnets' route tables whose route to that service is not another "
+        "endpoint's, and carries every request to the service from those tables, not only "
+        "this product's.",
         "",
         *table(
             (

@@ -62,14 +62,10 @@ def render(spec: Spec, template: TemplateFacts) -> str:
         "`marketplace/deployer-policy-*.json` policies to it.",
         "- A VPC (`VpcID`, and its range `VpcCIDR`) with **two or more private subnets in "
         "different Availability Zones** (`PrivateSubnetIDs`) for the SCP tasks. The tasks "
-        "pull the SCP image and call AWS APIs (S3, CloudWatch Logs"
+        "pull the SCP image and call AWS APIs (S3, DynamoDB, CloudWatch Logs"
         + (", AWS Marketplace metering" if spec.marketplace.register_usage else "")
         + "), so the private subnets need a route to them: a NAT gateway"
-        + (
-            "; the template can add " + "; ".join(endpoints) + ", which serves S3 only"
-            if endpoints
-            else ""
-        )
+        + ("; the template can add " + "; ".join(endpoints) if endpoints else "")
         + ".",
         "- For an internet-facing load balancer (`LoadBalancerScheme`), **public subnets in the "
         "same Availability Zones** (`PublicSubnetIDs`); with `internal`, give the private "

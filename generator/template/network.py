@@ -70,18 +70,83 @@ class RouteTables(AWSObject):
         "ServiceToken": (str, True),
         "ServiceTimeout": (int, False),
         "SubnetIds": (list, True),
+        "Service": (str, True),
     }
 
 
-def add_s3_endpoint(t: Template, inputs: Inputs, key: Key) -> None:
-    """Only with CreateS3GatewayEndpoint: an S3 gateway endpoint on the private subnets' route
-    tables (found by a custom resource, since the parameters name subnets only)."""
-    p, create = inputs.parameters, inputs.conditions.create_s3_endpoint.name
+@dataclass(frozen=True)
+class GatewayEndpoint:
+    """A gateway endpoint on the private subnets' route tables: its service (the Region's
+    prefix list com.amazonaws.<region>.<service>) and the logical IDs of the endpoint and of the
+    custom resource that finds its route tables."""
+
+    service: str
+    endpoint_id: str
+    route_tables_id: str
+
+
+# The DICOM bucket's traffic and the image's layers (CreateS3GatewayEndpoint). Its custom
+# resource keeps the name it had when S3's was the only one, so updates keep it.
+S3_GATEWAY = GatewayEndpoint("s3", "S3GatewayEndpoint", "PrivateRouteTables")
+# The job table's traffic: Storage Commitment, the records of direct stores and, with
+# CommitmentCommitOn Stored, of every stored instance (CreateInterfaceEndpoints). A gateway
+# endpoint routes by the service's prefix list, so the SDK's usual host name reaches it, where
+# DynamoDB's interface endpoints have no private DNS name (DynamoDB developer guide, "AWS
+# PrivateLink for DynamoDB", considerations); it is free and serves its own Region only (Amazon
+# VPC PrivateLink guide, "Gateway endpoints for Amazon DynamoDB").
+DYNAMODB_GATEWAY = GatewayEndpoint("dynamodb", "DynamoDBGatewayEndpoint", "DynamoDBRouteTables")
+
+
+def _gateway_endpoint(
+    t: Template,
+    inputs: Inputs,
+    function: awslambda.Function,
+    gateway: GatewayEndpoint,
+    condition: str,
+) -> None:
+    """One gateway endpoint, with the custom resource that finds its route tables."""
+    p = inputs.parameters
+    tables = t.add_resource(
+        RouteTables(
+            gateway.route_tables_id,
+            Condition=condition,
+            ServiceToken=GetAtt(function, "Arn"),
+            ServiceTimeout=CUSTOM_RESOURCE_TIMEOUT,
+            SubnetIds=Ref(p.PrivateSubnetIDs),
+            Service=gateway.service,
+        )
+    )
+    # No PolicyDocument: the default policy allows full access (Amazon VPC PrivateLink guide,
+    # "Control access to VPC endpoints using endpoint policies"). The endpoint routes every
+    # request to the service from these route tables, the customer's other workloads' too, so
+    # a policy naming only this stack's bucket or table would cut them off; the task role's
+    # IAM policy is what limits the SCP to its own resources.
+    t.add_resource(
+        ec2.VPCEndpoint(
+            gateway.endpoint_id,
+            Condition=condition,
+            VpcId=Ref(p.VpcID),
+            VpcEndpointType="Gateway",
+            ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{gateway.service}"),
+            RouteTableIds=GetAtt(tables, "RouteTableIds"),
+            # Marks this stack's endpoint, so an update keeps the tables it routes.
+            Tags=Tags({route_tables.STACK_TAG: StackId}),
+        )
+    )
+
+
+def add_gateway_endpoints(t: Template, inputs: Inputs, key: Key) -> None:
+    """Gateway endpoints on the private subnets' route tables (found by a custom resource, since
+    the parameters name subnets only): S3's with CreateS3GatewayEndpoint; DynamoDB's with
+    CreateInterfaceEndpoints, the deployment that promises no NAT gateway (a Rule makes it
+    bring CreateS3GatewayEndpoint, so the custom resource's function exists)."""
+    c = inputs.conditions
+    create = c.create_s3_endpoint.name
     log_group = t.add_resource(
         logs.LogGroup(
             "RouteTablesLogGroup",
             Condition=create,
-            RetentionInDays=Ref(p.LogRetentionDays),
+            RetentionInDays=Ref(inputs.parameters.LogRetentionDays),
             KmsKeyId=key.arn,
         )
     )
@@ -118,27 +183,12 @@ def add_s3_endpoint(t: Template, inputs: Inputs, key: Key) -> None:
             LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(log_group)),
         )
     )
-    tables = t.add_resource(
-        RouteTables(
-            "PrivateRouteTables",
-            Condition=create,
-            ServiceToken=GetAtt(function, "Arn"),
-            ServiceTimeout=CUSTOM_RESOURCE_TIMEOUT,
-            SubnetIds=Ref(p.PrivateSubnetIDs),
-        )
-    )
-    t.add_resource(
-        ec2.VPCEndpoint(
-            "S3GatewayEndpoint",
-            Condition=create,
-            VpcId=Ref(p.VpcID),
-            VpcEndpointType="Gateway",
-            ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
-            RouteTableIds=GetAtt(tables, "RouteTableIds"),
-            # Marks this stack's endpoint, so an update keeps the tables it routes.
-            Tags=Tags({route_tables.STACK_TAG: StackId}),
-        )
-    )
+    _gateway_endpoint(t, inputs, function, S3_GATEWAY, create)
+    # Not with CreateS3GatewayEndpoint alone: with a NAT gateway the job table is reachable, and
+    # a DynamoDB route would move every DynamoDB request from the customer's route tables off
+    # the NAT gateway (and its inspection; the source address DynamoDB sees becomes private,
+    # so aws:SourceIp conditions stop matching) for a parameter that names S3 only.
+    _gateway_endpoint(t, inputs, function, DYNAMODB_GATEWAY, c.create_interface_endpoints.name)
 
 
 # Interface endpoints the SCP tasks need without a NAT gateway (CreateInterfaceEndpoints), by
@@ -157,10 +207,9 @@ TASK_ENDPOINTS = {
 # RegisterUsage at start-up, where the product meters (the endpoint prefix of boto3's
 # meteringmarketplace client).
 METERING_ENDPOINT = "metering.marketplace"
-# Services the tasks reach, or could be thought to, with no interface endpoint, and why.
+# Services the tasks reach, or could be thought to, with no interface endpoint, and why. S3 and
+# DynamoDB are not here: their gateway endpoints (S3_GATEWAY, DYNAMODB_GATEWAY) carry them.
 NO_INTERFACE_ENDPOINT = {
-    "s3": "the S3 gateway endpoint (CreateS3GatewayEndpoint, which a Rule requires with "
-    "CreateInterfaceEndpoints) carries the DICOM bucket's traffic and the image's layers",
     "sts": "no call: the SDK takes the task role's credentials from the ECS container "
     "credentials endpoint (169.254.170.2, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; AWS SDKs and "
     'Tools reference guide, "Container credential provider"), a link-local address, not STS',
@@ -169,12 +218,6 @@ NO_INTERFACE_ENDPOINT = {
     "Secrets Manager or Systems Manager only for a task definition that references secrets",
     "secretsmanager": "the task definition references no secret (no Secrets)",
     "ssm": "the task definition references no Parameter Store parameter (no Secrets)",
-    "dynamodb": "the job table (storage commitment with the S3 store, direct stores' records) is "
-    "reached through a NAT gateway: DynamoDB's interface endpoints have no private DNS name "
-    '(DynamoDB developer guide, "AWS PrivateLink for DynamoDB", considerations), so the '
-    "SDK's default host name never reaches one. Without a NAT route the SCP answers Storage "
-    "Commitment requests 0x0110, every C-STORE 0xA700 with CommitmentCommitOn Stored, and "
-    "direct stores go unrecorded",
 }
 
 
@@ -413,6 +456,6 @@ def add_network(t: Template, spec: Spec, inputs: Inputs, key: Key, storage: Stor
         )
     )
     listener_ready = _listeners(t, inputs, nlb, target_group)
-    add_s3_endpoint(t, inputs, key)
+    add_gateway_endpoints(t, inputs, key)
     add_interface_endpoints(t, spec, inputs, task_sg)
     return Network(nlb, target_group, listener_ready, task_sg)

@@ -1,6 +1,6 @@
-"""Running without a NAT gateway: CreateInterfaceEndpoints adds an interface endpoint for every
-AWS API the SCP tasks call (derived from scp/'s code and the task definition), the Rules refuse
-the settings that cannot work, and off means none of it exists."""
+"""Running without a NAT gateway: CreateInterfaceEndpoints adds an endpoint (interface, or gateway
+for S3 and DynamoDB) for every AWS API the SCP tasks call (derived from scp/'s code and the task
+definition), the Rules refuse the settings that cannot work, and off means none of it exists."""
 
 from __future__ import annotations
 
@@ -63,27 +63,41 @@ def scp_needs() -> set[str]:
     return endpoint_services(set().union(*(boto3_clients(p.read_text()) for p in sources)))
 
 
-def interface_endpoints(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Interface endpoints by service ("ecr.api"), from com.amazonaws.${AWS::Region}.<service>."""
+def endpoints(resources: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Endpoints of a kind ("Interface", "Gateway") by service ("ecr.api"), from
+    com.amazonaws.${AWS::Region}.<service>."""
     return {
         r["Properties"]["ServiceName"]["Fn::Sub"].removeprefix("com.amazonaws.${AWS::Region}."): r
         for r in resources.values()
-        if r["Type"] == "AWS::EC2::VPCEndpoint"
-        and r["Properties"]["VpcEndpointType"] == "Interface"
+        if r["Type"] == "AWS::EC2::VPCEndpoint" and r["Properties"]["VpcEndpointType"] == kind
     }
 
 
+def interface_endpoints(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return endpoints(resources, "Interface")
+
+
 def missing(needs: set[str], template: dict[str, Any], spec: Spec) -> set[str]:
-    """Needs with neither an interface endpoint (when on) nor a documented reason."""
+    """Needs with neither an endpoint (interface or gateway, when on) nor a documented reason."""
     on = Evaluator(template, {**NO_NAT, "PrivateSubnetIDs": PRIVATE}).resources()
     reasons = {k for k, v in without_interface_endpoint(spec).items() if v}
-    return needs - set(interface_endpoints(on)) - reasons
+    covered = set(interface_endpoints(on)) | set(endpoints(on, "Gateway"))
+    return needs - covered - reasons
 
 
 def test_every_aws_api_the_tasks_call_has_an_endpoint_or_a_reason(template, spec):
     needs = scp_needs() | container_needs(template)
-    assert {"s3", "metering.marketplace", "ecr.api", "ecr.dkr", "logs"} <= needs
+    assert {"s3", "dynamodb", "metering.marketplace", "ecr.api", "ecr.dkr", "logs"} <= needs
     assert missing(needs, template, spec) == set()
+
+
+def test_s3_and_dynamodb_are_covered_by_their_gateway_endpoints_only(template, spec):
+    """No reason stands in for them: without its gateway endpoint each would be missing."""
+    assert not {"s3", "dynamodb"} & set(without_interface_endpoint(spec))
+    for endpoint in ("S3GatewayEndpoint", "DynamoDBGatewayEndpoint"):
+        without = copy.deepcopy(template)
+        service = without["Resources"].pop(endpoint)["Properties"]["ServiceName"]["Fn::Sub"]
+        assert missing(scp_needs(), without, spec) == {service.rsplit(".", 1)[1]}
 
 
 def test_a_new_client_in_the_scp_without_an_endpoint_is_found(template, spec):
@@ -154,5 +168,4 @@ def test_a_task_definition_with_secrets_needs_their_endpoints(template):
 def test_reasons_say_why_and_name_their_source(spec):
     reasons = without_interface_endpoint(spec)
     assert "169.254.170.2" in reasons["sts"] and "Container credential provider" in reasons["sts"]
-    assert "CreateS3GatewayEndpoint" in reasons["s3"]
     assert "does not meter" in reasons["metering.marketplace"]

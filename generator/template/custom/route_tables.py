@@ -1,21 +1,28 @@
-"""Custom resource: the route tables of the given subnets for this stack's S3 gateway endpoint.
+"""Custom resource: the route tables of the given subnets for one of this stack's gateway
+endpoints, S3's or DynamoDB's (property Service: "s3" or "dynamodb").
 
-The S3 gateway endpoint needs route table IDs, and the stack's parameters name only subnets.
-A route table whose S3 route belongs to another endpoint (the customer's own) is left out:
-a second S3 endpoint on it would fail the stack. A table routed by this stack's endpoint (tagged
-with the stack ID) stays in, so an update keeps it. Other gateway endpoints (DynamoDB) do not
-count: only routes to the Region's S3 prefix list do.
+A gateway endpoint needs route table IDs, and the stack's parameters name only subnets.
+A route table whose route to the service (the Region's prefix list
+com.amazonaws.<region>.<service>) belongs to another endpoint (the customer's own) is left out:
+a second endpoint for the same service on it would fail the stack. A table routed by this
+stack's endpoint (tagged with the stack ID) stays in, so an update keeps it. Routes to the other
+service's prefix list do not count.
 """
 
 import json
 import urllib.request
 
 STACK_TAG = "storescp:stack-id"
+SERVICES = ("s3", "dynamodb")  # the services with gateway endpoints
 
 
-def _s3_prefix_list(ec2):
-    name = f"com.amazonaws.{ec2.meta.region_name}.s3"
+def _prefix_list(ec2, service):
+    if service not in SERVICES:
+        raise ValueError(f"Service must be one of {', '.join(SERVICES)}, not {service!r}")
+    name = f"com.amazonaws.{ec2.meta.region_name}.{service}"
     lists = ec2.describe_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [name]}])
+    if not lists["PrefixLists"]:
+        raise ValueError(f"no prefix list {name} in this Region")
     return lists["PrefixLists"][0]["PrefixListId"]
 
 
@@ -26,10 +33,10 @@ def _own_endpoints(ec2, stack_id):
     return {e["VpcEndpointId"] for e in found}
 
 
-def route_table_ids(ec2, subnet_ids, stack_id):
-    """Sorted IDs of the route tables serving subnet_ids whose S3 route, if any, is this
-    stack's."""
-    s3_list = _s3_prefix_list(ec2)
+def route_table_ids(ec2, subnet_ids, stack_id, service):
+    """Sorted IDs of the route tables serving subnet_ids whose route to service, if any, is
+    this stack's."""
+    prefix_list = _prefix_list(ec2, service)
     own = _own_endpoints(ec2, stack_id)
     subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
     tables = {}
@@ -49,7 +56,7 @@ def route_table_ids(ec2, subnet_ids, stack_id):
         table_id
         for table_id, table in tables.items()
         if not any(
-            r.get("DestinationPrefixListId") == s3_list and r.get("GatewayId") not in own
+            r.get("DestinationPrefixListId") == prefix_list and r.get("GatewayId") not in own
             for r in table.get("Routes", [])
         )
     )
@@ -81,8 +88,9 @@ def handler(event, context):
         if event["RequestType"] == "Delete":
             respond(event, context, "SUCCESS", {})
             return
+        props = event["ResourceProperties"]
         ids = route_table_ids(
-            boto3.client("ec2"), event["ResourceProperties"]["SubnetIds"], event["StackId"]
+            boto3.client("ec2"), props["SubnetIds"], event["StackId"], props["Service"]
         )
         respond(event, context, "SUCCESS", {"RouteTableIds": ids})
     except Exception as exc:  # CloudFormation must always get an answer
