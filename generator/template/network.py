@@ -343,7 +343,8 @@ def _security_groups(
                 ec2.SecurityGroupRule(
                     **_tcp(
                         443,
-                        "HTTPS to AWS APIs (S3, ECR, CloudWatch, Marketplace, HealthImaging)",
+                        "HTTPS to AWS APIs (S3, ECR, CloudWatch, Marketplace, HealthImaging, "
+                        "DynamoDB)",
                         CidrIp="0.0.0.0/0",
                     )
                 )
