@@ -13,6 +13,8 @@ from typing import Any
 from scp.storage import OwnedFolder, StorageError, check_free_space
 
 PROBE = b"storescp-healthimaging storage check\n"
+# The storage check's file (+ pid) in the SCP's own folder, there for an instant.
+PROBE_PREFIX = ".storage-check-"
 
 
 class LocalStore:
@@ -53,7 +55,7 @@ class LocalStore:
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageError(f"{self.root!r} is not writable by this process")
         # A real write through the path instances take: our own folder, same file system.
-        probe = os.path.join(self._staging, f".storage-check-{os.getpid()}")
+        probe = os.path.join(self._staging, f"{PROBE_PREFIX}{os.getpid()}")
         try:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
