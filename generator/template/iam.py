@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import AWSObject, GetAtt, Sub, Template, iam, logs
+from troposphere import AWSObject, GetAtt, If, NoValue, Sub, Template, iam, logs
 
 Statement = dict[str, Any]
 
@@ -25,6 +25,11 @@ def allow(actions: list[str], resources: list[Any], condition: dict | None = Non
     if condition:
         statement["Condition"] = condition
     return statement
+
+
+def only_if(condition: str, statement: Statement) -> If:
+    """A statement present only under the template Condition named `condition`."""
+    return If(condition, statement, NoValue)
 
 
 def deny_insecure_transport(action: str, resources: list[Any]) -> Statement:

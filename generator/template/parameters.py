@@ -99,6 +99,8 @@ class Conditions:
     has_remote_aes: Condition
     has_edge_sites: Condition
     cloud_scp: Condition
+    direct_store: Condition
+    commit_on_stored: Condition
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,12 @@ def add_parameters(t: Template, spec: Spec) -> Inputs:
         has_remote_aes=_condition(t, "HasRemoteAENetwork", And(_is_set(p.RemoteAECIDR), CLOUD_SCP)),
         has_edge_sites=_condition(t, "HasEdgeSites", _is_set(p.EdgeTrustAnchorArn)),
         cloud_scp=_condition(t, CLOUD_SCP["Condition"], Equals(Ref(p.DeployCloudSCP), "true")),
+        direct_store=_condition(
+            t, "DirectStoreOn", And(Not(Equals(Ref(p.DirectStore), "None")), CLOUD_SCP)
+        ),
+        commit_on_stored=_condition(
+            t, "CommitOnStored", And(Equals(Ref(p.CommitmentCommitOn), "Stored"), CLOUD_SCP)
+        ),
     )
     return Inputs(p, conditions)
 

@@ -9,7 +9,7 @@ from troposphere import GetAtt, Ref, Region, Sub, Template, applicationautoscali
 
 from generator.contracts import contracts
 from generator.spec import Spec
-from generator.template.iam import Statement, allow, arn, log_writer, role, var
+from generator.template.iam import Statement, allow, arn, log_writer, only_if, role, var
 from generator.template.kms import Key
 from generator.template.network import Network
 from generator.template.parameters import Inputs
@@ -113,6 +113,7 @@ def add_service(
     p = inputs.parameters
     res = spec.resources
     scp = inputs.conditions.cloud_scp.name  # everything here is the cloud SCP's
+    c = inputs.conditions
     cluster = t.add_resource(
         ecs.Cluster(
             "Cluster",
@@ -158,28 +159,37 @@ def add_service(
         # Hourly metering: the image calls RegisterUsage at start-up when it carries a product
         # code; the action has no resource-level permissions, "*" is the only choice.
         allow(["aws-marketplace:RegisterUsage"], ["*"]),
-        # Direct stores: StoreDICOM and the QIDO-RS check that the instance is in a primary
-        # image set, on this data store only (developer guide, "Storing instances with STOW-RS",
-        # "Searching DICOM data in HealthImaging").
-        allow(
-            ["medical-imaging:StoreDICOM", "medical-imaging:SearchDICOMInstances"],
-            storage.datastore_arns,
+        # Direct stores (DirectStore not None): StoreDICOM on this data store only (developer
+        # guide, "Storing instances with STOW-RS"; the QIDO-RS check that the instance is in a
+        # primary image set is Query/Retrieve's SearchDICOMInstances below), and one job-table
+        # item per direct store, in the DIRECT# partition keys only.
+        only_if(
+            c.direct_store.name,
+            allow(["medical-imaging:StoreDICOM"], storage.datastore_arns),
+        ),
+        only_if(
+            c.direct_store.name,
+            allow(
+                ["dynamodb:PutItem"],
+                [GetAtt(storage.table, "Arn")],
+                _leading_keys(contracts().job_table["direct"]["jobIdPrefix"]),
+            ),
+        ),
+        # CommitmentCommitOn Stored: one job-table item per instance stored in S3, in the
+        # STORED# partition keys only.
+        only_if(
+            c.commit_on_stored.name,
+            allow(
+                ["dynamodb:PutItem"],
+                [GetAtt(storage.table, "Arn")],
+                _leading_keys(contracts().job_table["stored"]["jobIdPrefix"]),
+            ),
         ),
         # Query/Retrieve (scp/qr): C-FIND searches studies, series and instances, C-MOVE and
         # C-GET fetch instances, on this data store only (developer guide, "Searching DICOM
         # data in HealthImaging", "Retrieving DICOM data from HealthImaging").
         allow(QUERY_RETRIEVE_ACTIONS, storage.datastore_arns),
         key.via("medical-imaging", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
-        # One job-table item per direct store (DIRECT#) and, with CommitmentCommitOn=Stored,
-        # per instance stored in S3 (STORED#): in those partition keys only.
-        allow(
-            ["dynamodb:PutItem"],
-            [GetAtt(storage.table, "Arn")],
-            _leading_keys(
-                contracts().job_table["direct"]["jobIdPrefix"],
-                contracts().job_table["stored"]["jobIdPrefix"],
-            ),
-        ),
         *_commitment_statements(storage, key),
     ]
     task_role = role(t, "TaskRole", "ecs-tasks.amazonaws.com", task_statements, condition=scp)

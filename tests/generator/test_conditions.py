@@ -207,7 +207,30 @@ def test_every_condition_is_exercised(template):
         "HasRemoteAENetwork",
         "HasEdgeSites",
         "CloudSCP",
+        "DirectStoreOn",
+        "CommitOnStored",
     }
+
+
+def _task_grants(template, **parameters: str) -> set[str]:
+    """(action, first resource or leading keys) of the task role, as the stack would hold it."""
+    (policy,) = Evaluator(template, parameters).resources()["TaskRole"]["Properties"]["Policies"]
+    found = set()
+    for statement in policy["PolicyDocument"]["Statement"]:
+        keys = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
+        for action in statement["Action"]:
+            found.add((action, ",".join(keys.get("dynamodb:LeadingKeys", []))))
+    return found
+
+
+def test_store_dicom_and_its_records_are_granted_only_when_used(template):
+    store = ("medical-imaging:StoreDICOM", "")
+    direct, stored = ("dynamodb:PutItem", "DIRECT#*"), ("dynamodb:PutItem", "STORED#*")
+    assert {store, direct, stored} & _task_grants(template) == set()
+    assert {store, direct, stored} & _task_grants(template, DirectStore="All") == {store, direct}
+    assert {store, direct, stored} & _task_grants(template, CommitmentCommitOn="Stored") == {stored}
+    # Query/Retrieve and the direct stores' primary check search either way.
+    assert ("medical-imaging:SearchDICOMInstances", "") in _task_grants(template)
 
 
 def test_egress_to_remote_aes_exists_only_with_their_network(template):

@@ -24,13 +24,18 @@ def _policy(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in statements}
 
 
+def _unconditional(statement: dict[str, Any]) -> dict[str, Any]:
+    """The statement of an Fn::If [Condition, statement, AWS::NoValue], or the statement."""
+    return statement["Fn::If"][1] if "Fn::If" in statement else statement
+
+
 def _key_statements(resources: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Role -> its statements that name a KMS action."""
     return {
         name: [
             s
             for p in r["Properties"]["Policies"]
-            for s in p["PolicyDocument"]["Statement"]
+            for s in map(_unconditional, p["PolicyDocument"]["Statement"])
             if any(a.startswith("kms:") for a in s["Action"])
         ]
         for name, r in resources.items()

@@ -18,12 +18,15 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: r for name, r in resources.items() if r["Type"] == kind}
 
 
-def statements(resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    return [
+def statements(resources: dict[str, Any], role: str, raw: bool = False) -> list[dict[str, Any]]:
+    """The role's policy statements; a statement present only under a template Condition (an
+    Fn::If with AWS::NoValue) as the statement itself unless `raw`."""
+    found = [
         s
         for p in resources[role]["Properties"]["Policies"]
         for s in p["PolicyDocument"]["Statement"]
     ]
+    return found if raw else [s["Fn::If"][1] if "Fn::If" in s else s for s in found]
 
 
 def actions_of(resources: dict[str, Any], role: str) -> set[str]:
@@ -467,16 +470,22 @@ LEAST_PRIVILEGE: dict[str, set[str]] = {
         # Direct stores (StoreDICOM, the primary check) and their job-table items; the items of
         # instances stored in S3 when storage commitment commits on storage.
         *(
-            f"medical-imaging:{action} {DATASTORE.format(suffix)}"
-            for action in ("StoreDICOM", "SearchDICOMInstances")
+            f"medical-imaging:StoreDICOM {DATASTORE.format(suffix)} when DirectStoreOn"
             for suffix in ("", "/*")
         ),
         *via("medical-imaging", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"),
-        "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=DIRECT#* | STORED#*",
-        # Query/Retrieve: QIDO-RS searches and WADO-RS retrieves, on this data store only.
+        "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=DIRECT#* when DirectStoreOn",
+        "dynamodb:PutItem DicomImportJobTable if dynamodb:LeadingKeys=STORED#* when CommitOnStored",
+        # Query/Retrieve: QIDO-RS searches and WADO-RS retrieves, on this data store only (the
+        # direct stores' primary check is SearchDICOMInstances too).
         *(
             f"medical-imaging:{action} {DATASTORE.format(suffix)}"
-            for action in ("SearchDICOMStudies", "SearchDICOMSeries", "GetDICOMInstance")
+            for action in (
+                "SearchDICOMStudies",
+                "SearchDICOMSeries",
+                "SearchDICOMInstances",
+                "GetDICOMInstance",
+            )
             for suffix in ("", "/*")
         ),
         # Storage commitment: instance states by SOP Instance UID, its own transactions.
@@ -528,9 +537,15 @@ def short(value: Any, names: dict[str, str]) -> str:
 
 
 def grants(statements: list[dict[str, Any]], names: dict[str, str]) -> set[str]:
-    """Each (action, resource) an Allow statement grants, with its condition."""
+    """Each (action, resource) an Allow statement grants, with its condition, and "when X"
+    for a statement present only under the template Condition X (Fn::If with AWS::NoValue)."""
     granted = set()
     for s in statements:
+        if "Fn::If" in s:
+            when, statement, otherwise = s["Fn::If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}, s
+            granted |= {f"{g} when {when}" for g in grants([statement], names)}
+            continue
         assert s["Effect"] == "Allow", s
         condition = ", ".join(
             f"{key}={short(value, names)}"
@@ -561,7 +576,7 @@ def test_every_role_grants_exactly_its_least_privilege_table(resources, spec):
     for name in roles:
         assert resources[name].get("Condition") == ROLE_CONDITIONS.get(name), name
         assert "ManagedPolicyArns" not in resources[name]["Properties"], name
-        granted = grants(statements(resources, name), names)
+        granted = grants(statements(resources, name, raw=True), names)
         assert granted - LEAST_PRIVILEGE[name] == set(), f"{name} grants more than its table"
         assert LEAST_PRIVILEGE[name] - granted == set(), f"{name} lost a grant it needs"
 
