@@ -437,8 +437,9 @@ class Settings:
         "COMMITMENT_RETENTION_DAYS",
         _int_range(1, 36500),
         365,
-        "Days the job table keeps a commitment transaction after its report (or after it "
-        "became undeliverable) and a commit-on-stored item after its receipt (DynamoDB TTL)",
+        "Days a commitment transaction is kept after its report (or after it became "
+        "undeliverable: DynamoDB TTL in the job table, a file in a folder store's "
+        "commitment/done/) and a commit-on-stored item after its receipt",
     )
 
     edge_forward_to: str = _setting(

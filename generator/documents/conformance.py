@@ -323,8 +323,8 @@ def commitment_section(settings: Settings) -> list[str]:
         "transaction for `COMMITMENT_RETENTION_DAYS` (default "
         f"{settings.commitment_retention_days} days, template parameter "
         "`ResultsRetentionDays`) after its report or after it became undeliverable, then "
-        "DynamoDB deletes it (time to live); a repeat of its request after that is a new "
-        "transaction.",
+        "DynamoDB deletes it (time to live); a folder store keeps it as long in "
+        "`commitment/done/`. A repeat of its request after that is a new transaction.",
         "",
     ]
 

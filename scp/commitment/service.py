@@ -65,7 +65,9 @@ class CommitmentService(Service):
             locator: Locator = JobTableInstances(table, settings.commits_on_stored_in_table)
             evaluate_every = TABLE_EVALUATE_EVERY
         else:
-            self.transactions = FolderTransactions(settings.storage)
+            self.transactions = FolderTransactions(
+                settings.storage, settings.commitment_retention_days
+            )
             locator, evaluate_every = FolderInstances(settings.storage), 0.0
         self.reporter = Reporter(settings, self.transactions, locator, metrics, evaluate_every)
 

@@ -9,6 +9,11 @@ or two SCPs on one host); exactly one sends each report:
 - `{name}.assoc`, an flock held by the process whose association asked, for as long as that
   association is open: the others leave the transaction to it (the report goes on that
   association). The kernel drops both locks when a process dies, so a crash hands over.
+
+A transaction no longer pending (REPORTED, UNDELIVERABLE) moves to `{root}/commitment/done/`, out
+of the reporter's pass over the pending ones, and is removed there `retention_days` after it was
+saved so (COMMITMENT_RETENTION_DAYS): an edge SCP's folder does not grow, nor its passes slow,
+with every study ever committed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from scp.contracts import PENDING
 from scp.storage import StorageError
 
 FOLDER = "commitment"
+DONE = "done"  # below FOLDER: transactions no longer pending
+SWEEP_EVERY = 3600.0  # seconds between removals of expired transactions from DONE
 
 
 @dataclass(frozen=True)
@@ -142,25 +149,29 @@ class TransactionStore(Protocol):
 
 
 class FolderTransactions:
-    """Transactions as JSON files in `{root}/commitment/`, flock leases beside them."""
+    """Transactions as JSON files in `{root}/commitment/` (pending) and its `done/` (final),
+    flock leases beside the pending ones."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, retention_days: int = 365) -> None:
         self.folder = os.path.join(os.path.abspath(root), FOLDER)
+        self.done = os.path.join(self.folder, DONE)
+        self.retention = retention_days * 86400.0
+        self._next_sweep = 0.0
 
     def __str__(self) -> str:
         return self.folder
 
-    def _path(self, name: str, suffix: str = ".json") -> str:
-        return os.path.join(self.folder, name + suffix)
+    def _path(self, name: str, suffix: str = ".json", final: bool = False) -> str:
+        return os.path.join(self.done if final else self.folder, name + suffix)
 
     def record(self, tx: Transaction, digest: str) -> Transaction:
         """Write tx durably unless it repeats a recorded request (then return that one). A
         request reusing a recorded Transaction UID for anything else is recorded as a
         duplicate, whose report fails every instance (0x0131)."""
         try:
-            os.makedirs(self.folder, exist_ok=True)
+            os.makedirs(self.done, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create {self.folder}: {exc.strerror}") from None
+            raise StorageError(f"cannot create {self.done}: {exc.strerror}") from None
         first = self.get(tx.transaction_uid)
         if first is None:
             tx = replace(tx, name=tx.transaction_uid)
@@ -168,52 +179,93 @@ class FolderTransactions:
             return first
         else:
             name = f"{tx.transaction_uid}.dup-{digest}"
-            if os.path.exists(self._path(name)):
-                return self._read(name)
+            found = self._find(name)
+            if found is not None:
+                return found
             tx = replace(tx, name=name, duplicate=True)
         self.save(tx)
         return tx
 
     def save(self, tx: Transaction) -> None:
-        """Replace tx's record atomically; returns once the file and its folder are synced."""
+        """Replace tx's record atomically, in the pending folder or (final) in done/; returns
+        once the file and its folder are synced, then drops the copy in the other folder."""
+        final = tx.state != PENDING
+        folder = self.done if final else self.folder
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
             with os.fdopen(fd, "wb") as fp:
                 fp.write(json.dumps(tx.to_json(), indent=1).encode())
                 fp.flush()
                 os.fsync(fp.fileno())
-            os.replace(tmp, self._path(tx.name))
-            dir_fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            os.replace(tmp, self._path(tx.name, final=final))
+            _sync_folder(folder)
         except OSError as exc:
             raise StorageError(f"cannot record commitment {tx.name}: {exc.strerror}") from None
+        # A process that listed it as pending finds no record under its lease (lease()).
+        leftovers = [self._path(tx.name, final=not final)]
+        if final:
+            leftovers += [self._path(tx.name, suffix) for suffix in (".lock", ".assoc")]
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
-    def _read(self, name: str) -> Transaction:
-        with open(self._path(name)) as fp:
+    def _read(self, name: str, final: bool = False) -> Transaction:
+        with open(self._path(name, final=final)) as fp:
             return Transaction.from_json(json.load(fp))
 
+    def _find(self, name: str) -> Transaction | None:
+        """The record, pending or final; None when there is none."""
+        for final in (False, True):
+            with contextlib.suppress(FileNotFoundError):
+                return self._read(name, final)
+        return None
+
     def get(self, transaction_uid: str) -> Transaction | None:
-        try:
-            return self._read(transaction_uid)
-        except FileNotFoundError:
-            return None
+        return self._find(transaction_uid)
+
+    def pending(self) -> list[Transaction]:
+        """The pending transactions (only they are read); expired final ones are removed first,
+        at most every SWEEP_EVERY seconds."""
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_EVERY
+            self._remove_expired()
+        return [tx for tx in self._read_all(final=False) if tx.state == PENDING]
 
     def all(self) -> list[Transaction]:
+        """Every transaction recorded, pending then final (operators, tests)."""
+        return self._read_all(final=False) + self._read_all(final=True)
+
+    def _read_all(self, final: bool) -> list[Transaction]:
+        folder = self.done if final else self.folder
         try:
-            names = sorted(n[:-5] for n in os.listdir(self.folder) if n.endswith(".json"))
+            names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".json"))
         except FileNotFoundError:
             return []
         out = []
         for name in names:
             with contextlib.suppress(FileNotFoundError, ValueError):
-                out.append(self._read(name))
+                out.append(self._read(name, final))
         return out
 
-    def pending(self) -> list[Transaction]:
-        return [tx for tx in self.all() if tx.state == PENDING]
+    def _remove_expired(self) -> None:
+        """Final transactions saved more than retention seconds ago (their file's mtime), and
+        lock files an hour old whose transaction is no longer pending (a process that listed
+        it just before it became final may have created its lock again)."""
+        now = time.time()
+        for folder, expired in (
+            (self.done, lambda name, age: name.endswith(".json") and age > self.retention),
+            (self.folder, lambda name, age: self._orphan_lock(name) and age > SWEEP_EVERY),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(folder):
+                    with contextlib.suppress(OSError):
+                        if expired(entry.name, now - entry.stat().st_mtime):
+                            os.remove(entry.path)
+
+    def _orphan_lock(self, name: str) -> bool:
+        stem, suffix = os.path.splitext(name)
+        return suffix in (".lock", ".assoc") and not os.path.exists(self._path(stem))
 
     @contextlib.contextmanager
     def lease(self, tx: Transaction) -> Iterator[Transaction | None]:
@@ -225,7 +277,11 @@ class FolderTransactions:
             except BlockingIOError:
                 yield None
                 return
-            current = self._read(tx.name)
+            try:
+                current = self._read(tx.name)
+            except FileNotFoundError:  # final since it was listed: moved to done/
+                yield None
+                return
             yield current if current.state == PENDING else None
         finally:
             os.close(fd)
@@ -260,3 +316,12 @@ class FolderTransactions:
             return True
         finally:
             os.close(fd)
+
+
+def _sync_folder(folder: str) -> None:
+    """fsync a folder, so that a rename in it survives a crash."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -40,8 +40,11 @@ def scp(tmp_path: Path, modality: Modality, **settings: object) -> ScpProcess:
 
 
 def records(tmp_path: Path) -> list[dict]:
+    """The transaction records on disk: pending ones, then final ones (in done/)."""
+    folder = tmp_path / "store/commitment"
     return [
-        json.loads(p.read_text()) for p in sorted((tmp_path / "store/commitment").glob("*.json"))
+        json.loads(p.read_text())
+        for p in [*sorted(folder.glob("*.json")), *sorted(folder.glob("done/*.json"))]
     ]
 
 
