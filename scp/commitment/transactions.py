@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from scp.commitment.request import CommitmentRequest, Reference
 from scp.contracts import PENDING
 from scp.storage import StorageError
+from scp.storage.local import fsync_path
 
 FOLDER = "commitment"
 DONE = "done"  # below FOLDER: transactions no longer pending
@@ -199,7 +200,7 @@ class FolderTransactions:
                 fp.flush()
                 os.fsync(fp.fileno())
             os.replace(tmp, self._path(tx.name, final=final))
-            _sync_folder(folder)
+            fsync_path(folder)  # the rename survives a crash
         except OSError as exc:
             raise StorageError(f"cannot record commitment {tx.name}: {exc.strerror}") from None
         # A process that listed it as pending finds no record under its lease (lease()).
@@ -316,12 +317,3 @@ class FolderTransactions:
             return True
         finally:
             os.close(fd)
-
-
-def _sync_folder(folder: str) -> None:
-    """fsync a folder, so that a rename in it survives a crash."""
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

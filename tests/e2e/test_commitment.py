@@ -49,13 +49,7 @@ def test_commitment_follows_the_import_into_primary_image_sets(moto, tmp_path, c
         ) as scp,
     ):
         files = study_files(tmp_path, f"commit-{uuid.uuid4().hex[:6]}", studies=1, per_study=3)
-        assoc = modality.associate(scp.port)
-        for path in files:
-            assert assoc.send_c_store(str(path)).Status == 0
-        last_store = time.monotonic()
-        status, transaction = modality.request(assoc, references(files))
-        assoc.release()
-        assert status == 0x0000
+        transaction, last_store = modality.send_and_ask(scp.port, files)
         first = wait_for_report(pipeline, modality)
         first_seconds = time.monotonic() - last_store
 

@@ -18,7 +18,7 @@ from tests.fakes.dicomweb_proxy import DATASTORE_ID
 from tests.fakes.pipeline import local_pipeline
 from tests.scp.test_transfer import storescu
 from tests.support.aws import REGION
-from tests.support.commitment import Modality, references
+from tests.support.commitment import Modality
 from tests.support.dicomweb import needs_orthanc
 from tests.support.scp import ScpProcess
 
@@ -79,13 +79,7 @@ def test_commitment_of_direct_stores_reports_with_no_import(pipeline, proxy, tmp
     try:
         with ScpProcess(log_dir=tmp_path, env=env, remote_aes=remote, workers=1,
                         **direct_settings(pipeline, proxy)) as scp:  # fmt: skip
-            assoc = modality.associate(scp.port)
-            for path in files:
-                assert assoc.send_c_store(str(path)).Status == 0
-            last_store = time.monotonic()
-            status, transaction = modality.request(assoc, references(files))
-            assoc.release()
-            assert status == 0x0000
+            transaction, last_store = modality.send_and_ask(scp.port, files)
             report = modality.next_report(timeout=30)
             seconds = time.monotonic() - last_store
     finally:

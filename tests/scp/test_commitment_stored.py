@@ -100,13 +100,7 @@ def test_commit_on_stored_reports_in_seconds_with_no_import(tmp_path, aws, modal
     files = series_files(tmp_path, 3, f"stored-{uuid.uuid4().hex[:6]}")
     refs = references(files)
     with scp(tmp_path, aws, modality) as server:
-        assoc = modality.associate(server.port)
-        for path in files:
-            assert assoc.send_c_store(str(path)).Status == 0
-        last_store = time.monotonic()
-        status, transaction = modality.request(assoc, refs)
-        assoc.release()
-        assert status == 0x0000
+        transaction, last_store = modality.send_and_ask(server.port, files)
         report = modality.next_report(timeout=20)
         seconds = time.monotonic() - last_store
     assert str(report.info.TransactionUID) == transaction and report.event_type == 1

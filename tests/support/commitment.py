@@ -8,6 +8,7 @@ import io
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,18 @@ class Modality:
             action_information(transaction, refs), 1, StorageCommitmentPushModel, WELL_KNOWN
         )
         return int(status.Status), transaction
+
+    def send_and_ask(self, port: int, files: list[Path]) -> tuple[str, float]:
+        """Store `files` (each answered Success), ask for commitment of them and release at
+        once; (transaction UID, time.monotonic() of the last C-STORE's answer)."""
+        assoc = self.associate(port)
+        for path in files:
+            assert assoc.send_c_store(str(path)).Status == 0
+        last_store = time.monotonic()
+        status, transaction = self.request(assoc, references(files))
+        assoc.release()
+        assert status == 0x0000
+        return transaction, last_store
 
     def next_report(self, timeout: float = 20.0) -> Received:
         return self.reports.get(timeout=timeout)
