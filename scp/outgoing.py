@@ -6,18 +6,33 @@ the remote AE wants it."""
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom._globals import DEFAULT_TRANSFER_SYNTAXES
 from pynetdicom.association import Association
 
+from scp.reactor import REACTOR_HANDLERS
 from scp.remote_aes import RemoteAE
 from scp.settings import Settings
 
 LOG = logging.getLogger("scp")
+
+
+def _no_delay(event: evt.Event) -> None:
+    """TCP_NODELAY on a connection we open, as on those we accept (scp/server.py): otherwise
+    Nagle's algorithm holds a message's last small segment until the peer's delayed ACK, tens
+    of milliseconds per DIMSE message (a C-STORE to dcmtk's storescp took 44 ms instead of
+    2.7 ms here)."""
+    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# evt_handlers for every association we request (AE.associate): EVT_CONN_OPEN fires once its
+# TCP connection is up, before A-ASSOCIATE-RQ is sent; EVT_ACCEPTED before its reactor starts.
+OUTGOING_HANDLERS = [(evt.EVT_CONN_OPEN, _no_delay), *REACTOR_HANDLERS]
 
 
 def client_tls(settings: Settings, remote: RemoteAE) -> tuple[ssl.SSLContext, str] | None:
@@ -58,6 +73,7 @@ def associate(
             ae_title=remote.ae_title,
             ext_neg=list(ext_neg),
             tls_args=client_tls(settings, remote),
+            evt_handlers=OUTGOING_HANDLERS,
         )
     except (OSError, ssl.SSLError, RuntimeError) as exc:
         LOG.warning(

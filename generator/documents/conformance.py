@@ -403,15 +403,11 @@ def query_retrieve_section() -> list[str]:
         "a context offers, so a C-GET requestor receives stored compressed instances when it "
         "proposes their compressed syntax in a presentation context of its own.",
         "",
-        "Known limitation (C-MOVE): pynetdicom 3.0.4, which opens the sub-operation "
-        "association, can let the association's own thread take a C-STORE response meant for "
-        "the sub-operation waiting for it (pynetdicom issues 435 and 875). The sub-operation "
-        "then waits `DIMSE_TIMEOUT` and the association is aborted, so the C-MOVE ends "
-        "`0xB000` with that instance and every one after it listed as failed. On a 2-core "
-        "test machine it happened about once in 4,000 to 8,000 sub-operations. Issue the "
-        "C-MOVE again, at IMAGE level for the failed SOP Instance UIDs or for the whole "
-        "study. C-GET is not affected: its C-STOREs go out on the calling association's own "
-        "thread.",
+        "The associations the SCP opens (C-MOVE sub-operations, storage-commitment reports) "
+        "use TCP_NODELAY, and carry a fix for a race in pynetdicom 3.0.4 (issues 435 and 875) "
+        "in which the association's own thread could take a response another thread waited "
+        "for, stalling a sub-operation for `DIMSE_TIMEOUT` and failing the rest of the C-MOVE "
+        "(scp/reactor.py).",
         "",
     ]
 

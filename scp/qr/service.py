@@ -28,7 +28,7 @@ from pynetdicom.sop_class import (
 from scp import statuses
 from scp.healthimaging.client import DicomWebClient
 from scp.healthimaging.errors import DicomWebError, DicomWebUnavailable
-from scp.outgoing import client_tls
+from scp.outgoing import OUTGOING_HANDLERS, client_tls
 from scp.qr.peer import StorePeer
 from scp.qr.search import IdentifierError, Search, instances, level_of, response_identifier
 from scp.qr.syntaxes import (
@@ -382,7 +382,7 @@ class RetrieveService(_FromHealthImaging):
             {
                 "contexts": proposed_contexts(found),
                 "tls_args": client_tls(self.settings, remote),
-                "evt_handlers": peer.handlers(),
+                "evt_handlers": [*peer.handlers(), *OUTGOING_HANDLERS],
             },
         )
         LOG.info(

@@ -9,10 +9,12 @@ sub-association and what it accepted, a compressed data set goes on its own synt
 and an uncompressed one is converted, a C-STORE the destination aborted on is seen unanswered
 (EVT_DIMSE_SENT/RECV), a C-GET requestor's SCP-role contexts are ours to send on (and
 Association.bind counts its C-STOREs), and C-CANCEL mid-move ends with Cancel and counts.
+Our outgoing connections get TCP_NODELAY through EVT_CONN_OPEN (scp/outgoing.py).
 When pynetdicom moves, these fail first."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from scp.outgoing import OUTGOING_HANDLERS
 from scp.qr.peer import StorePeer
 from scp.qr.service import REFUSED_MOVE
 from scp.qr.syntaxes import EXPLICIT_LE, IMPLICIT_LE, accepted_syntaxes
@@ -379,3 +382,25 @@ def test_cancel_mid_move_ends_with_cancel_and_the_remaining_count(servers) -> No
     done = final.NumberOfCompletedSuboperations
     assert done == seen["cancelled_at"] and 3 <= done < 40
     assert final.NumberOfRemainingSuboperations == 40 - done
+
+
+def test_our_outgoing_connections_do_without_nagle(servers) -> None:
+    """EVT_CONN_OPEN in AE.associate's evt_handlers (scp/outgoing.OUTGOING_HANDLERS, passed for
+    C-MOVE sub-operations and storage-commitment reports) fires on a requestor's connection,
+    whose socket then has TCP_NODELAY (pynetdicom leaves it off)."""
+
+    def no_delay(assoc: Any) -> int:
+        return assoc.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    ae = AE(ae_title="REQ")
+    ae.add_requested_context(CTImageStorage)
+    plain = ae.associate("127.0.0.1", servers["dest_port"], ae_title="DEST")
+    ours = ae.associate(
+        "127.0.0.1", servers["dest_port"], ae_title="DEST", evt_handlers=OUTGOING_HANDLERS
+    )
+    try:
+        assert plain.is_established and ours.is_established
+        assert (no_delay(plain), bool(no_delay(ours))) == (0, True)
+    finally:
+        plain.release()
+        ours.release()
