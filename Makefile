@@ -87,7 +87,7 @@ fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-
 	$(MAKE) --no-print-directory system-deps
 	$(PY) -m bench --fargate $(BENCH_ARGS)
 
-reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, faults
+reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, 10,000 outgoing C-STOREs, faults
 	RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -q -o timeout=1200
 
 mutate: deps $(MUTATION_STAMP) ## Mutation testing of the modules that keep our promises, one by one (MODULES="scp/slots.py ..." for some); prints the survivors
