@@ -57,11 +57,17 @@ def ecr_repository_arn(spec: Spec) -> Sub:
     )
 
 
-def _leading_keys(*prefixes: str) -> dict[str, Any]:
-    """A condition limiting item actions to the partition keys that start with one of
-    `prefixes` (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access
-    control")."""
-    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [p + "*" for p in prefixes]}}
+def _leading_keys(prefix: str) -> dict[str, Any]:
+    """A condition limiting item actions to the partition keys that start with `prefix`
+    (DynamoDB developer guide, "Using IAM policy conditions for fine-grained access control")."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [prefix + "*"]}}
+
+
+def _put_items(storage: Storage, kind: str) -> Statement:
+    """PutItem on the job table in the partition keys of one record kind of the contract
+    (config/contracts.json jobTable.{kind}.jobIdPrefix) only."""
+    prefix = contracts().job_table[kind]["jobIdPrefix"]
+    return allow(["dynamodb:PutItem"], [GetAtt(storage.table, "Arn")], _leading_keys(prefix))
 
 
 def _commitment_statements(storage: Storage, key: Key) -> list[Statement]:
@@ -167,24 +173,10 @@ def add_service(
             c.direct_store.name,
             allow(["medical-imaging:StoreDICOM"], storage.datastore_arns),
         ),
-        only_if(
-            c.direct_store.name,
-            allow(
-                ["dynamodb:PutItem"],
-                [GetAtt(storage.table, "Arn")],
-                _leading_keys(contracts().job_table["direct"]["jobIdPrefix"]),
-            ),
-        ),
+        only_if(c.direct_store.name, _put_items(storage, "direct")),
         # CommitmentCommitOn Stored: one job-table item per instance stored in S3, in the
         # STORED# partition keys only.
-        only_if(
-            c.commit_on_stored.name,
-            allow(
-                ["dynamodb:PutItem"],
-                [GetAtt(storage.table, "Arn")],
-                _leading_keys(contracts().job_table["stored"]["jobIdPrefix"]),
-            ),
-        ),
+        only_if(c.commit_on_stored.name, _put_items(storage, "stored")),
         # Query/Retrieve (scp/qr): C-FIND searches studies, series and instances, C-MOVE and
         # C-GET fetch instances, on this data store only (developer guide, "Searching DICOM
         # data in HealthImaging", "Retrieving DICOM data from HealthImaging").
