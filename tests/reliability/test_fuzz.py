@@ -164,9 +164,12 @@ def test_a_restart_on_another_port_removes_the_dead_scps_folder(fuzz_run: FuzzRu
     pdus = wire.store_pdus(1, instance.sop_class, instance.sop_uid, instance.dataset, 4096, 1)
     for raw in pdus[: len(pdus) // 2]:
         assoc.sock.sendall(raw)
-    deadline = time.monotonic() + 5
+    # The part past its preamble, alone: the batch's open marker is written through a
+    # temporary file in the same folder, there for as long as its fsync takes.
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if [p for p in _left(fuzz_run.storage) if p.stat().st_size > 132]:
+        left = _left(fuzz_run.storage)
+        if len(left) == 1 and left[0].stat().st_size > 132:
             break
         time.sleep(0.05)
     (part,) = _left(fuzz_run.storage)

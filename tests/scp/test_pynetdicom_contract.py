@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
 import socket
 import struct
@@ -51,6 +50,7 @@ from scp.association import (
 )
 from scp.commitment.reporter import Reporter
 from scp.commitment.service import CommitmentService
+from scp.commitment.transactions import FolderTransactions
 from scp.server import ScpServer, build_ae, start_dicom_server
 from scp.service import StoreService
 from scp.services import build_services
@@ -396,10 +396,6 @@ def _commitment_server(tmp_path: Path, modality: Modality) -> tuple[ScpServer, R
     return server, commitment.reporter
 
 
-def _recorded(tmp_path: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in (tmp_path / "store/commitment").glob("*.json")]
-
-
 def test_reports_on_our_open_association_pause_its_reactor_and_leave_it_usable(tmp_path):
     modality = Modality()
     server, reporter = _commitment_server(tmp_path, modality)
@@ -420,7 +416,8 @@ def test_reports_on_our_open_association_pause_its_reactor_and_leave_it_usable(t
     finally:
         server.shutdown()
         reporter.stop(5)
-    assert sorted((r["state"], r["attempts"]) for r in _recorded(tmp_path)) == [("REPORTED", 1)] * 5
+    recorded = FolderTransactions(str(tmp_path / "store")).all()
+    assert sorted((tx.state, tx.attempts) for tx in recorded) == [("REPORTED", 1)] * 5
 
 
 def test_reports_on_a_new_association_propose_the_scp_role(tmp_path):
