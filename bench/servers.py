@@ -270,15 +270,9 @@ class OursDirect(OursS3):
     dicomweb: str = ""  # the proxy's endpoint
 
     def settings(self) -> dict[str, str]:
-        from tests.fakes.dicomweb_proxy import DATASTORE_ID
+        from tests.fakes.dicomweb_proxy import scp_settings
 
-        return {
-            **super().settings(),
-            "direct_store": "all",
-            "healthimaging_datastore_id": DATASTORE_ID,
-            "healthimaging_region": REGION,
-            "dicomweb_endpoint_url": self.dicomweb,
-        }
+        return {**super().settings(), "direct_store": "all", **scp_settings(self.dicomweb)}
 
     def stored(self) -> tuple[int, int]:
         _, objects = self._objects()

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from bench.datasets import Generated
 from bench.errors import BenchError
 from bench.servers import AE_TITLE, Ours, Server, dicomweb_standin, files_under
-from tests.support.aws import REGION
 from tests.support.relay import Relay
 
 DESTINATION = "DEST"  # the Move Destination's AE title (dcmtk storescp)
@@ -57,12 +56,10 @@ class OursQR(Ours):
         super().__init__(workdir, port, log)
 
     def settings(self) -> dict[str, str]:
-        from tests.fakes.dicomweb_proxy import DATASTORE_ID
+        from tests.fakes.dicomweb_proxy import scp_settings
 
         return {
-            "healthimaging_datastore_id": DATASTORE_ID,
-            "healthimaging_region": REGION,
-            "dicomweb_endpoint_url": self.dicomweb,
+            **scp_settings(self.dicomweb),
             "remote_aes": f"{CALLING}=127.0.0.1:1:query+retrieve,"
             f"{DESTINATION}=127.0.0.1:{self.destination_port}:store",
         }

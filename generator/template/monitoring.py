@@ -43,6 +43,32 @@ def _alarm(t: Template, name: str, description: str, topic: sns.Topic, **props: 
     )
 
 
+def _scp_alarm(
+    t: Template,
+    name: str,
+    description: str,
+    topic: sns.Topic,
+    metric: str,
+    threshold: Any,
+    periods: Any = 1,
+) -> None:
+    """An alarm on the 5-minute Sum of one of the SCP's EMF metrics (scp/telemetry.py) reaching
+    `threshold` in `periods` consecutive periods."""
+    _alarm(
+        t,
+        name,
+        description,
+        topic,
+        EvaluationPeriods=periods,
+        Namespace=Sub(contracts().stack_metrics_namespace),
+        MetricName=metric,
+        Statistic="Sum",
+        Period=PERIOD,
+        Threshold=threshold,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
 def _metric(
     metric_id: str, namespace: str, name: str, dimension: str, value: Any
 ) -> cloudwatch.MetricDataQuery:
@@ -164,33 +190,25 @@ def add_monitoring(
         Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
-    _alarm(
+    _scp_alarm(
         t,
         "DirectStoreFallbackAlarm",
         "Instances routed to HealthImaging's StoreDICOM keep falling back to the batch import "
         "(throttled, unreachable or failing): urgent studies are stored but not viewable in "
         "seconds.",
         topic,
-        EvaluationPeriods=limits.direct_fallback_periods,
-        Namespace=Sub(contracts().stack_metrics_namespace),
-        MetricName="DirectFallbacks",
-        Statistic="Sum",
-        Period=PERIOD,
-        Threshold=limits.direct_fallbacks,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        "DirectFallbacks",
+        limits.direct_fallbacks,
+        limits.direct_fallback_periods,
     )
-    _alarm(
+    _scp_alarm(
         t,
         "CommitmentUndeliverableAlarm",
         "A Storage Commitment report could not be delivered within CommitmentDeliveryWindow: "
         "the modality does not know its images are safe. See the runbook.",
         topic,
-        Namespace=Sub(contracts().stack_metrics_namespace),
-        MetricName="CommitmentsUndeliverable",  # scp/commitment/reporter.py, EMF
-        Statistic="Sum",
-        Period=PERIOD,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        "CommitmentsUndeliverable",  # scp/commitment/reporter.py
+        1,
     )
     for name, function in workflow.functions.items():
         _alarm(
@@ -244,33 +262,25 @@ def add_monitoring(
 
 def _scp_alarms(t: Template, limits: Alarms, topic: sns.Topic) -> None:
     """What a hospital notices first: images refused, modalities turned away."""
-    _alarm(
+    _scp_alarm(
         t,
         "StoreFailuresAlarm",
         f"The SCPs answered at least {limits.store_failures} C-STORE(s) with a failure status "
         f"in each of {limits.store_failures_periods} consecutive 5-minute periods: modalities "
         "keep images they cannot send.",
         topic,
-        Namespace=Sub(contracts().stack_metrics_namespace),
-        MetricName="StoreFailures",
-        Statistic="Sum",
-        Period=PERIOD,
-        EvaluationPeriods=limits.store_failures_periods,
-        Threshold=limits.store_failures,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        "StoreFailures",
+        limits.store_failures,
+        limits.store_failures_periods,
     )
-    _alarm(
+    _scp_alarm(
         t,
         "RejectedAssociationsAlarm",
         f"The SCPs rejected at least {limits.rejected_associations} associations in 5 minutes "
         "(calling or called AE title not allowed, or the association limit reached).",
         topic,
-        Namespace=Sub(contracts().stack_metrics_namespace),
-        MetricName="RejectedAssociations",
-        Statistic="Sum",
-        Period=PERIOD,
-        Threshold=limits.rejected_associations,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        "RejectedAssociations",
+        limits.rejected_associations,
     )
 
 

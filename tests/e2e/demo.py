@@ -171,9 +171,7 @@ def main() -> None:
             "port": args.port,
             "direct_store": "selected",
             "direct_store_calling_ae_titles": URGENT,
-            "healthimaging_datastore_id": DATASTORE_ID,
-            "healthimaging_region": REGION,
-            "dicomweb_endpoint_url": proxy.endpoint,
+            **proxy.scp_settings(),
             "job_table": pipeline.table_name,
             "remote_aes": f"DEMOMOD=127.0.0.1:{args.modality_port}:store+commitment,"
             f"{URGENT}=127.0.0.1:{args.modality_port + 1}:store+commitment",

@@ -14,10 +14,8 @@ import pytest
 from pydicom import dcmread
 
 from tests.e2e.test_pipeline import study_files, wait_for_records
-from tests.fakes.dicomweb_proxy import DATASTORE_ID
 from tests.fakes.pipeline import local_pipeline
 from tests.scp.test_transfer import storescu
-from tests.support.aws import REGION
 from tests.support.commitment import Modality
 from tests.support.dicomweb import needs_orthanc
 from tests.support.scp import ScpProcess
@@ -41,9 +39,7 @@ def direct_settings(pipeline, proxy) -> dict:
         "s3_endpoint_url": pipeline.moto.endpoint,
         "direct_store": "all",
         "direct_store_budget": 1,
-        "healthimaging_datastore_id": DATASTORE_ID,
-        "healthimaging_region": REGION,
-        "dicomweb_endpoint_url": proxy.endpoint,
+        **proxy.scp_settings(),
         "job_table": pipeline.table_name,
     }
 

@@ -27,6 +27,14 @@ a given SOP Instance UID with a Failed SOP Sequence item and its Failure Reason;
 every request of a method with a status until cleared. For instance retrievals (GetDICOMInstance)
 alone: `retrievals` answers the next ones (None: as usual), `retrievals_after` every one after
 that, `retrieval_delay` holds each for that many seconds (a slow data store).
+
+What an injected fault answers, and where it comes from: the body is JSON with one `message`
+member, the one member of HealthImaging's ThrottlingException (and its other errors) in the API
+Reference's error shapes (e.g. AWS SDK for Ruby, Aws::MedicalImaging::Types::ThrottlingException,
+generated from them); 429 is the throttling page's ThrottlingException, whose HTTP status AWS's
+pages do not state. AWS documents no answer for a transfer syntax GetDICOMInstance cannot give:
+the 406 (Not Acceptable) the retrieve tests inject is PS3.18's (9.4.2.4, "the response shall be
+406"), not an AWS example; the client treats 400 like it, so either would do.
 """
 
 from __future__ import annotations
@@ -153,6 +161,16 @@ def stow_failure(sop_class: str, sop: str, reason: int) -> dict:
     }
 
 
+def scp_settings(endpoint: str) -> dict[str, str]:
+    """The SCP settings (ScpProcess keyword arguments) that make the proxy at `endpoint` its
+    HealthImaging: the data store, the Region it signs for, the DICOMweb endpoint."""
+    return {
+        "healthimaging_datastore_id": DATASTORE_ID,
+        "healthimaging_region": REGION,
+        "dicomweb_endpoint_url": endpoint,
+    }
+
+
 class DicomWebProxy(Served):
     """The proxy on 127.0.0.1:`port`, forwarding to `orthanc_dicomweb` (http://host:port/root)."""
 
@@ -168,6 +186,10 @@ class DicomWebProxy(Served):
     def endpoint(self) -> str:
         """What DICOMWEB_ENDPOINT_URL is set to (the client appends /datastore/{id})."""
         return f"http://127.0.0.1:{self.port}"
+
+    def scp_settings(self) -> dict[str, str]:
+        """The SCP settings that point it at this proxy (scp_settings(self.endpoint))."""
+        return scp_settings(self.endpoint)
 
     def reset(self) -> None:
         """No faults, nothing seen: as if just started."""

@@ -18,7 +18,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from lambdas.operators import lookup
 from scp.contracts import BATCHES_PREFIX, DIRECT_PREFIX, INCOMING_PREFIX
-from tests.fakes.dicomweb_proxy import DATASTORE_ID, DicomWebProxy
+from tests.fakes.dicomweb_proxy import DicomWebProxy
 from tests.fakes.pipeline import create_job_table
 from tests.scp.test_transfer import storescu
 from tests.support.aws import REGION, MotoServer
@@ -52,9 +52,7 @@ def scp(
         direct_store_calling_ae_titles=URGENT,
         direct_store_high_priority=True,
         direct_store_budget=1.5,
-        healthimaging_datastore_id=DATASTORE_ID,
-        healthimaging_region=REGION,
-        dicomweb_endpoint_url=running_proxy.endpoint,
+        **running_proxy.scp_settings(),
         job_table=job_table,
     ) as process:
         process.storage = storage  # type: ignore[attr-defined]

@@ -13,8 +13,7 @@ import pydicom
 import pytest
 from pydicom.uid import MRImageStorage
 
-from tests.fakes.dicomweb_proxy import DATASTORE_ID, DicomWebProxy
-from tests.support.aws import REGION
+from tests.fakes.dicomweb_proxy import DicomWebProxy
 from tests.support.dicom_files import make_dataset, uid, write_part10
 from tests.support.dicomweb import needs_orthanc
 from tests.support.net import free_port
@@ -110,9 +109,7 @@ def scp(
         port=scp_port,
         storage=str(tmp / "store"),
         workers=1,
-        healthimaging_datastore_id=DATASTORE_ID,
-        healthimaging_region=REGION,
-        dicomweb_endpoint_url=running_proxy.endpoint,
+        **running_proxy.scp_settings(),
         qido_page_size=2,
         remote_aes=f"{US}=127.0.0.1:1:query+retrieve,DEST=127.0.0.1:{destination[0]}:store,"
         f"FINDONLY=127.0.0.1:1:query,DEST2=127.0.0.1:{second_port}:store,"

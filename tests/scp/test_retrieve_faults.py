@@ -34,9 +34,8 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from tests.fakes.dicomweb_proxy import DATASTORE_ID, DicomWebProxy
+from tests.fakes.dicomweb_proxy import DicomWebProxy
 from tests.scp.test_query_retrieve import dcmtk
-from tests.support.aws import REGION
 from tests.support.dicom_files import dcmtk_convert, make_dataset, uid, write_part10
 from tests.support.dicomweb import needs_orthanc
 from tests.support.net import free_port, wait_for_port
@@ -104,9 +103,7 @@ def scp(
         log_dir=tmp,
         storage=str(tmp / "store"),
         workers=1,
-        healthimaging_datastore_id=DATASTORE_ID,
-        healthimaging_region=REGION,
-        dicomweb_endpoint_url=running_proxy.endpoint,
+        **running_proxy.scp_settings(),
         remote_aes=f"{US}=127.0.0.1:1:query+retrieve,{destinations}",
     ) as server:
         yield server
