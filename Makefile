@@ -46,9 +46,11 @@ $(CHECKOV): $(STAMP)  # checkov pins conflict with moto/boto3: it gets its own v
 
 deps: $(STAMP) $(CHECKOV) system-deps ## Create .venv (and .venv/checkov) and install Python and system dependencies
 
+# Two workers: most tests wait on real peers and processes, not on the CPU. A module's tests run
+# on one worker, and so do the modules sharing the build caches (tests/support/scheduling.py).
 test: deps ## Run every test (installs what it needs first)
 	$(PY) -m ruff check scp lambdas generator tests bench
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: deps ## ruff over the code
 	$(PY) -m ruff check scp lambdas generator tests bench
@@ -87,7 +89,7 @@ fargate-sizing: deps ## Measure the image under Fargate CPU quotas (TaskCPU 256-
 	$(MAKE) --no-print-directory system-deps
 	$(PY) -m bench --fargate $(BENCH_ARGS)
 
-reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, 10,000 outgoing C-STOREs, faults
+reliability: deps ## Full reliability suite: 300 associations, 10,000 malformed inputs, 10,000 outgoing C-STOREs, 300 import batches, faults
 	RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -q -o timeout=1200
 
 mutate: deps $(MUTATION_STAMP) ## Mutation testing of the modules that keep our promises, one by one (MODULES="scp/slots.py ..." for some); prints the survivors

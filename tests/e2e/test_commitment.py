@@ -17,6 +17,7 @@ from tests.e2e.test_pipeline import study_files
 from tests.fakes.pipeline import local_pipeline
 from tests.support.commitment import Modality, Received, references
 from tests.support.dicom_files import make_dataset, uid, write_part10
+from tests.support.figures import report_figure
 from tests.support.scp import ScpProcess
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def wait_for_report(pipeline, modality: Modality, timeout: float = 90) -> Receiv
     raise TimeoutError("no commitment report")
 
 
-def test_commitment_follows_the_import_into_primary_image_sets(moto, tmp_path, capsys):
+def test_commitment_follows_the_import_into_primary_image_sets(moto, tmp_path):
     modality = Modality().listen()
     with (
         local_pipeline(moto, f"commit-{uuid.uuid4().hex[:8]}") as pipeline,
@@ -79,5 +80,4 @@ def test_commitment_follows_the_import_into_primary_image_sets(moto, tmp_path, c
     assert str(second.info.TransactionUID) == second_transaction and second.event_type == 2
     assert second.failed() == {ds.SOPInstanceUID: 0x0110}
     assert sorted(second.committed()) == sorted(r[1] for r in references(files))
-    with capsys.disabled():
-        print(f"\nE2E commitment (batch path): last C-STORE to report {first_seconds:.1f} s")
+    report_figure(f"E2E commitment (batch path): last C-STORE to report {first_seconds:.1f} s")

@@ -18,6 +18,7 @@ from tests.fakes.pipeline import local_pipeline
 from tests.scp.test_transfer import storescu
 from tests.support.commitment import Modality
 from tests.support.dicomweb import needs_orthanc
+from tests.support.figures import report_figure
 from tests.support.scp import ScpProcess
 
 pytestmark = [pytest.mark.slow, needs_orthanc]
@@ -65,7 +66,7 @@ def test_each_instance_is_imported_by_exactly_one_path(pipeline, proxy, tmp_path
     assert len(pipeline.fake.jobs) == 1
 
 
-def test_commitment_of_direct_stores_reports_with_no_import(pipeline, proxy, tmp_path, capsys):
+def test_commitment_of_direct_stores_reports_with_no_import(pipeline, proxy, tmp_path):
     """Instances stored with StoreDICOM are in a primary image set when their C-STORE succeeds:
     the report follows from their DIRECT# items (commit on import, the default)."""
     modality = Modality().listen()
@@ -86,5 +87,4 @@ def test_commitment_of_direct_stores_reports_with_no_import(pipeline, proxy, tmp
     assert {r.get("arrivedBy") for p in files for r in pipeline.records_for_sop(_sop(p))} == {
         "StoreDICOM"
     }
-    with capsys.disabled():
-        print(f"\nE2E commitment (direct path): last C-STORE to report {seconds:.1f} s")
+    report_figure(f"E2E commitment (direct path): last C-STORE to report {seconds:.1f} s")

@@ -26,7 +26,8 @@ Faults for tests: `script` answers the next matching requests with a status (429
 a given SOP Instance UID with a Failed SOP Sequence item and its Failure Reason; `always` answers
 every request of a method with a status until cleared. For instance retrievals (GetDICOMInstance)
 alone: `retrievals` answers the next ones (None: as usual), `retrievals_after` every one after
-that, `retrieval_delay` holds each for that many seconds (a slow data store).
+that, `stored_syntax_refused` every one asking for the stored syntax (`transfer-syntax=*`),
+`retrieval_delay` holds each for that many seconds (a slow data store).
 
 What an injected fault answers, and where it comes from: the body is JSON with one `message`
 member, the one member of HealthImaging's ThrottlingException (and its other errors) in the API
@@ -68,6 +69,7 @@ AUTHORIZATION = re.compile(
     r"Signature=(?P<sig>[0-9a-f]+)"
 )
 RETRIEVAL = re.compile(r"/studies/[^/]+/series/[^/]+/instances/[^/]+")  # GetDICOMInstance
+STORED = "transfer-syntax=*"  # the Accept parameter asking for the stored transfer syntax
 MAX_SKEW = 15 * 60  # seconds: SigV4 refuses a request whose X-Amz-Date is further off
 KNOWN = Credentials(
     FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
@@ -94,6 +96,7 @@ class Faults:
     conflicts: set[str] = field(default_factory=set)  # SOP Instance UIDs in non-primary sets
     retrievals: list[int | None] = field(default_factory=list)  # next GetDICOMInstance answers
     retrievals_after: int | None = None  # every GetDICOMInstance's once `retrievals` ran out
+    stored_syntax_refused: int | None = None  # status for GetDICOMInstance of transfer-syntax=*
     retrieval_delay: float = 0.0  # seconds each GetDICOMInstance is held
 
     def next_for(self, method: str) -> int | str | None:
@@ -284,6 +287,9 @@ class DicomWebProxy(Served):
                     if fault is not None:
                         return self._error(fault, f"injected HTTP {fault}")
                 media, _, parameters = headers.get("accept", "").partition(";")
+                refused = proxy.faults.stored_syntax_refused
+                if refused and RETRIEVAL.fullmatch(urlsplit(path).path) and STORED in parameters:
+                    return self._error(refused, f"injected HTTP {refused} for the stored syntax")
                 if media.strip() == "application/dicom":
                     # Orthanc's WADO-RS answers multipart/related only (the client takes either);
                     # the transfer-syntax parameter goes along.

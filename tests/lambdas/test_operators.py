@@ -13,6 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from lambdas.executions import DEFAULT_POLL_SECONDS, execution_input
+from lambdas.layout import BATCHES_PREFIX
 from lambdas.operators import lookup_main, redrive_main
 from scp.job_records import direct_item
 from tests.e2e.demo import operator_command
@@ -78,14 +80,23 @@ def test_lookup_by_study_lists_each_instance_once(pipeline, capsys):
 
 
 def test_a_batch_without_execution_needs_its_bucket(pipeline, capsys):
-    manifest = write_batch(pipeline.moto.client("s3"), pipeline.bucket, 1)
+    """GIVEN a batch the trigger never started, THEN redrive asks for the bucket, and with it
+    starts the execution the trigger would have started (same input: its imports then run as
+    any batch's do, which the other tests follow to the end; here it would wait out the
+    production 30 s before its first status check, so it is stopped once seen running)."""
+    s3, sfn = pipeline.moto.client("s3"), pipeline.moto.client("stepfunctions")
+    manifest = write_batch(s3, pipeline.bucket, 1)
     args = ["--state-machine-arn", pipeline.state_machine_arn, manifest["batchId"], *cli(pipeline)]
 
     assert redrive_main(args) == 1
     assert "pass --bucket" in capsys.readouterr().err
     assert redrive_main([*args, "--bucket", pipeline.bucket]) == 0
-    (execution,) = pipeline.wait_for_executions(1)
-    assert execution["name"] == manifest["batchId"] and execution["status"] == "SUCCEEDED"
+    (execution,) = pipeline.executions()
+    assert execution["name"] == manifest["batchId"] and execution["status"] == "RUNNING"
+    key = f"{BATCHES_PREFIX}{manifest['batchId']}.json"
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started == execution_input(pipeline.bucket, key, manifest, DEFAULT_POLL_SECONDS)
+    sfn.stop_execution(executionArn=execution["executionArn"])
 
 
 def test_lookup_answers_for_an_instance_the_scp_stored_directly(moto, capsys):

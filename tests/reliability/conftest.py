@@ -1,4 +1,4 @@
-"""Our SCP as a real process (tests/support/scp.py), and the figures the suite reports.
+"""Our SCP as a real process (tests/support/scp.py), and the sizes the tests run at.
 
 `make reliability` sets RELIABILITY_FULL=1 for the full sizes (10,000 malformed inputs);
 `make test` runs the same tests on samples small enough for a couple of minutes in all.
@@ -16,19 +16,6 @@ from tests.support.scp import ScpProcess
 
 REPO = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("RELIABILITY_FULL") == "1"
-FIGURES: list[str] = []
-
-
-def report(line: str) -> None:
-    """Record a figure for the 'reliability figures' section at the end of the run."""
-    FIGURES.append(line)
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if FIGURES:
-        terminalreporter.section("reliability figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import FULL, report
+from tests.reliability.conftest import FULL
 from tests.reliability.instances import folder_objects, make_instances
 from tests.support import wire
+from tests.support.figures import report_figure
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 
@@ -57,7 +58,7 @@ def test_300_concurrent_associations_store_and_the_301st_is_refused(start_scp, t
     after = wire.RawAssociation(scp.port, contexts)
     assert after.kind == wire.A_ASSOCIATE_AC
     after.release()
-    report(
+    report_figure(
         f"{LIMIT} associations: RSS idle {idle_rss / 2**20:.0f} MiB, "
         f"with {LIMIT} open {busy_rss / 2**20:.0f} MiB; opening and storing took {opened:.1f} s; "
         f"association {LIMIT + 1} rejected with {extra.rejection}"

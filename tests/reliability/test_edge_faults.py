@@ -18,10 +18,11 @@ import pytest
 
 from scp.contracts import INSTANCE_RECORD_PREFIX
 from tests.fakes.pipeline import Pipeline, local_pipeline
-from tests.reliability.conftest import FULL, report
+from tests.reliability.conftest import FULL
 from tests.reliability.instances import iter_instances
 from tests.reliability.sender import SteadySender
 from tests.support.edge import bucket_objects, forwarding, wait_for
+from tests.support.figures import report_figure
 from tests.support.relay import Relay
 
 pytestmark = [
@@ -127,7 +128,7 @@ def test_s3_unreachable_while_a_study_arrives(start_scp, pipeline, relay, tmp_pa
     batches = check_imported_once(pipeline, sender.acked)
     resumed = [x for x in scp.log_lines() if x.get("event") == "edge-forward-resumed"]
     assert len(resumed) == 1
-    report(
+    report_figure(
         f"edge S3 outage {OUTAGE:.0f} s: {len(sender.acked)} instances acknowledged during it, "
         f"backlog drained {drained:.1f} s after S3 returned, {batches} batch(es) imported once"
     )
@@ -166,7 +167,7 @@ def test_sigkill_during_forwarding_and_restart(start_scp, pipeline, relay, tmp_p
     wait_for(lambda: forwarding(scp).get("backlogFiles") == 0, 120, "drained")
     batches = check_imported_once(pipeline, acked)
     assert batches == 4
-    report(
+    report_figure(
         f"edge SIGKILL x{KILLS} while forwarding ({kills_mid_batch} with batches pending): "
         f"{len(acked)} acknowledged instances imported once, {batches} batches, one job each"
     )

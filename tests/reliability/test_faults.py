@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import FULL, report
+from tests.reliability.conftest import FULL
 from tests.reliability.instances import (
     Instance,
     dataset_of,
@@ -22,6 +22,7 @@ from tests.reliability.instances import (
 )
 from tests.reliability.sender import SteadySender
 from tests.support.aws import moto_server
+from tests.support.figures import report_figure
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
 
@@ -59,7 +60,7 @@ def test_scp_killed_mid_association_and_restarted(start_scp, tmp_path: Path):
     others = [p for p in storage.rglob("*") if p.is_file() and p.suffix not in (".dcm", ".json")]
     assert not [p for p in others if looks_complete(p.read_bytes())], "a stray file is an instance"
     lost = [uid for uid, status in sender.statuses.items() if status is None]
-    report(
+    report_figure(
         f"SIGKILL: {len(sender.acked)} acknowledged and intact, {len(lost)} sends unanswered, "
         f"{sender.associations} associations"
     )
@@ -96,7 +97,7 @@ def test_s3_server_stopped_mid_run_and_restarted(start_scp, tmp_path: Path):
     assert 0xA700 in outage
     assert 0x0000 not in outage[1:], "acknowledged while S3 was down"
     failed = [s for s in outage if s not in (0x0000, None)]
-    report(
+    report_figure(
         f"S3 outage: {len(sender.acked)} acknowledged and intact; during the outage "
         f"{len(during_outage)} sends, statuses {sorted({hex(s or 0) for s in failed})}"
     )

@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from bench.runner import RssSampler
+from scp.association import PART_SUFFIX
 from scp.storage import OWNED_SUBDIR
 from scp.storage.local import PROBE_PREFIX
-from tests.reliability.conftest import FULL, report
+from tests.reliability.conftest import FULL
 from tests.reliability.fuzz import Case, cases
 from tests.reliability.instances import dataset_of, folder_objects, iter_instances, make_instances
 from tests.reliability.sender import SteadySender
 from tests.support import wire
+from tests.support.figures import report_figure
 from tests.support.scp import ScpProcess
 
 pytestmark = pytest.mark.slow  # real processes; `make reliability` runs them at full size
@@ -111,12 +113,14 @@ def test_malformed_input_is_refused_while_a_good_association_is_served(fuzz_run:
     stored = folder_objects(fuzz_run.storage)
     assert set(stored) == sender.acked, "something other than the good instances was stored"
     assert all(dataset_of(raw) == sender.sent[uid].dataset for uid, raw in stored.items())
-    report(f"fuzz: {COUNT} malformed inputs, {len(sender.acked)} good instances stored meanwhile")
+    report_figure(
+        f"fuzz: {COUNT} malformed inputs, {len(sender.acked)} good instances stored meanwhile"
+    )
 
 
 def test_memory_stays_bounded_under_malformed_input(fuzz_run: FuzzRun):
     first, second = fuzz_run.peaks
-    report(
+    report_figure(
         f"fuzz memory: RSS {fuzz_run.baseline / 2**20:.0f} MiB before, peak "
         f"{first / 2**20:.0f} MiB over the first half, {second / 2**20:.0f} MiB over the second"
     )
@@ -149,7 +153,7 @@ def test_malformed_input_leaves_no_temporary_file(fuzz_run: FuzzRun):
     stock decoder included), while the SCP still runs, its own temporary folder holds nothing
     but its lock (the good sender has finished)."""
     files, size = _settle(fuzz_run.storage)
-    report(f"fuzz leftovers: {files} temporary files, {size} bytes after {COUNT} inputs")
+    report_figure(f"fuzz leftovers: {files} temporary files, {size} bytes after {COUNT} inputs")
     assert (files, size) == (0, 0)
 
 
@@ -164,20 +168,21 @@ def test_a_restart_on_another_port_removes_the_dead_scps_folder(fuzz_run: FuzzRu
     pdus = wire.store_pdus(1, instance.sop_class, instance.sop_uid, instance.dataset, 4096, 1)
     for raw in pdus[: len(pdus) // 2]:
         assoc.sock.sendall(raw)
-    # The part past its preamble, alone: the batch's open marker is written through a
-    # temporary file in the same folder, there for as long as its fsync takes.
+    # The part past its preamble. Other files come and go beside it (the batch's open marker is
+    # written through a temporary `.json` in the same folder): wait for the `.part` alone.
     deadline = time.monotonic() + 10
+    parts: list[Path] = []
     while time.monotonic() < deadline:
-        left = _left(fuzz_run.storage)
-        if len(left) == 1 and left[0].stat().st_size > 132:
+        parts = [p for p in _left(fuzz_run.storage) if p.name.endswith(PART_SUFFIX)]
+        if len(parts) == 1 and parts[0].stat().st_size > 132:
             break
         time.sleep(0.05)
-    (part,) = _left(fuzz_run.storage)
+    (part,) = parts
     assert part.read_bytes()[128:132] == b"DICM"
     old.kill()
     assoc.close()
     with ScpProcess(log_path=tmp_path / "restarted.log", storage=str(fuzz_run.storage)):
         assert not part.parent.exists(), "the dead SCP's temporary folder was kept"
         files, size = _settle(fuzz_run.storage)
-    report(f"fuzz restart on another port: {files} temporary files, {size} bytes left")
+    report_figure(f"fuzz restart on another port: {files} temporary files, {size} bytes left")
     assert (files, size) == (0, 0)

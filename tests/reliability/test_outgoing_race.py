@@ -16,8 +16,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE
 
 from scp.outgoing import OUTGOING_HANDLERS
-from tests.reliability.conftest import FULL, report
+from tests.reliability.conftest import FULL
 from tests.support.dicom_files import make_dataset, uid
+from tests.support.figures import report_figure
 from tests.support.net import free_port, wait_for_port
 
 pytestmark = [
@@ -70,5 +71,7 @@ def test_no_response_is_taken_by_the_reactor(tmp_path) -> None:
         storescp.terminate()
         storescp.wait(10)
     seconds = time.monotonic() - started
-    report(f"outgoing C-STOREs with a GIL rival: {sent} in {seconds:.0f} s, {stalls} stalled")
+    report_figure(
+        f"outgoing C-STOREs with a GIL rival: {sent} in {seconds:.0f} s, {stalls} stalled"
+    )
     assert stalls == 0

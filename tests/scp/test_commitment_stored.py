@@ -23,6 +23,7 @@ from tests.fakes.pipeline import create_job_table
 from tests.scp.test_lifecycle import series_files, wait_until
 from tests.support.aws import REGION
 from tests.support.commitment import Modality, references
+from tests.support.figures import report_figure
 from tests.support.scp import ScpProcess
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -126,8 +127,7 @@ def test_commit_on_stored_reports_in_seconds_with_no_import(tmp_path, aws, modal
     assert lookup_main([*args, "--sop", refs[0][1]]) == 0
     out = capsys.readouterr().out
     assert f"{refs[0][1]}  STORED" in out and "not imported yet" in out
-    with capsys.disabled():
-        print(f"\ncommit on stored (S3 on moto): last C-STORE to report {seconds:.2f} s")
+    report_figure(f"commit on stored (S3 on moto): last C-STORE to report {seconds:.2f} s")
     assert seconds < 10
 
 

@@ -187,7 +187,7 @@ def test_a_stored_syntax_healthimaging_will_not_return_falls_back_to_explicit_le
     """GetDICOMInstance refusing the stored syntax (406 Not Acceptable, PS3.18 9.4.2.4) for
     both RLE instances: each is asked for again in Explicit VR LE and moved uncompressed."""
     rle = sorted(sop for sop, (stored, _) in originals.items() if "rle" in stored.name)
-    proxy.faults.retrievals = [406, 406]
+    proxy.faults.stored_syntax_refused = 406
     series = identifier("tx")
     series.QueryRetrieveLevel = "SERIES"
     series.SeriesInstanceUID = uid("faults", "rle")

@@ -350,7 +350,7 @@ def test_the_active_count_never_waits_on_a_batch_being_closed(tmp_path):
     time.sleep(0.1)
     started = time.monotonic()
     assert registry.active_count() == 1
-    assert time.monotonic() - started < 0.01
+    assert time.monotonic() - started < 0.5  # not behind the stuck closer (it never returns)
     store.unblock()
     reaper.join(5)
     assert registry.active_count() == 0
