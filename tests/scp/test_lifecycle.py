@@ -13,6 +13,7 @@ from tests.scp.conftest import manifests, stored_files
 from tests.scp.test_transfer import storescu
 from tests.support.dicom_files import dataset_bytes, make_dataset, uid, write_part10
 from tests.support.memory import RssSampler
+from tests.support.waiting import wait_until
 
 SENTINEL = "ZZSENTINEL^PHI7F3A"
 
@@ -25,15 +26,6 @@ def series_files(tmp_path: Path, n: int, tag: str, **kw: object) -> list[Path]:
         )
         for i in range(n)
     ]
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def accepts_connections(port: int) -> bool:

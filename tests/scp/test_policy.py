@@ -14,6 +14,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
 from tests.scp.test_transfer import echoscu, storescu
+from tests.support.waiting import wait_until
 
 
 def associate(
@@ -100,7 +101,7 @@ def test_one_association_over_the_limit_is_rejected_transient_local_limit(
     assert rejection(associate(scp.port)) == (0x02, 0x03, 0x02)
     assert len(rejections_logged(scp, "local limit exceeded")) == 1
     held[0].release()
-    time.sleep(0.3)
+    assert wait_until(lambda: scp.health()[1]["activeAssociations"] == 1)
     again = associate(scp.port)
     assert again.is_established, "a slot freed by a release is not reusable"
     for a in (held[1], again):
@@ -131,9 +132,8 @@ def test_idle_association_is_aborted_after_the_network_timeout(start_scp) -> Non
     while assoc.is_established and time.monotonic() < deadline:
         time.sleep(0.1)
     assert assoc.is_aborted, "the SCP kept an idle association open"
-    time.sleep(0.5)
-    ended = [line for line in scp.log_lines() if line.get("event") == "association"]
-    assert ended and ended[-1]["outcome"] == "aborted"
+    assert wait_until(lambda: scp.events("association")), "the association's end was not logged"
+    assert scp.events("association")[-1]["outcome"] == "aborted"
 
 
 @pytest.mark.parametrize(
@@ -161,8 +161,8 @@ def test_a_pdu_longer_than_negotiated_closes_the_connection_unread(start_scp, pd
         s.settimeout(5)
         with contextlib.suppress(ConnectionResetError):
             assert s.recv(100) == b""
-    time.sleep(0.3)
-    (line,) = [x for x in scp.log_lines() if x.get("event") == "pdu-too-large"]
+    assert wait_until(lambda: scp.events("pdu-too-large")), "the refusal was not logged"
+    (line,) = scp.events("pdu-too-large")
     assert line["length"] == length
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from pydicom.uid import CTImageStorage
 
 from scp.storage import OWNED_SUBDIR, owned_name
-from tests.scp.test_lifecycle import wait_until
 from tests.support import wire
 from tests.support.dicom_files import dataset_bytes, make_dataset, uid, write_part10
 from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 CONTEXTS = [(1, CTImageStorage, [wire.EXPLICIT_LE])]
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 
@@ -16,6 +15,7 @@ from tests.scp.test_policy import associate, rejection
 from tests.scp.test_transfer import storescu
 from tests.support.net import free_port
 from tests.support.scp import REPO
+from tests.support.waiting import wait_until
 
 
 def test_workers_share_the_port_the_limit_and_the_drain(start_scp, instances, tmp_path):
@@ -28,8 +28,7 @@ def test_workers_share_the_port_the_limit_and_the_drain(start_scp, instances, tm
         assert rejection(associate(scp.port)) == (0x02, 0x03, 0x02)
     for a in held:
         a.release()
-    time.sleep(0.5)
-    assert scp.health()[1]["activeAssociations"] == 0
+    assert wait_until(lambda: scp.health()[1]["activeAssociations"] == 0)
     for name in ("explicit", "mr", "sc"):
         assert storescu(scp.port, str(instances[name])).returncode == 0
     assert scp.terminate(timeout=60) == 0

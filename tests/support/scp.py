@@ -89,6 +89,10 @@ class ScpProcess:
         """Every JSON line the SCP printed."""
         return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
 
+    def events(self, event: str) -> list[dict[str, Any]]:
+        """The log lines of one event, in order."""
+        return [line for line in self.log_lines() if line.get("event") == event]
+
     def rss(self) -> int:
         """Resident bytes of the SCP and all its worker processes."""
         assert self.proc is not None
