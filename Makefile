@@ -47,10 +47,12 @@ $(CHECKOV): $(STAMP)  # checkov pins conflict with moto/boto3: it gets its own v
 deps: $(STAMP) $(CHECKOV) system-deps ## Create .venv (and .venv/checkov) and install Python and system dependencies
 
 # Two workers: most tests wait on real peers and processes, not on the CPU. A module's tests run
-# on one worker, and so do the modules sharing the build caches (tests/support/scheduling.py).
+# on one worker, and so do the modules sharing the build caches (tests/support/scheduling.py);
+# modules are handed out in collection order, not most tests first, so that a long module of
+# one test is not left to run alone at the end (338 s against 368 s here).
 test: deps ## Run every test (installs what it needs first)
 	$(PY) -m ruff check scp lambdas generator tests bench
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --no-loadscope-reorder
 
 lint: deps ## ruff over the code
 	$(PY) -m ruff check scp lambdas generator tests bench
