@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -213,8 +214,10 @@ def destination() -> Iterator[dict[str, Any]]:
     server.shutdown()
 
 
-def _move_with(handler: Any) -> list[tuple[Dataset, Dataset | None]]:
-    """A C-MOVE to DEST answered by `handler`, from a pynetdicom SCU."""
+@contextmanager
+def _moving_to(handler: Any) -> Iterator[Any]:
+    """A pynetdicom SCU's association to a server whose EVT_C_MOVE is `handler`; released and
+    the server shut down at the end."""
     port = free_port()
     ours = AE(ae_title="OURS")
     ours.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
@@ -223,13 +226,18 @@ def _move_with(handler: Any) -> list[tuple[Dataset, Dataset | None]]:
     )
     try:
         assoc = _scu().associate("127.0.0.1", port, ae_title="OURS")
-        responses = list(
-            assoc.send_c_move(IDENTIFIER, "DEST", StudyRootQueryRetrieveInformationModelMove)
-        )
+        yield assoc
         assoc.release()
     finally:
         server.shutdown()
-    return responses
+
+
+def _move_with(handler: Any) -> list[tuple[Dataset, Dataset | None]]:
+    """A C-MOVE to DEST answered by `handler`, from a pynetdicom SCU."""
+    with _moving_to(handler) as assoc:
+        return list(
+            assoc.send_c_move(IDENTIFIER, "DEST", StudyRootQueryRetrieveInformationModelMove)
+        )
 
 
 def test_evt_handlers_in_move_kwargs_see_the_accepted_sub_association(destination, tmp_path):
@@ -346,7 +354,7 @@ def test_a_get_requestors_compressed_scp_role_context_is_ours_to_send_on(tmp_pat
 def test_cancel_mid_move_ends_with_cancel_and_the_remaining_count(servers) -> None:
     """A C-MOVE generator sees C-CANCEL (is_cancelled) between sub-operations; yielding Cancel
     ends the move with 0xFE00 and the remaining, completed and failed counts."""
-    port, seen = free_port(), {}
+    seen = {}
 
     def on_move(event: evt.Event) -> Iterator[Any]:
         contexts = [build_context(CTImageStorage, [EXPLICIT_LE, IMPLICIT_LE])]
@@ -360,23 +368,14 @@ def test_cancel_mid_move_ends_with_cancel_and_the_remaining_count(servers) -> No
             time.sleep(0.02)
             yield 0xFF00, _instance(100 + n)
 
-    ours = AE(ae_title="OURS")
-    ours.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
-    server = ours.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_MOVE, on_move)]
-    )
-    try:
-        assoc = _scu().associate("127.0.0.1", port, ae_title="OURS")
-        responses = []
+    responses = []
+    with _moving_to(on_move) as assoc:
         for status, identifier in assoc.send_c_move(
             IDENTIFIER, "DEST", StudyRootQueryRetrieveInformationModelMove, msg_id=9
         ):
             responses.append((status, identifier))
             if len(responses) == 3:
                 assoc.send_c_cancel(9, query_model=StudyRootQueryRetrieveInformationModelMove)
-        assoc.release()
-    finally:
-        server.shutdown()
     final, _ = responses[-1]
     assert final.Status == 0xFE00
     done = final.NumberOfCompletedSuboperations
